@@ -1,0 +1,53 @@
+"""Atomic writes: a temporary file in the same directory, then ``os.replace``.
+
+An interrupted run never leaves a half-written result that looks whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+
+def _atomic(path: str | os.PathLike, write: Callable[[Any], None], mode: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return _atomic(path, lambda f: f.write(text), "w")
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    return _atomic(path, lambda f: f.write(data), "wb")
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def atomic_torch_save(path: str | os.PathLike, obj: Any) -> Path:
+    import torch
+
+    return _atomic(path, lambda f: torch.save(obj, f), "wb")
+
+
+def atomic_savefig(fig, path: str | os.PathLike, **kwargs) -> Path:
+    """Save a matplotlib figure atomically (format taken from the final suffix)."""
+    fmt = Path(path).suffix.lstrip(".") or "png"
+    return _atomic(path, lambda f: fig.savefig(f, format=fmt, **kwargs), "wb")
