@@ -1,0 +1,3 @@
+from sparsenet.cli import main
+import sys
+sys.exit(main())

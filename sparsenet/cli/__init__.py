@@ -1,0 +1,58 @@
+"""The ``sparsenet`` command line: a thin layer that parses arguments and calls the library.
+
+Each sub-command lives in its own module exposing ``add_parser(subparsers)``, which registers
+the parser and sets ``func`` to a function taking the parsed arguments.  User errors
+(``SparsenetError`` and friends) are printed as one line on stderr with exit status 2, never as a
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from sparsenet import __version__
+from sparsenet.errors import SparsenetError
+
+# Sub-command modules, in the order `sparsenet --help` lists them.  A module that is not there
+# yet (work in progress) is skipped rather than breaking the whole CLI.
+COMMANDS = ["datasets", "models", "train", "discover", "build", "grow", "compare", "bench"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sparsenet",
+        description="Discover Inception-like topology from the correlation structure of trained layers.",
+    )
+    parser.add_argument("--version", action="version", version=f"sparsenet {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"sparsenet.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"sparsenet.cli.{name}":
+                continue
+            raise
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (SparsenetError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
+        print(f"sparsenet {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"sparsenet {args.command}: interrupted; rerun with --resume to continue", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
