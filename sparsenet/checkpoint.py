@@ -1,0 +1,66 @@
+"""Checkpoints: a state dict plus what is needed to rebuild the model, read without pickle code.
+
+Files are written atomically with ``torch.save`` and read with ``torch.load(weights_only=True)``,
+which refuses anything but tensors and plain containers, so a foreign file cannot run code.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sparsenet.errors import CheckpointError
+from sparsenet.io import atomic_torch_save
+
+FORMAT = "sparsenet.checkpoint"
+VERSION = 1
+REQUIRED = ("model", "model_kwargs", "state_dict")
+
+
+def save_checkpoint(path: str | Path, **fields: Any) -> Path:
+    """Write {format, version, **fields}; fields must hold plain values and tensors only."""
+    missing = [k for k in REQUIRED if k not in fields]
+    if missing:
+        raise ValueError(f"checkpoint needs fields {missing}")
+    return atomic_torch_save(path, {"format": FORMAT, "version": VERSION, **fields})
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read and check a checkpoint written by ``save_checkpoint``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path} (train one with `sparsenet train --out DIR`; "
+                              "the checkpoint is DIR/checkpoint.pt)")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, ValueError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path} is not a readable sparsenet checkpoint (corrupt, truncated, or holding "
+                              f"more than tensors and plain values): {first[:200]}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a sparsenet checkpoint (expected a dict with format={FORMAT!r}; "
+                              "a bare state dict or another tool's file cannot be used)")
+    if data.get("version") != VERSION:
+        raise CheckpointError(f"{path} has checkpoint version {data.get('version')!r}; this release reads version {VERSION}")
+    missing = [k for k in REQUIRED if k not in data]
+    if missing:
+        raise CheckpointError(f"{path} lacks the fields {missing}")
+    return data
+
+
+def model_from_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Rebuild the model named in a checkpoint and load its weights (eval mode)."""
+    from sparsenet.models import get_model
+
+    data = load_checkpoint(path)
+    model = get_model(data["model"], **data["model_kwargs"])
+    try:
+        model.load_state_dict(data["state_dict"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit model {data['model']!r} "
+                              f"{data['model_kwargs']}: {str(exc).splitlines()[0]}") from None
+    return model.eval(), data

@@ -1,0 +1,40 @@
+"""`sparsenet train`: train a registered model on a dataset, with metrics and a checkpoint."""
+
+from __future__ import annotations
+
+from sparsenet.cli.common import parse_key_values, positive_int
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a model on a dataset (writes metrics.json and checkpoint.pt)")
+    p.add_argument("--model", default="plaincnn", help="registered model (see `sparsenet models`); default plaincnn")
+    p.add_argument("--data", default="mnist5k", help="dataset name or FORMAT:PATH (see `sparsenet datasets`); default mnist5k")
+    p.add_argument("--data-root", default=None, help="directory of the dataset files, where it applies")
+    p.add_argument("--image-size", type=positive_int, default=None, help="resize images to this many pixels square")
+    p.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="constructor argument, e.g. width_mult=0.5 (repeatable)")
+    p.add_argument("--epochs", type=positive_int, default=3)
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--augment", action="store_true", help="random crop (padding 2) and, where sensible, horizontal flip")
+    p.add_argument("--out", default="runs/train", help="output directory (default runs/train)")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from sparsenet.data import load_dataset
+    from sparsenet.training import TrainConfig, train_named
+
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                         augment=args.augment).validate()
+    dataset = load_dataset(args.data, args.data_root, seed=args.seed, image_size=args.image_size)
+    print(f"training {args.model} on {dataset.name}: {len(dataset.x_train)} train / {len(dataset.x_test)} test "
+          f"images of {'x'.join(map(str, dataset.input_shape))}, {config.epochs} epochs")
+    _, metrics = train_named(args.model, dataset, config, parse_key_values(args.model_arg, "--model-arg"),
+                             out_dir=args.out, resume=args.resume, progress=not args.quiet)
+    print(f"final test accuracy {metrics['final_test_accuracy']:.4f}  params {metrics['params']:,}  "
+          f"mult-adds {metrics['macs']:,}  wall {metrics['wall_time_s']:.1f}s")
+    print(f"wrote {args.out}/metrics.json and {args.out}/checkpoint.pt")
+    return 0

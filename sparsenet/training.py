@@ -1,0 +1,217 @@
+"""A small, deterministic training loop (nanoGPT style: explicit seeds, plain SGD, no magic).
+
+Determinism on CPU: the model is built under ``torch.manual_seed(seed)``; every epoch re-seeds the
+global RNG (dropout) and the shuffling generator from ``(seed, epoch)``, and the learning rate is
+a pure function of the epoch.  So an interrupted run resumed from its last epoch checkpoint ends
+bit-identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from sparsenet import __version__
+from sparsenet.checkpoint import load_checkpoint, save_checkpoint
+from sparsenet.errors import CheckpointError, SparsenetError
+from sparsenet.io import atomic_write_json
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 3              # passes over the training split
+    batch_size: int = 64         # samples per SGD step
+    lr: float = 0.05             # peak learning rate (cosine decay to 0 over the run)
+    momentum: float = 0.9        # SGD momentum (Nesterov)
+    weight_decay: float = 5e-4   # L2 penalty on all weights
+    seed: int = 0                # model init, shuffling, dropout and augmentation
+    augment: bool = False        # random crop (padding 2) and, where the data allows, horizontal flip
+    eval_batch_size: int = 500   # samples per forward pass during evaluation
+
+    def validate(self) -> "TrainConfig":
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise SparsenetError(f"{name} must be a positive integer, got {value!r}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise SparsenetError(f"lr must be a positive number, got {self.lr!r}")
+        if not 0 <= self.momentum < 1:
+            raise SparsenetError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        if self.weight_decay < 0:
+            raise SparsenetError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        return self
+
+
+def lr_at(config: TrainConfig, epoch: int) -> float:
+    """Cosine schedule evaluated per epoch (stateless, so resume needs no scheduler state)."""
+    return 0.5 * config.lr * (1 + math.cos(math.pi * epoch / config.epochs))
+
+
+def _logits(output):
+    # GoogLeNet with auxiliary classifiers returns (main, aux1, aux2) in train mode.
+    return output[0] if isinstance(output, (tuple, list)) else output
+
+
+def _loss(output, y):
+    if isinstance(output, (tuple, list)):  # the paper weights each auxiliary loss by 0.3
+        return F.cross_entropy(output[0], y) + 0.3 * sum(F.cross_entropy(o, y) for o in output[1:])
+    return F.cross_entropy(output, y)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
+    """Accuracy of ``model`` on (x, y), in eval mode; the previous mode is restored."""
+    was_training = model.training
+    model.eval()
+    try:
+        correct = 0
+        for i in range(0, len(x), batch_size):
+            correct += (_logits(model(x[i:i + batch_size])).argmax(1) == y[i:i + batch_size]).sum().item()
+    finally:
+        model.train(was_training)
+    return correct / max(len(x), 1)
+
+
+def _prepare(dataset):
+    from sparsenet.data import normalize
+
+    mean, std = dataset.mean_std()
+    return normalize(dataset.x_train, mean, std), normalize(dataset.x_test, mean, std), mean, std
+
+
+def train(
+    model: torch.nn.Module,
+    dataset,
+    config: TrainConfig,
+    *,
+    model_name: str,
+    model_kwargs: dict[str, Any],
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    extra: dict[str, Any] | None = None,
+    on_epoch: Callable[[int, dict], None] | None = None,
+) -> dict[str, Any]:
+    """Train ``model`` on ``dataset``; return (and write to out_dir) the metrics.
+
+    ``model_name``/``model_kwargs`` are stored in the checkpoint so that the model can be rebuilt
+    with ``get_model``.  With ``resume`` the run continues from ``out_dir/checkpoint.pt``.
+    ``extra`` is merged into metrics.json and the checkpoint (provenance of the caller).
+    """
+    from tqdm.auto import tqdm
+
+    from sparsenet.accounting import measure
+    from sparsenet.data import Augment, iterate_batches
+    from sparsenet.models import validate_input
+
+    config.validate()
+    validate_input(model, dataset.input_shape)
+    out = Path(out_dir) if out_dir is not None else None
+    x_train, x_test, mean, std = _prepare(dataset)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                nesterov=True, weight_decay=config.weight_decay)
+    augment = Augment(crop_padding=2, hflip=dataset.hflip) if config.augment else None
+    history: list[dict[str, float]] = []
+    start_epoch, wall_before = 0, 0.0
+    if resume:
+        start_epoch, history, wall_before = _restore(out, model, optimizer, config, model_name, dataset.name)
+    cost = measure(model, dataset.input_shape)
+    t0 = time.perf_counter()
+    for epoch in range(start_epoch, config.epochs):
+        torch.manual_seed(config.seed * 100_003 + epoch)
+        generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(config, epoch)
+        model.train()
+        total, count = 0.0, 0
+        batches = iterate_batches(x_train, dataset.y_train, config.batch_size, shuffle=True,
+                                  generator=generator, augment=augment)
+        n_steps = math.ceil(len(x_train) / config.batch_size)
+        bar = tqdm(batches, total=n_steps, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
+                   disable=not progress)
+        for xb, yb in bar:
+            optimizer.zero_grad(set_to_none=True)
+            loss = _loss(model(xb), yb)
+            if not torch.isfinite(loss):
+                raise SparsenetError(f"training diverged at epoch {epoch + 1} (loss {loss.item()}); "
+                                     f"lower the learning rate (now {config.lr})")
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(yb)
+            count += len(yb)
+            bar.set_postfix(loss=f"{total / count:.4f}")
+        acc = evaluate(model, x_test, dataset.y_test, config.eval_batch_size)
+        history.append({"epoch": epoch + 1, "train_loss": total / count, "test_accuracy": acc,
+                        "lr": lr_at(config, epoch)})
+        if progress:
+            print(f"epoch {epoch + 1}/{config.epochs}: train loss {total / count:.4f}, test accuracy {acc:.4f}")
+        wall = wall_before + time.perf_counter() - t0
+        if out is not None:
+            save_checkpoint(out / "checkpoint.pt", model=model_name, model_kwargs=model_kwargs,
+                            state_dict=model.state_dict(), optimizer=optimizer.state_dict(),
+                            epoch=epoch + 1, history=history, wall_time_s=wall, config=asdict(config),
+                            dataset=dataset.name, input_shape=list(dataset.input_shape),
+                            normalization={"mean": list(mean), "std": list(std)}, extra=extra or {})
+        if on_epoch is not None:
+            on_epoch(epoch + 1, history[-1])
+    metrics = {
+        "model": model_name, "model_kwargs": model_kwargs, "dataset": dataset.name,
+        "config": asdict(config), "epochs": history,
+        "final_test_accuracy": history[-1]["test_accuracy"] if history else evaluate(model, x_test, dataset.y_test),
+        "params": cost.params, "macs": cost.macs, "macs_note": "multiply-adds of convolutions and linear layers (1 MAC = 2 FLOPs), batch 1",
+        "input_shape": list(dataset.input_shape),
+        "wall_time_s": wall_before + time.perf_counter() - t0,
+        "train_samples": len(x_train), "test_samples": len(x_test),
+        "sparsenet_version": __version__, **(extra or {}),
+    }
+    if out is not None:
+        atomic_write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def _restore(out, model, optimizer, config, model_name, dataset_name):
+    if out is None:
+        raise SparsenetError("--resume needs --out DIR pointing at the interrupted run")
+    path = out / "checkpoint.pt"
+    if not path.exists():
+        raise CheckpointError(f"nothing to resume: no checkpoint at {path}")
+    ckpt = load_checkpoint(path)
+    if ckpt["model"] != model_name or ckpt.get("dataset") != dataset_name:
+        raise CheckpointError(f"{path} is a run of model {ckpt['model']!r} on {ckpt.get('dataset')!r}, "
+                              f"not {model_name!r} on {dataset_name!r}")
+    saved = dict(ckpt.get("config") or {})
+    if any(saved.get(k) != v for k, v in asdict(config).items()):
+        diff = {k: (saved.get(k), v) for k, v in asdict(config).items() if saved.get(k) != v}
+        raise CheckpointError(f"{path} was trained with other settings (saved, now): {diff}; "
+                              "resume with the same settings or start a new --out directory")
+    model.load_state_dict(ckpt["state_dict"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    return int(ckpt["epoch"]), list(ckpt.get("history", [])), float(ckpt.get("wall_time_s", 0.0))
+
+
+def load_metrics(path: str | Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())
+
+
+def build_model(model_name: str, dataset, seed: int, model_kwargs: dict[str, Any] | None = None):
+    """A registered model sized for ``dataset`` (classes, input channels), initialised from ``seed``."""
+    from sparsenet.models import get_model
+
+    kwargs = {"num_classes": dataset.num_classes, "in_channels": dataset.in_channels, **(model_kwargs or {})}
+    torch.manual_seed(seed)
+    return get_model(model_name, **kwargs), kwargs
+
+
+def train_named(model_name: str, dataset, config: TrainConfig, model_kwargs: dict[str, Any] | None = None,
+                **train_kwargs) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Build a registered model for ``dataset`` and train it; returns (model, metrics)."""
+    config.validate()
+    model, kwargs = build_model(model_name, dataset, config.seed, model_kwargs)
+    return model, train(model, dataset, config, model_name=model_name, model_kwargs=kwargs, **train_kwargs)
