@@ -1,0 +1,370 @@
+"""Figures of a fitted :class:`sparsenet.CorrelationAnalyzer`, written as PNG files.
+
+Each function takes the fitted analyser and a path, draws one figure, saves it atomically
+(:func:`sparsenet.io.atomic_savefig`), closes it and returns the path.  ``title`` (usually the
+layer name) is added to every figure's heading.  :func:`plot_discovery` writes all of those
+that apply into a directory and returns ``{name: path}``.
+
+Kernel sizes have fixed colours across every figure (1x1 blue, 3x3 orange, 5x5 green, 7x7 red),
+so a cluster looks the same in the profile plot and the size chart.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg", force=False)  # files only; never needs a display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from sparsenet.errors import SparsenetError  # noqa: E402
+from sparsenet.io import atomic_savefig  # noqa: E402
+
+DPI = 120
+MAX_EIGENVALUES = 30       # eigenvalues shown in the spectrum plot (at least K + 1)
+MAX_LEGEND_CLUSTERS = 12   # profile lines named in the legend; the rest are counted
+MAX_DENDROGRAM_LABELS = 60  # leaves labelled with their channel index
+
+_STYLE = {
+    "font.size": 10, "axes.titlesize": 12, "axes.labelsize": 11, "xtick.labelsize": 9,
+    "ytick.labelsize": 9, "legend.fontsize": 9, "figure.titlesize": 13,
+}
+_KERNEL_COLOURS = {1: "#1f77b4", 3: "#ff7f0e", 5: "#2ca02c", 7: "#d62728", 9: "#9467bd", 11: "#8c564b"}
+_INACTIVE_COLOUR = "#9e9e9e"
+
+
+def kernel_colour(kernel_size: int) -> str:
+    """The colour used for clusters of this kernel size in every figure."""
+    return _KERNEL_COLOURS.get(int(kernel_size), "#7f7f7f")
+
+
+def _heading(what: str, title: str | None) -> str:
+    return f"{what} — {title}" if title else what
+
+
+def _fitted(analyzer, *names: str) -> None:
+    missing = [n for n in names if not hasattr(analyzer, n)]
+    if missing:
+        raise SparsenetError(
+            f"the analyser has no {', '.join(missing)}; call fit() on it before plotting "
+            f"(got {type(analyzer).__name__})"
+        )
+
+
+def _save(fig, path) -> Path:
+    path = Path(path)
+    try:
+        return atomic_savefig(fig, path, dpi=DPI)
+    finally:
+        plt.close(fig)
+
+
+def _labels(analyzer) -> np.ndarray:
+    return np.asarray(analyzer.labels_, dtype=int)
+
+
+def _kernel_sizes(analyzer) -> np.ndarray:
+    return np.asarray(analyzer.kernel_sizes_, dtype=int)
+
+
+def cluster_order(labels) -> tuple[np.ndarray, list[tuple[str, int, int]]]:
+    """Channel order by cluster (id 0 first, inactive channels last) and the blocks in it.
+
+    Returns ``(order, blocks)``: ``order`` indexes the channels, ``blocks`` lists
+    ``(name, start, stop)`` with name the cluster id as a string or ``"inactive"``.
+    """
+    labels = np.asarray(labels, dtype=int)
+    order, blocks, start = [], [], 0
+    ids = [int(k) for k in np.unique(labels[labels >= 0])]
+    for name, members in [(str(k), np.flatnonzero(labels == k)) for k in ids] + [
+        ("inactive", np.flatnonzero(labels < 0))
+    ]:
+        if len(members):
+            order.extend(members.tolist())
+            blocks.append((name, start, start + len(members)))
+            start += len(members)
+    return np.asarray(order, dtype=int), blocks
+
+
+# -- correlation matrix ----------------------------------------------------------------------
+
+def plot_correlation(analyzer, path, title=None) -> Path:
+    """Pearson correlation (``stats_.correlation_``) with channels ordered by cluster."""
+    _fitted(analyzer, "labels_", "stats_", "kernel_sizes_")
+    labels, kernels = _labels(analyzer), _kernel_sizes(analyzer)
+    corr = np.asarray(analyzer.stats_.correlation_, dtype=float)
+    n = len(labels)
+    if corr.shape != (n, n):
+        raise SparsenetError(f"stats_.correlation_ has shape {corr.shape}, expected ({n}, {n}) for {n} labels")
+    order, blocks = cluster_order(labels)
+    corr = corr.copy()
+    corr[labels < 0, :] = np.nan  # inactive channels have no meaningful correlation: grey
+    corr[:, labels < 0] = np.nan
+    shown = np.ma.masked_invalid(corr[np.ix_(order, order)])
+    cmap = plt.get_cmap("RdBu_r").with_extremes(bad="#d9d9d9")  # bad: inactive channels
+
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(7.6, 6.4), layout="constrained")
+        im = ax.imshow(shown, cmap=cmap, vmin=-1, vmax=1, interpolation="nearest",
+                       extent=(0, n, n, 0))
+        for _, start, _stop in blocks[1:]:
+            ax.axhline(start, color="black", lw=0.6)
+            ax.axvline(start, color="black", lw=0.6)
+        _block_ticks(ax, blocks, labels, kernels, n)
+        ax.set_xlabel("channel (ordered by cluster)")
+        ax.set_ylabel("channel (ordered by cluster)")
+        ax.set_title(_heading("Channel correlation, ordered by cluster", title))
+        cbar = fig.colorbar(im, ax=ax, shrink=0.85)
+        cbar.set_label("Pearson correlation r")
+        inactive = int((labels < 0).sum())
+        note = f"{n} channels, {len(blocks) - (inactive > 0)} clusters"
+        if inactive:
+            note += f", {inactive} inactive (last, grey)"
+        ax.text(0.0, -0.1, note, transform=ax.transAxes, fontsize=9, va="top", color="#444444")
+        return _save(fig, path)
+
+
+def _block_ticks(ax, blocks, labels, kernels, n) -> None:
+    """Cluster ids (x) and 'id: kxk' (y) at the centre of each block big enough to read."""
+    # A 5.5-inch axis at DPI shows ~650 px; a 9 pt label needs ~16 px vertically, ~24 across.
+    min_rows, min_cols = n * 16 / 650, n * 26 / 650
+    yt, yl, xt, xl = [], [], [], []
+    for name, start, stop in blocks:
+        centre, width = (start + stop) / 2, stop - start
+        if name == "inactive":
+            text_y, text_x = "inactive", "off"
+        else:
+            k = kernels[int(name)] if int(name) < len(kernels) else 0
+            text_y, text_x = f"{name}: {k}x{k}", name
+        if width >= min_rows:
+            yt.append(centre)
+            yl.append(text_y)
+        if width >= min_cols:
+            xt.append(centre)
+            xl.append(text_x)
+    if yt:
+        ax.set_yticks(yt, yl)
+        ax.tick_params(axis="y", length=0)
+    if xt:
+        ax.set_xticks(xt, xl)
+        ax.tick_params(axis="x", length=0)
+    # Otherwise (many small clusters) matplotlib's plain positions stay.
+
+
+# -- Laplacian spectrum and dendrogram --------------------------------------------------------
+
+def plot_spectrum(analyzer, path, title=None) -> Path:
+    """Smallest eigenvalues of the normalised Laplacian, the chosen K and its eigengap."""
+    _fitted(analyzer, "eigenvalues_", "n_clusters_")
+    if analyzer.eigenvalues_ is None:
+        raise SparsenetError("the analyser has no Laplacian spectrum (eigenvalues_ is None); nothing to plot")
+    eig = np.asarray(analyzer.eigenvalues_, dtype=float).ravel()
+    k = int(analyzer.n_clusters_)
+    shown = min(len(eig), max(MAX_EIGENVALUES, k + 2))
+    x = np.arange(1, shown + 1)
+    if getattr(analyzer, "n_clusters", "auto") != "auto":
+        how = "set by n_clusters"
+    elif getattr(analyzer, "method", "spectral") == "communities":
+        how = "modularity communities"
+    else:
+        how = "eigengap"
+
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(7.2, 4.6), layout="constrained")
+        ax.plot(x, eig[:shown], "o-", color="#1f77b4", ms=4.5, lw=1.2, label="eigenvalue λ_i")
+        if 1 <= k <= shown:
+            ax.plot([k], [eig[k - 1]], "o", ms=10, mfc="none", mec="#d62728", mew=2,
+                    label=f"chosen K = {k} ({how})")
+            ax.axvline(k + 0.5, color="#d62728", ls="--", lw=1)
+            if k < len(eig):
+                gap = eig[k] - eig[k - 1]
+                ax.annotate("", xy=(k + 0.5, eig[k]), xytext=(k + 0.5, eig[k - 1]),
+                            arrowprops=dict(arrowstyle="<->", color="#d62728", lw=1.3))
+                right = k + 0.5 < 0.6 * shown
+                ax.text(k + 0.5 + (0.4 if right else -0.4), (eig[k] + eig[k - 1]) / 2,
+                        f"eigengap λ_{k + 1} − λ_{k} = {gap:.3f}", color="#d62728",
+                        ha="left" if right else "right", va="center", fontsize=10,
+                        bbox=dict(fc="white", ec="none", alpha=0.8, pad=1.5))
+        ax.set_xlabel("index i (eigenvalues in ascending order)")
+        ax.set_ylabel("eigenvalue λ_i of the normalised Laplacian")
+        ax.set_xlim(0.3, shown + 0.7)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+        sub = f" (first {shown} of {len(eig)})" if shown < len(eig) else ""
+        ax.set_title(_heading("Laplacian spectrum" + sub, title))
+        ax.legend(loc="lower right")
+        return _save(fig, path)
+
+
+def plot_dendrogram(analyzer, path, title=None) -> Path:
+    """The hierarchical clustering tree (``linkage_``), cut where it gives K clusters."""
+    from scipy.cluster.hierarchy import dendrogram
+
+    _fitted(analyzer, "linkage_", "labels_", "n_clusters_")
+    if analyzer.linkage_ is None:
+        raise SparsenetError("the analyser has no linkage_ (it is set only by method='hierarchical')")
+    z = np.asarray(analyzer.linkage_, dtype=float)
+    leaves = len(z) + 1
+    labels = _labels(analyzer)
+    active = np.flatnonzero(labels >= 0)
+    names = ([str(i) for i in active] if leaves == len(active)
+             else [str(i) for i in range(leaves)] if leaves == len(labels) else None)
+    k = int(analyzer.n_clusters_)
+    cut = None
+    if 1 < k <= len(z):  # between the merges that leave k and k - 1 clusters
+        cut = (z[leaves - k - 1, 2] + z[leaves - k, 2]) / 2 if leaves - k - 1 >= 0 else z[0, 2] / 2
+
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(max(7.0, min(14.0, 0.16 * leaves + 3)), 4.8), layout="constrained")
+        dendrogram(z, ax=ax, labels=names, no_labels=names is None or leaves > MAX_DENDROGRAM_LABELS,
+                   color_threshold=cut if cut is not None else 0, above_threshold_color="#7f7f7f",
+                   leaf_font_size=7 if leaves > 30 else 9)
+        if cut is not None:
+            ax.axhline(cut, color="#d62728", ls="--", lw=1, label=f"cut giving K = {k} clusters")
+            ax.set_ylim(0, z[:, 2].max() * 1.15)  # headroom for the legend above the root
+            ax.legend(loc="upper right")
+        ax.set_xlabel("channel" + ("" if names is not None and leaves <= MAX_DENDROGRAM_LABELS
+                                   else f" ({leaves} leaves, labels omitted)"))
+        ax.set_ylabel("distance 1 − affinity (average linkage)")
+        ax.set_title(_heading("Hierarchical clustering of channels", title))
+        return _save(fig, path)
+
+
+# -- spatial profiles -------------------------------------------------------------------------
+
+def plot_spatial_profiles(analyzer, path, title=None) -> Path:
+    """Within-cluster correlation against spatial radius, one line per cluster."""
+    _fitted(analyzer, "spatial_profiles_", "kernel_sizes_", "labels_")
+    if analyzer.spatial_profiles_ is None:
+        raise SparsenetError("the analyser has no spatial_profiles_ (the activations were flat, N x C)")
+    prof = np.asarray(analyzer.spatial_profiles_, dtype=float)
+    if prof.ndim != 2 or prof.shape[1] < 1:
+        raise SparsenetError(f"spatial_profiles_ has shape {prof.shape}, expected K x (R+1)")
+    kernels, labels = _kernel_sizes(analyzer), _labels(analyzer)
+    sizes = np.bincount(labels[labels >= 0], minlength=len(prof))
+    radii = np.arange(prof.shape[1])
+    threshold = getattr(analyzer, "extent_threshold", None)
+    markers = "osD^v<>ph*"
+
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(7.6, 4.8), layout="constrained")
+        # The legend names the largest clusters (in id order); smaller ones are drawn faint.
+        named_ids = set(sorted(range(len(prof)), key=lambda c: (-sizes[c], c))[:MAX_LEGEND_CLUSTERS])
+        per_kernel: dict[int, int] = {}
+        for c in range(len(prof)):
+            ks = int(kernels[c])
+            i = per_kernel.get(ks, 0)
+            per_kernel[ks] = i + 1
+            named = c in named_ids
+            ax.plot(radii, prof[c], marker=markers[i % len(markers)], ms=5, lw=1.4,
+                    color=kernel_colour(ks), alpha=0.9 if named else 0.45,
+                    label=f"cluster {c} ({sizes[c]} ch, {ks}x{ks})" if named else None)
+        handles, texts = ax.get_legend_handles_labels()
+        if len(prof) > MAX_LEGEND_CLUSTERS:
+            handles.append(Line2D([], [], color="none"))
+            texts.append(f"+ {len(prof) - MAX_LEGEND_CLUSTERS} smaller clusters (faint lines)")
+        if isinstance(threshold, (int, float)) and np.isfinite(threshold):
+            line = ax.axhline(threshold, color="black", ls="--", lw=1)
+            handles.append(line)
+            texts.append(f"extent threshold = {threshold:g}")
+        ax.set_xticks(radii)
+        ax.set_xlabel("spatial offset radius r (feature-map pixels)")
+        ax.set_ylabel("within-cluster correlation (1 at r = 0)")
+        top = ax.secondary_xaxis("top")
+        top.set_xticks(radii, [f"{2 * r + 1}x{2 * r + 1}" for r in radii])
+        top.set_xlabel("kernel size covering radius r")
+        ax.grid(alpha=0.3)
+        ax.set_title(_heading("Spatial extent of each cluster", title))
+        ax.legend(handles, texts, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+        return _save(fig, path)
+
+
+# -- cluster sizes ----------------------------------------------------------------------------
+
+def plot_cluster_sizes(analyzer, path, title=None) -> Path:
+    """Cluster sizes grouped by kernel size, and the channels each kernel size receives."""
+    _fitted(analyzer, "labels_", "kernel_sizes_")
+    labels, kernels = _labels(analyzer), _kernel_sizes(analyzer)
+    k = len(kernels)
+    sizes = np.bincount(labels[labels >= 0], minlength=k)[:k]
+    inactive = int((labels < 0).sum())
+    groups = sorted(set(int(v) for v in kernels))
+    analyzer_flat = getattr(analyzer, "spatial_profiles_", None) is None
+
+    with plt.rc_context(_STYLE):
+        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10.0, 4.6), layout="constrained",
+                                      gridspec_kw={"width_ratios": [3, 1.2]})
+        x, pos, centres = 0.0, [], []
+        for ks in groups:
+            members = [c for c in range(k) if kernels[c] == ks]
+            members.sort(key=lambda c: (-sizes[c], c))
+            start = x
+            for c in members:
+                pos.append((x, c, ks))
+                x += 1
+            centres.append(((start + x - 1) / 2, ks, len(members)))
+            x += 0.8  # gap between kernel-size groups
+        xs = [p for p, _, _ in pos]
+        ax.bar(xs, [sizes[c] for _, c, _ in pos], color=[kernel_colour(ks) for _, _, ks in pos],
+               width=0.8, edgecolor="white")
+        if len(pos) <= 40:
+            ax.set_xticks(xs, [str(c) for _, c, _ in pos], fontsize=8 if len(pos) > 20 else 9)
+            ax.set_xlabel("cluster id, grouped by kernel size"
+                          + (" (flat input: no spatial extent)" if analyzer_flat else ""))
+        else:
+            ax.set_xticks([])
+            ax.set_xlabel(f"{len(pos)} clusters, grouped by kernel size (largest first)")
+        if xs:  # at least ~6 bar widths across, so one or two clusters keep slim bars
+            centre, span = (xs[0] + xs[-1]) / 2, max(xs[-1] - xs[0] + 1.6, 6.0)
+            ax.set_xlim(centre - span / 2, centre + span / 2)
+        top = max(sizes.max(initial=0), 1)
+        ax.set_ylim(0, top * 1.18)
+        crowded = len(pos) > 16
+        for cx, ks, m in centres:
+            label = f"{ks}x{ks}" if crowded else f"{ks}x{ks}\n{m} cluster{'s' if m != 1 else ''}"
+            ax.text(cx, top * 1.1, label, ha="center",
+                    va="center", fontsize=9, color=kernel_colour(ks), fontweight="bold")
+        ax.set_ylabel("channels in cluster")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_title(_heading("Cluster sizes", title))
+
+        names = [f"{ks}x{ks}" for ks in groups] + (["inactive"] if inactive else [])
+        totals = [int(sizes[kernels == ks].sum()) for ks in groups] + ([inactive] if inactive else [])
+        colours = [kernel_colour(ks) for ks in groups] + ([_INACTIVE_COLOUR] if inactive else [])
+        bars = ax2.bar(range(len(names)), totals, color=colours, width=0.7)
+        ax2.bar_label(bars, fontsize=9, padding=2)
+        ax2.set_xticks(range(len(names)), names)
+        ax2.set_ylim(0, max(max(totals, default=0), 1) * 1.15)
+        ax2.set_xlabel("kernel size")
+        ax2.set_ylabel("channels")
+        ax2.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax2.set_title(f"Channels per kernel size\n({len(labels)} total, {inactive} inactive)", fontsize=11)
+        ax2.grid(axis="y", alpha=0.3)
+        return _save(fig, path)
+
+
+# -- everything -------------------------------------------------------------------------------
+
+def plot_discovery(analyzer, out_dir, prefix: str = "", title: str | None = None) -> dict[str, Path]:
+    """Every figure that applies to the fitted analyser, written as ``out_dir/{prefix}{name}.png``.
+
+    Keys: ``correlation``, ``spectrum`` (when a Laplacian spectrum was computed), ``dendrogram``
+    (method="hierarchical"), ``spatial_profiles`` (spatial activations only), ``cluster_sizes``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = [("correlation", plot_correlation)]
+    if getattr(analyzer, "eigenvalues_", None) is not None:
+        jobs.append(("spectrum", plot_spectrum))
+    if getattr(analyzer, "linkage_", None) is not None:
+        jobs.append(("dendrogram", plot_dendrogram))
+    if getattr(analyzer, "spatial_profiles_", None) is not None:
+        jobs.append(("spatial_profiles", plot_spatial_profiles))
+    jobs.append(("cluster_sizes", plot_cluster_sizes))
+    return {name: fn(analyzer, out / f"{prefix}{name}.png", title=title) for name, fn in jobs}

@@ -1,0 +1,273 @@
+"""The Markdown report of a discovery run, and the short table the CLI prints.
+
+:func:`write_report` writes ``out_dir/report.md`` atomically: where the activations came from,
+the command, one table row per cluster (size, kernel size, spatial profile, channels), the
+inactive channels, the significance test and stability score each with a sentence on what it
+means, and the plots embedded with links relative to the report.  :func:`summary_table` is the
+same table as plain text for a terminal.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from sparsenet.discovery import Discovery
+from sparsenet.io import atomic_write_text
+
+PREVIEW_CHANNELS = 8  # channel indices listed per cluster before "+N more"
+
+_PROVENANCE_ORDER = ("model", "model_kwargs", "layer", "layer_shape", "data", "split", "samples",
+                     "seed", "checkpoint", "activations", "sparsenet_version")
+_FIGURES = {  # key -> (caption, what it shows)
+    "correlation": ("Correlation matrix",
+                    "Pearson correlation between channels, reordered so that each cluster is a block "
+                    "on the diagonal (inactive channels last)."),
+    "spectrum": ("Laplacian spectrum",
+                 "Smallest eigenvalues of the normalised graph Laplacian of the affinity; a large gap "
+                 "after the K-th eigenvalue indicates K well-separated groups."),
+    "dendrogram": ("Dendrogram",
+                   "Hierarchical clustering of the channels; the dashed line is the cut that gives K clusters."),
+    "spatial_profiles": ("Spatial profiles",
+                         "Within-cluster correlation against spatial radius; a cluster's kernel size "
+                         "covers the radii where its profile stays above the extent threshold."),
+    "cluster_sizes": ("Cluster sizes",
+                      "Channels per cluster, grouped by kernel size, and the channels each kernel size receives."),
+}
+
+
+# -- formatting ------------------------------------------------------------------------------
+
+def _num(value: Any, digits: int = 3) -> str:
+    """A number for a table: None/NaN as 'n/a', infinities as '+inf'/'-inf'."""
+    if value is None:
+        return "n/a"
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if math.isnan(x):
+        return "n/a"
+    if math.isinf(x):
+        return "+inf" if x > 0 else "-inf"
+    if isinstance(value, int):
+        return str(value)
+    if abs(x) >= 1e5:
+        return f"{x:.3g}"
+    return f"{x:.{digits}f}"
+
+
+def _p_value(p: Any) -> str:
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "n/a"
+    return f"{float(p):.3g}"
+
+
+def _channels(channels, limit: int = PREVIEW_CHANNELS) -> str:
+    shown = ", ".join(str(c) for c in channels[:limit])
+    return shown + (f", … (+{len(channels) - limit})" if len(channels) > limit else "")
+
+
+def _kernel(ks: int) -> str:
+    return f"{ks}x{ks}"
+
+
+def _profile_len(discovery: Discovery) -> int:
+    return max((len(c.spatial_profile) for c in discovery.clusters), default=0)
+
+
+def _title(discovery: Discovery) -> str:
+    prov = discovery.provenance
+    layer, model, data = prov.get("layer"), prov.get("model"), prov.get("data")
+    if layer or model:
+        text = f"Discovery: layer `{layer or '?'}` of `{model or '?'}`"
+        return text + (f" on `{data}`" if data else "")
+    if prov.get("activations"):
+        return f"Discovery: activations `{prov['activations']}`"
+    return "Discovery"
+
+
+# -- plain-text summary ----------------------------------------------------------------------
+
+def summary_table(discovery: Discovery) -> str:
+    """Clusters as a plain-text table for the terminal, then inactive/significance/stability lines."""
+    r = _profile_len(discovery)
+    header = ["cluster", "size", "kernel"] + ([f"profile r=0..{r - 1}"] if r else []) + ["channels"]
+    rows = []
+    for c in discovery.clusters:
+        row = [str(c.id), str(c.size), _kernel(c.kernel_size)]
+        if r:
+            row.append(" ".join(_num(v, 2) for v in c.spatial_profile))
+        row.append(_channels(c.channels, 6))
+        rows.append(row)
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    numeric = {0, 1}  # right-aligned columns
+
+    def line(cells):
+        return "  ".join(cell.rjust(w) if i in numeric else cell.ljust(w)
+                         for i, (cell, w) in enumerate(zip(cells, widths))).rstrip()
+
+    lines = [line(header), line(["-" * w for w in widths])] + [line(row) for row in rows]
+    inactive = discovery.inactive
+    lines.append(f"{discovery.n_clusters} clusters over {discovery.channels} channels; "
+                 f"inactive: {len(inactive)}" + (f" ({_channels(inactive, 10)})" if inactive else ""))
+    sig = discovery.significance
+    if sig:
+        lines.append(f"significance: {sig.get('statistic', 'statistic')} {_num(sig.get('value'))} vs null "
+                     f"{_num(sig.get('null_mean'))} ± {_num(sig.get('null_std'))}, z = {_num(sig.get('z'), 1)}, "
+                     f"p = {_p_value(sig.get('p'))} ({sig.get('n_permutations', '?')} permutations)")
+    if discovery.stability is not None:
+        lines.append(f"stability: mean ARI {_num(discovery.stability, 2)} across resampled halves")
+    return "\n".join(lines)
+
+
+# -- Markdown report -------------------------------------------------------------------------
+
+def write_report(discovery: Discovery, plots: dict[str, Path], out_dir, *, command: str | None = None) -> Path:
+    """Write ``out_dir/report.md`` (atomically) and return its path.
+
+    ``plots`` maps figure names (as returned by :func:`sparsenet.plots.plot_discovery`) to
+    paths, absolute or relative to ``out_dir``; they are linked relative to the report.
+    """
+    out = Path(out_dir)
+    sections = [
+        _header(discovery, command),
+        _clusters(discovery),
+        _inactive(discovery),
+        _significance(discovery.significance),
+        _stability(discovery.stability),
+        _figures(plots, out),
+    ]
+    return atomic_write_text(out / "report.md", "\n\n".join(s for s in sections if s).rstrip() + "\n")
+
+
+def _header(discovery: Discovery, command: str | None) -> str:
+    prov = discovery.provenance
+    parts = [f"# {_title(discovery)}"]
+    if command:
+        parts.append(f"Produced by:\n\n```\n{command}\n```")
+    keys = [k for k in _PROVENANCE_ORDER if k in prov] + sorted(k for k in prov if k not in _PROVENANCE_ORDER)
+    if keys:
+        parts.append("| provenance | |\n|---|---|\n" + "\n".join(f"| {k} | {_cell(prov[k])} |" for k in keys))
+    if discovery.settings:
+        settings = ", ".join(f"{k} = {_cell(v)}" for k, v in discovery.settings.items())
+        parts.append(f"Analyser settings: {settings}.")
+    return "\n\n".join(parts)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        text = " x ".join(str(v) for v in value) if all(isinstance(v, int) for v in value) else str(list(value))
+    else:
+        text = str(value)
+    return "`" + text.replace("|", "\\|").replace("`", "'") + "`" if text else ""
+
+
+def _clusters(discovery: Discovery) -> str:
+    r = _profile_len(discovery)
+    active = discovery.channels - len(discovery.inactive)
+    per_kernel: dict[int, list[int]] = {}
+    for c in discovery.clusters:
+        per_kernel.setdefault(c.kernel_size, []).append(c.size)
+    totals = "; ".join(f"{_kernel(ks)}: {sum(s)} channels in {len(s)} cluster{'s' if len(s) != 1 else ''}"
+                       for ks, s in sorted(per_kernel.items()))
+    intro = (f"{discovery.n_clusters} clusters over {discovery.channels} channels "
+             f"({active} active, {len(discovery.inactive)} inactive). By kernel size: {totals}.")
+    if r:
+        intro += (" The profile is the within-cluster correlation at spatial radius r (1 at r = 0); "
+                  "the kernel covers the radii where it stays above the extent threshold"
+                  + (f" ({discovery.settings['extent_threshold']:g})"
+                     if isinstance(discovery.settings.get("extent_threshold"), (int, float)) else "") + ".")
+    else:
+        intro += " The activations were flat (N x C), so no spatial profile was measured."
+    head = ["cluster", "size", "kernel"] + [f"r={i}" for i in range(r)] + ["channels"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * 3 + "---:|" * r + "---|"]
+    for c in discovery.clusters:
+        profile = [_num(v, 2) for v in c.spatial_profile] + ["n/a"] * (r - len(c.spatial_profile))
+        cells = [str(c.id), str(c.size), _kernel(c.kernel_size), *profile, _channels(c.channels)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "## Clusters\n\n" + intro + "\n\n" + "\n".join(lines)
+
+
+def _inactive(discovery: Discovery) -> str:
+    inactive = discovery.inactive
+    if not inactive:
+        return "## Inactive channels\n\nNone: every channel varies and was clustered."
+    return (f"## Inactive channels\n\n{len(inactive)} channel{'s' if len(inactive) != 1 else ''} "
+            f"never varied (dead or constant) and belong to no cluster: "
+            f"{', '.join(str(i) for i in inactive)}.")
+
+
+def _significance(sig: dict) -> str:
+    if not sig:
+        return ("## Significance\n\nNot computed: no permutation test was run (n_permutations = 0, or the "
+                "analyser was fitted on streamed statistics without the samples the null needs).")
+    n = sig.get("n_permutations")
+    stat = sig.get("statistic", "statistic")
+    table = ("| statistic | observed | null mean ± std | z | p | permutations |\n"
+             "|---|---:|---:|---:|---:|---:|\n"
+             f"| {stat} | {_num(sig.get('value'))} | {_num(sig.get('null_mean'))} ± {_num(sig.get('null_std'))} "
+             f"| {_num(sig.get('z'), 2)} | {_p_value(sig.get('p'))} | {n if n is not None else 'n/a'} |")
+    explain = (f"The null shuffles each channel independently across samples (across images, for "
+               f"spatial maps), which keeps each channel's "
+               f"own distribution but destroys co-firing between channels; the same pipeline is rerun on "
+               f"each shuffled copy. z is how many null standard deviations the observed {stat} lies above "
+               f"the null mean, and p is the share of shuffles (counting the observation) that reach it.")
+    null_std, value, null_mean = sig.get("null_std"), sig.get("value"), sig.get("null_mean")
+    if isinstance(null_std, (int, float)) and null_std <= 1e-9 * max(1.0, abs(value or 0.0), abs(null_mean or 0.0)):
+        explain += (" Every shuffle gave the same value (the null has no spread, e.g. each shuffled copy "
+                    "formed a single cluster), so z is not informative here; rely on p.")
+    p = sig.get("p")
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        verdict = "No p-value is available."
+    elif float(p) <= 0.05:
+        verdict = (f"Here p = {_p_value(p)}: the channels of these clusters co-fire more than "
+                   f"independent channels would, so the structure is unlikely to be chance.")
+        if _at_floor(p, n):
+            verdict += (f" This is the smallest p that {n} permutations can give; "
+                        f"more permutations would resolve it further.")
+    elif _at_floor(p, n):
+        verdict = (f"None of the {n} shuffles reached the observed value (z = {_num(sig.get('z'), 2)}), "
+                   f"but {n} permutations cannot give p below {_p_value(p)}; run more permutations "
+                   f"(at least 19 for p = 0.05) for a conclusive test.")
+    else:
+        verdict = (f"Here p = {_p_value(p)}: the clustering is not distinguishable from what independent "
+                   f"channels produce; treat the clusters with caution (more samples may help).")
+    return f"## Significance\n\n{table}\n\n{explain} {verdict}"
+
+
+def _at_floor(p, n) -> bool:
+    """True when p is the smallest value n permutations can give, 1 / (n + 1)."""
+    return isinstance(n, int) and n > 0 and float(p) <= 1.0 / (n + 1) + 1e-12
+
+
+def _stability(ari: float | None) -> str:
+    if ari is None:
+        return "## Stability\n\nNot computed (too few samples to split, or no resamples requested)."
+    explain = ("The samples are split into two random halves, each half is clustered on its own, and the two "
+               "labelings are compared with the adjusted Rand index (1 = the same clusters, 0 = agreement "
+               "expected by chance), averaged over the resamples.")
+    if ari >= 0.8:
+        verdict = "The clusters are stable: both halves of the data give nearly the same grouping."
+    elif ari >= 0.5:
+        verdict = "The clusters are moderately stable: the main groups recur, their borders move."
+    else:
+        verdict = "The clusters are unstable: they depend on which samples were seen; record more samples."
+    return f"## Stability\n\nMean ARI across resampled halves: **{_num(ari, 3)}**. {explain} {verdict}"
+
+
+def _figures(plots: dict[str, Path], out: Path) -> str:
+    if not plots:
+        return ""
+    parts = ["## Figures"]
+    for key, path in plots.items():
+        path = Path(path)
+        target = path if path.is_absolute() else out / path
+        link = Path(os.path.relpath(target, out)).as_posix()
+        if " " in link:
+            link = f"<{link}>"
+        caption, what = _FIGURES.get(key, (key.replace("_", " ").capitalize(), ""))
+        parts.append(f"### {caption}\n\n![{caption}]({link})" + (f"\n\n{what}" if what else ""))
+    return "\n\n".join(parts)
