@@ -1,0 +1,376 @@
+"""Specs to runnable modules: ``build_module(spec)`` and ``build_network(spec)``.
+
+A module's branches follow torchvision's Inception: ``_forward`` returns the branch outputs in
+spec order and ``forward`` concatenates them.  Every conv is followed by (BatchNorm and) ReLU.
+
+How ``cluster`` connectivity is realised
+----------------------------------------
+A cluster branch reads only its own channels.  Running one small conv per cluster would be a
+Python loop of tiny kernels; a block-diagonal mask on one dense conv would pay for all the
+zeros.  Instead, branches with the same kernel size are *bucketed* and each bucket runs as
+one gather and one grouped convolution stack:
+
+1. ``x.index_select(1, index)`` gathers the bucket's input channels so that each cluster's
+   channels are contiguous (one copy of the channels the bucket reads);
+2. a 1x1 conv with ``groups = g`` (the number of clusters in the bucket) makes every cluster's
+   reduction from its own channels only; then
+3. a k x k conv with ``groups = g`` maps each cluster's reduction to its own output channels.
+
+A grouped conv needs equal group shapes.  Clusters of equal shape (input channels, reduction,
+width) share a bucket with no waste.  Clusters of nearly equal shape share one too: each is
+padded to the bucket's largest shape, the padding's weights are fixed at zero by a constant mask
+(``weight * mask`` in every forward, so they stay zero under training) and the padded output
+channels are dropped.  A cluster joins a bucket only while the padded multiply-adds stay within
+``pad_tolerance`` (default 0.25) of the exact ones; otherwise it starts a new bucket.  So a
+module runs ``#distinct-shape groups`` grouped convs per kernel size, not one per cluster, and
+computes at most 25 % more than its connections need.  ``plan_buckets(spec)`` shows the plan;
+``pad_tolerance=0`` allows equal shapes only.
+
+Padded input slots gather one of the cluster's own channels (with zero weight), so no branch
+output ever depends on a channel outside its cluster, exactly (its gradient there is 0).
+Branches that read all channels (``inputs`` null, e.g. ``full`` connectivity) are one bucket
+each: a plain conv stack, as in GoogLeNet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from sparsenet.errors import SparsenetError
+from sparsenet.spec import (
+    BranchSpec,
+    ModuleSpec,
+    NetworkSpec,
+    PoolSpec,
+    check_fits,
+    check_placement,
+)
+
+__all__ = ["Bucket", "plan_buckets", "MaskedConv2d", "SpecInception", "SpecNetwork",
+           "build_module", "build_network", "DEFAULT_PAD_TOLERANCE", "module_summary", "network_summary"]
+
+DEFAULT_PAD_TOLERANCE = 0.25
+
+
+@dataclass(frozen=True)
+class Bucket:
+    kernel_size: int                 # kernel size shared by the bucket's branches
+    members: tuple[int, ...]         # indices into spec.branches, in group order
+    group_inputs: int                # input channels per group (largest member's, after padding)
+    group_reduce: int | None         # reduction channels per group (None for 1x1 branches)
+    group_width: int                 # output channels per group
+    reads_all: bool                  # True: one branch reading all input channels (no gather)
+    exact_macs_per_pixel: int        # multiply-adds per pixel the members' connections need
+    padded_macs_per_pixel: int       # multiply-adds per pixel the grouped convs perform
+
+    @property
+    def groups(self) -> int:
+        return len(self.members)
+
+    @property
+    def padded(self) -> bool:
+        return self.padded_macs_per_pixel != self.exact_macs_per_pixel
+
+
+def _shape(b: BranchSpec, in_channels: int) -> tuple[int, int, int]:
+    return b.n_inputs(in_channels), (b.reduce or 0), b.width
+
+
+def _macs(k: int, s: int, r: int, w: int) -> int:
+    return s * w if k == 1 else s * r + k * k * r * w
+
+
+def _bucket(spec: ModuleSpec, k: int, members: list[int], reads_all: bool) -> Bucket:
+    shapes = [_shape(spec.branches[i], spec.in_channels) for i in members]
+    s, r, w = (max(v[j] for v in shapes) for j in range(3))
+    return Bucket(k, tuple(members), s, r if k > 1 else None, w, reads_all,
+                  sum(_macs(k, *v) for v in shapes), len(members) * _macs(k, s, r, w))
+
+
+def plan_buckets(spec: ModuleSpec, pad_tolerance: float = DEFAULT_PAD_TOLERANCE) -> list[Bucket]:
+    """How the builder groups the spec's branches into grouped convs (see the module docstring)."""
+    if isinstance(pad_tolerance, bool) or not isinstance(pad_tolerance, (int, float)) or pad_tolerance < 0:
+        raise SparsenetError(f"pad_tolerance must be a number >= 0 (0: equal shapes only); got {pad_tolerance!r}")
+    buckets: list[Bucket] = []
+    kernels = list(dict.fromkeys(b.kernel_size for b in spec.branches))
+    for k in kernels:
+        idx = [i for i, b in enumerate(spec.branches) if b.kernel_size == k]
+        for i in idx:
+            if spec.branches[i].inputs is None:
+                buckets.append(_bucket(spec, k, [i], reads_all=True))
+        explicit = [i for i in idx if spec.branches[i].inputs is not None]
+        # largest shapes first; ties keep spec order
+        explicit.sort(key=lambda i: tuple(-v for v in _shape(spec.branches[i], spec.in_channels)))
+        current: list[int] = []
+        for i in explicit:
+            trial = _bucket(spec, k, current + [i], reads_all=False)
+            if current and trial.padded_macs_per_pixel > (1 + pad_tolerance) * trial.exact_macs_per_pixel:
+                buckets.append(_bucket(spec, k, current, reads_all=False))
+                current = [i]
+            else:
+                current.append(i)
+        if current:
+            buckets.append(_bucket(spec, k, current, reads_all=False))
+    return sorted(buckets, key=lambda b: min(b.members))
+
+
+class MaskedConv2d(nn.Conv2d):
+    """A (grouped) conv whose weight is multiplied by a constant 0/1 mask in every forward.
+
+    Masked weights are zero from the start and get zero gradient, so they stay zero.  With
+    ``mask=None`` it is a plain ``nn.Conv2d``.
+    """
+
+    def __init__(self, *args, mask: torch.Tensor | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.register_buffer("mask", mask, persistent=False)
+        if mask is not None:
+            if mask.shape != self.weight.shape:
+                raise ValueError(f"mask shape {tuple(mask.shape)} != weight shape {tuple(self.weight.shape)}")
+            with torch.no_grad():
+                self.weight.mul_(mask)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.weight if self.mask is None else self.weight * self.mask
+        return self._conv_forward(x, weight, self.bias)
+
+
+def _block_mask(out_per_group: int, in_per_group: int, k: int, valid: list[tuple[int, int]]):
+    """0/1 mask of a grouped conv weight: group j keeps rows < valid[j][0], columns < valid[j][1]."""
+    if all(v == (out_per_group, in_per_group) for v in valid):
+        return None
+    mask = torch.zeros(len(valid) * out_per_group, in_per_group, k, k)
+    for j, (rows, cols) in enumerate(valid):
+        mask[j * out_per_group: j * out_per_group + rows, :cols] = 1.0
+    return mask
+
+
+class _ConvUnit(nn.Sequential):
+    """(masked, grouped) conv -> (BatchNorm) -> ReLU."""
+
+    def __init__(self, c_in, c_out, k, groups, batch_norm, mask=None):
+        layers = [MaskedConv2d(c_in, c_out, k, padding=k // 2, groups=groups, bias=not batch_norm, mask=mask)]
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(c_out))
+        layers.append(nn.ReLU())
+        super().__init__(*layers)
+
+
+class _FusedBranches(nn.Module):
+    """One bucket: gather -> grouped 1x1 reduction -> grouped k x k conv (or a grouped 1x1)."""
+
+    def __init__(self, spec: ModuleSpec, bucket: Bucket):
+        super().__init__()
+        k, g = bucket.kernel_size, bucket.groups
+        s, r, w = bucket.group_inputs, bucket.group_reduce, bucket.group_width
+        branches = [spec.branches[i] for i in bucket.members]
+        index = None
+        if not bucket.reads_all:
+            gathered = []
+            for b in branches:
+                gathered += list(b.inputs) + [b.inputs[0]] * (s - len(b.inputs))  # pad with own channel
+            if gathered != list(range(spec.in_channels)):
+                index = torch.tensor(gathered, dtype=torch.long)
+        self.register_buffer("index", index, persistent=False)
+        bn = spec.batch_norm
+        n_in = [b.n_inputs(spec.in_channels) for b in branches]
+        if k == 1:
+            self.reduce = None
+            self.conv = _ConvUnit(g * s, g * w, 1, g, bn, _block_mask(w, s, 1, [(b.width, n) for b, n in zip(branches, n_in)]))
+        else:
+            self.reduce = _ConvUnit(g * s, g * r, 1, g, bn, _block_mask(r, s, 1, [(b.reduce, n) for b, n in zip(branches, n_in)]))
+            self.conv = _ConvUnit(g * r, g * w, k, g, bn, _block_mask(w, r, k, [(b.width, b.reduce) for b in branches]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.index is not None:
+            x = x.index_select(1, self.index)  # N x g*s x H x W, clusters contiguous
+        if self.reduce is not None:
+            x = self.reduce(x)  # N x g*r x H x W
+        return self.conv(x)  # N x g*w x H x W
+
+
+class _PoolBranch(nn.Module):
+    """(gather) -> k x k/1 max pool -> 1x1 projection."""
+
+    def __init__(self, spec: ModuleSpec, pool: PoolSpec):
+        super().__init__()
+        index = None
+        if pool.inputs is not None and list(pool.inputs) != list(range(spec.in_channels)):
+            index = torch.tensor(pool.inputs, dtype=torch.long)
+        self.register_buffer("index", index, persistent=False)
+        self.pool = nn.MaxPool2d(pool.kernel_size, stride=1, padding=pool.kernel_size // 2)
+        self.proj = _ConvUnit(pool.n_inputs(spec.in_channels), pool.projection, 1, 1, spec.batch_norm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.index is not None:
+            x = x.index_select(1, self.index)
+        return self.proj(self.pool(x))
+
+
+class SpecInception(nn.Module):
+    """An Inception-like module built from a ModuleSpec; output has ``spec.out_channels`` channels."""
+
+    def __init__(self, spec: ModuleSpec, pad_tolerance: float = DEFAULT_PAD_TOLERANCE):
+        super().__init__()
+        if not isinstance(spec, ModuleSpec):
+            raise SparsenetError(f"build_module needs a ModuleSpec; got {type(spec).__name__}")
+        self.in_channels = spec.in_channels
+        self.out_channels = spec.out_channels
+        self.widths = tuple(b.width for b in spec.branches) + ((spec.pool.projection,) if spec.pool else ())
+        self.plan = plan_buckets(spec, pad_tolerance)
+        self.buckets = nn.ModuleList(_FusedBranches(spec, b) for b in self.plan)
+        self.pool = _PoolBranch(spec, spec.pool) if spec.pool is not None else None
+        where: dict[int, tuple[int, int, int]] = {}
+        for bi, bucket in enumerate(self.plan):
+            for j, i in enumerate(bucket.members):
+                where[i] = (bi, j * bucket.group_width, spec.branches[i].width)
+        self._where = [where[i] for i in range(len(spec.branches))]  # (bucket, start, width) per branch
+        _init_weights(self)
+
+    def _forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        # N x in_channels x H x W
+        fused = [bucket(x) for bucket in self.buckets]  # N x groups*group_width x H x W each
+        outputs = [fused[b].narrow(1, start, width) for b, start, width in self._where]
+        if self.pool is not None:
+            outputs.append(self.pool(x))  # N x projection x H x W
+        return outputs  # in spec order: branches, then pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat(self._forward(x), 1)  # N x out_channels x H x W
+
+    def extra_repr(self) -> str:
+        return f"in_channels={self.in_channels}, out_channels={self.out_channels}, buckets={len(self.plan)}"
+
+
+class SpecNetwork(nn.Module):
+    """stem -> modules (with stride-2 max pools after ``pool_after``) -> global avg pool -> dropout -> fc."""
+
+    def __init__(self, spec: NetworkSpec, pad_tolerance: float = DEFAULT_PAD_TOLERANCE):
+        super().__init__()
+        from sparsenet.models.inception import BasicConv2d
+
+        if not isinstance(spec, NetworkSpec):
+            raise SparsenetError(f"build_network needs a NetworkSpec; got {type(spec).__name__}")
+        check_placement(spec)
+        stem, c = [], spec.stem.in_channels
+        for width, k, stride in zip(spec.stem.widths, spec.stem.kernel_sizes, spec.stem.strides):
+            stem.append(BasicConv2d(c, width, k, stride=stride, padding=k // 2, batch_norm=spec.stem.batch_norm))
+            c = width
+        if spec.stem.pool:
+            stem.append(nn.MaxPool2d(3, stride=2, padding=1))
+        self.stem = nn.Sequential(*stem)
+        self.blocks = nn.ModuleList(SpecInception(m, pad_tolerance) for m in spec.modules)
+        self.pool_after = tuple(spec.pool_after)
+        self.downsample = nn.MaxPool2d(3, stride=2, padding=1)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.dropout = nn.Dropout(spec.head.dropout)
+        self.fc = nn.Linear(spec.features, spec.head.num_classes)
+        self.in_channels, self.num_classes = spec.stem.in_channels, spec.head.num_classes
+        _init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)  # N x stem.out_channels x H' x W'
+        for i, block in enumerate(self.blocks):
+            x = block(x)  # N x modules[i].out_channels x h x w
+            if i in self.pool_after:
+                x = self.downsample(x)  # h, w halved (rounded up)
+        x = torch.flatten(self.avgpool(x), 1)  # N x features
+        return self.fc(self.dropout(x))  # N x num_classes
+
+
+def _init_weights(model: nn.Module) -> None:
+    # As googlenet_small: He-normal convs, zero biases, BN (1, 0), linear N(0, 0.01).  Masked
+    # weights are re-zeroed so that a fresh module starts with exactly the spec's connections.
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+            if isinstance(m, MaskedConv2d) and m.mask is not None:
+                with torch.no_grad():
+                    m.weight.mul_(m.mask)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=0.01)
+            nn.init.zeros_(m.bias)
+
+
+def build_module(spec: ModuleSpec, *, in_channels: int | None = None,
+                 pad_tolerance: float = DEFAULT_PAD_TOLERANCE) -> SpecInception:
+    """A runnable module for ``spec``; ``in_channels`` checks it fits the layer it follows."""
+    if in_channels is not None:
+        check_fits(spec, in_channels)
+    return SpecInception(spec, pad_tolerance)
+
+
+def build_network(spec: NetworkSpec, *, pad_tolerance: float = DEFAULT_PAD_TOLERANCE) -> SpecNetwork:
+    """A runnable network for ``spec`` (each module's in_channels checked against its predecessor)."""
+    return SpecNetwork(spec, pad_tolerance)
+
+
+# ---------------------------------------------------------------------------------- summary
+
+def _fmt(n: int) -> str:
+    return f"{n:,}"
+
+
+def module_summary(spec: ModuleSpec, input_size=None, *, pad_tolerance: float = DEFAULT_PAD_TOLERANCE,
+                   title: str = "module") -> str:
+    """A text summary: branches, parameters and multiply-adds (as specified and as built)."""
+    from sparsenet.accounting import count_macs, count_params
+    from sparsenet.spec import module_macs, module_params
+
+    model = build_module(spec, pad_tolerance=pad_tolerance)
+    lines = [f"{title}: {spec.in_channels} -> {spec.out_channels} channels, connectivity {spec.connectivity}, "
+             f"batch_norm {spec.batch_norm}",
+             f"  {'#':>3}  {'branch':<6}  {'kernel':<6}  {'width':>6}  {'reduce':>6}  {'reads':>6}"]
+    for i, b in enumerate(spec.branches):
+        lines.append(f"  {i:>3}  {'conv':<6}  {f'{b.kernel_size}x{b.kernel_size}':<6}  {b.width:>6}  "
+                     f"{b.reduce if b.reduce is not None else '-':>6}  {b.n_inputs(spec.in_channels):>6}")
+    if spec.pool is not None:
+        p = spec.pool
+        lines.append(f"  {len(spec.branches):>3}  {'pool':<6}  {f'{p.kernel_size}x{p.kernel_size}':<6}  "
+                     f"{p.projection:>6}  {'-':>6}  {p.n_inputs(spec.in_channels):>6}")
+    built_params = count_params(model)
+    params = module_params(spec)
+    extra = "" if built_params == params else f"; built: {_fmt(built_params)} incl. zero-weight padding"
+    lines.append(f"parameters: {_fmt(params)}{extra}")
+    if input_size is not None:
+        h, w = input_size
+        macs, built = module_macs(spec, (h, w)), count_macs(model, (spec.in_channels, h, w))
+        extra = "" if built == macs else f"; built: {_fmt(built)} incl. zero-weight padding"
+        lines.append(f"multiply-adds at {h}x{w}: {_fmt(macs)} ({macs / 1e6:.2f}M){extra}")
+    else:
+        lines.append("multiply-adds: give --input-size H,W")
+    kinds = ", ".join(f"{b.kernel_size}x{b.kernel_size}: {b.groups} group{'s' if b.groups > 1 else ''}"
+                      + (" padded" if b.padded else "") for b in model.plan)
+    lines.append(f"realisation: {len(model.plan)} fused conv stack(s) ({kinds})")
+    return "\n".join(lines)
+
+
+def network_summary(spec: NetworkSpec, input_size=None, *, pad_tolerance: float = DEFAULT_PAD_TOLERANCE) -> str:
+    from sparsenet.accounting import count_macs, count_params
+    from sparsenet.spec import module_input_sizes, network_macs, network_params
+
+    model = build_network(spec, pad_tolerance=pad_tolerance)
+    s = spec.stem
+    lines = [f"network: stem {s.in_channels} ch -> {list(s.widths)} (kernels {list(s.kernel_sizes)}, strides "
+             f"{list(s.strides)}{', max pool' if s.pool else ''}); {len(spec.modules)} modules; pool after "
+             f"{list(spec.pool_after)}; head {spec.features} -> {spec.head.num_classes}"]
+    sizes = module_input_sizes(spec, input_size) if input_size is not None else [None] * len(spec.modules)
+    for i, (m, size) in enumerate(zip(spec.modules, sizes)):
+        lines.append(module_summary(m, size, pad_tolerance=pad_tolerance, title=f"module {i}"))
+    params, built_params = network_params(spec), count_params(model)
+    lines.append(f"network parameters: {_fmt(params)}"
+                 + ("" if params == built_params else f"; built: {_fmt(built_params)}"))
+    if input_size is not None:
+        h, w = input_size
+        macs, built = network_macs(spec, (h, w)), count_macs(model, (s.in_channels, h, w))
+        lines.append(f"network multiply-adds at {h}x{w}: {_fmt(macs)} ({macs / 1e6:.2f}M)"
+                     + ("" if macs == built else f"; built: {_fmt(built)}"))
+    return "\n".join(lines)
