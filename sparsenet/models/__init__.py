@@ -1,6 +1,6 @@
 """Models and their registry.
 
-Importing this package registers ``googlenet``, ``googlenet_small`` and ``plaincnn``.
+Importing this package registers ``googlenet``, ``googlenet_small``, ``plaincnn`` and ``specnet``.
 """
 
 from sparsenet.models.registry import (
@@ -15,6 +15,7 @@ from sparsenet.models.registry import (
 from sparsenet.models.inception import GOOGLENET_INCEPTION, INCEPTION_ORDER, Inception, branch_membership
 from sparsenet.models.googlenet import GoogLeNet, GoogLeNetOutputs, GoogLeNetSmall
 from sparsenet.models.plaincnn import PlainCNN
+from sparsenet.models import specnet as _specnet  # noqa: F401  (registers 'specnet')
 
 __all__ = [
     "ModelInfo",
