@@ -1,0 +1,68 @@
+"""`sparsenet grow`: grow a network module by module from the clusters of its newest layer."""
+
+from __future__ import annotations
+
+from sparsenet.cli.common import positive_int
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("grow", help="grow a network layer by layer: train, discover, build, append, repeat",
+                       description="Start from a stem, train, record the newest layer, discover its clusters, "
+                                   "build the next module from them, append it and train again; repeat.")
+    p.add_argument("--data", default="mnist5k", help="dataset name or FORMAT:PATH (default mnist5k)")
+    p.add_argument("--data-root", default=None, help="directory of the dataset files, where it applies")
+    p.add_argument("--modules", type=positive_int, default=2, help="modules to grow (default 2)")
+    p.add_argument("--mode", choices=["greedy", "end2end"], default="greedy",
+                   help="greedy: train only the new module and the head each step; end2end: the whole network")
+    p.add_argument("--connectivity", choices=["cluster", "full"], default="cluster",
+                   help="cluster: each branch reads its own cluster (Arora); full: every branch reads all (GoogLeNet)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--budget-macs", type=float, default=None, help="multiply-adds per module")
+    budget.add_argument("--budget-like", default=None, help="per-module budget of a hand-designed module, e.g. googlenet_small:3a")
+    p.add_argument("--width-scale", type=float, default=1.0, help="without a budget: branch width = cluster size x this")
+    p.add_argument("--stem-width", type=positive_int, default=32)
+    p.add_argument("--pool-after", default="", help="comma-separated module indices followed by a stride-2 max pool")
+    p.add_argument("--epochs", type=positive_int, default=2, help="training epochs per step (default 2)")
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--clusters", default="auto", help="K per discovery, or 'auto'")
+    p.add_argument("--affinity", default="pearson_abs")
+    p.add_argument("--method", default="spectral")
+    p.add_argument("--max-samples", type=positive_int, default=1000, help="images recorded per discovery")
+    p.add_argument("--permutations", type=int, default=10)
+    p.add_argument("--resamples", type=int, default=3)
+    p.add_argument("--out", default="runs/grow", help="output directory (default runs/grow); rerun to resume")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from sparsenet.data import load_dataset
+    from sparsenet.discover import AnalysisSettings
+    from sparsenet.errors import SparsenetError
+    from sparsenet.growth import GrowthConfig, grow
+    from sparsenet.training import TrainConfig
+
+    try:
+        pool_after = tuple(int(v) for v in args.pool_after.split(",") if v.strip())
+        clusters = args.clusters if args.clusters == "auto" else int(args.clusters)
+    except ValueError:
+        raise SparsenetError(f"--pool-after expects indices like 0,2 and --clusters an integer or 'auto'; "
+                             f"got {args.pool_after!r}, {args.clusters!r}") from None
+    config = GrowthConfig(modules=args.modules, mode=args.mode, connectivity=args.connectivity,
+                          budget_macs=int(args.budget_macs) if args.budget_macs is not None else None,
+                          budget_like=args.budget_like, width_scale=args.width_scale,
+                          stem_width=args.stem_width, pool_after=pool_after).validate()
+    train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed).validate()
+    analysis = AnalysisSettings(clusters=clusters, affinity=args.affinity, method=args.method,
+                                max_samples=args.max_samples, seed=args.seed,
+                                permutations=args.permutations, resamples=args.resamples)
+    dataset = load_dataset(args.data, args.data_root, seed=args.seed)
+    summary = grow(dataset, config, train_config, analysis, args.out, progress=not args.quiet)
+    print(f"grown {summary['modules']} modules on {summary['data']}: test accuracy "
+          f"{summary['final_test_accuracy']:.4f}, params {summary['params']:,}, mult-adds {summary['macs']:,}")
+    for s in summary["steps"]:
+        print(f"  step {s['step']}: accuracy {s['test_accuracy']:.4f}  params {s['params']:,}  mult-adds {s['macs']:,}")
+    print(f"wrote {args.out}/network.json, checkpoint.pt, metrics.json, network.png")
+    return 0

@@ -1,0 +1,233 @@
+"""Growing a network layer by layer, Arora's way.
+
+Start from a stem and a head, train, record the newest layer's output, discover its clusters,
+build the next module from that discovery, append it, train again, and repeat.  ``greedy`` mode
+trains only the new module and the head at each step (earlier layers frozen, as in Arora et
+al.'s layer-wise construction); ``end2end`` trains the whole network at each step.
+
+Every step lives in its own directory (``step0`` is the stem alone):
+
+    DIR/growth.json            the settings (a rerun with other settings is refused)
+    DIR/stepK/discovery/       discovery.json, plots and report.md of the layer the module reads
+    DIR/stepK/module.json      the module built from that discovery
+    DIR/stepK/network.json     the whole network after the step
+    DIR/stepK/checkpoint.pt    its weights;  DIR/stepK/metrics.json  (written last: step done)
+    DIR/network.json, checkpoint.pt, metrics.json, network.png   the final result
+
+An interrupted growth resumes from its last finished step (and inside a step from the last
+finished epoch).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sparsenet import __version__
+from sparsenet.errors import SparsenetError
+from sparsenet.io import atomic_write_json
+
+MODES = ("greedy", "end2end")
+
+
+@dataclass(frozen=True)
+class GrowthConfig:
+    modules: int = 2                   # Inception-like modules grown after the stem
+    mode: str = "greedy"               # "greedy": train the new module + head; "end2end": everything
+    connectivity: str = "cluster"      # "cluster" (Arora) or "full" (GoogLeNet) branch inputs
+    budget_macs: int | None = None     # per-module multiply-add target; None: widths follow clusters
+    budget_like: str | None = None     # per-module target of a hand-designed module, e.g. googlenet_small:3a
+    width_scale: float = 1.0           # without a budget: branch width = cluster size x width_scale
+    stem_width: int = 32               # channels of the stem's 3x3 conv (followed by a stride-2 pool)
+    pool_after: tuple[int, ...] = ()   # module indices (0-based) followed by a stride-2 max pool
+
+    def validate(self) -> "GrowthConfig":
+        if not isinstance(self.modules, int) or self.modules < 1:
+            raise SparsenetError(f"modules must be a positive integer, got {self.modules!r}")
+        if self.mode not in MODES:
+            raise SparsenetError(f"mode must be one of {list(MODES)}, got {self.mode!r}")
+        if self.connectivity not in ("cluster", "full"):
+            raise SparsenetError(f"connectivity must be 'cluster' or 'full', got {self.connectivity!r}")
+        if self.budget_macs is not None and self.budget_like is not None:
+            raise SparsenetError("give either budget_macs or budget_like, not both")
+        if self.budget_macs is not None and not self.budget_macs > 0:
+            raise SparsenetError(f"budget_macs must be positive, got {self.budget_macs!r}")
+        if not self.width_scale > 0:
+            raise SparsenetError(f"width_scale must be positive, got {self.width_scale!r}")
+        if self.stem_width < 1:
+            raise SparsenetError(f"stem_width must be a positive integer, got {self.stem_width!r}")
+        bad = [i for i in self.pool_after if not 0 <= i < self.modules]
+        if bad:
+            raise SparsenetError(f"pool_after index {bad[0]} is outside the modules 0..{self.modules - 1}")
+        return self
+
+
+def _initial_spec(dataset, config: GrowthConfig):
+    from sparsenet.spec import HeadSpec, NetworkSpec, StemSpec
+
+    stem = StemSpec(in_channels=dataset.in_channels, widths=(config.stem_width,), kernel_sizes=(3,),
+                    strides=(1,), pool=True)
+    return NetworkSpec(stem=stem, modules=(), head=HeadSpec(num_classes=dataset.num_classes))
+
+
+def _budget(config: GrowthConfig) -> int | None:
+    if config.budget_macs is not None:
+        return int(config.budget_macs)
+    if config.budget_like is not None:
+        from sparsenet.rules import parse_budget_like, reference_module
+
+        model, mult, stage = parse_budget_like(config.budget_like)
+        return reference_module(model, stage, mult).macs
+    return None
+
+
+def _next_module(discovery, network, dataset, config: GrowthConfig, target: int | None):
+    """The module the rules make from ``discovery``, scaled to the budget at its input size."""
+    from sparsenet.rules import fit_budget, module_from_discovery
+    from sparsenet.spec import NetworkSpec, module_input_sizes
+
+    def make(f):
+        return module_from_discovery(discovery, connectivity=config.connectivity, width_scale=f)
+
+    module = make(config.width_scale)
+    if target is None:
+        return module
+    n = len(network.modules)
+    pool_after = tuple(i for i in config.pool_after if i < n)
+    trial = NetworkSpec(stem=network.stem, modules=network.modules + (module,), pool_after=pool_after,
+                        head=network.head)
+    size = module_input_sizes(trial, dataset.input_shape[1:])[-1]
+    return fit_budget(make, target, size)
+
+
+def _append(network, module, config: GrowthConfig):
+    from sparsenet.spec import NetworkSpec
+
+    n = len(network.modules) + 1
+    return NetworkSpec(stem=network.stem, modules=network.modules + (module,),
+                       pool_after=tuple(i for i in config.pool_after if i < n), head=network.head)
+
+
+def _newest_layer(network) -> str:
+    return f"blocks.{len(network.modules) - 1}" if network.modules else "stem"
+
+
+def _carry_over(model, previous_state: dict, network, mode: str) -> None:
+    """Load the trained stem and modules into the grown model; freeze them in greedy mode."""
+    state = {k: v for k, v in previous_state.items() if not k.startswith("fc.")}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected:
+        raise SparsenetError(f"previous step's weights do not fit the grown network: {unexpected[:3]}")
+    if mode == "greedy":
+        frozen = [model.stem] + [model.blocks[i] for i in range(len(network.modules) - 1)]
+        for part in frozen:
+            for p in part.parameters():
+                p.requires_grad_(False)
+
+
+def _check_settings(out: Path, settings: dict[str, Any]) -> None:
+    path = out / "growth.json"
+    if path.exists():
+        saved = json.loads(path.read_text())
+        diff = sorted(k for k in set(saved) | set(settings) if saved.get(k) != settings.get(k))
+        if diff:
+            raise SparsenetError(f"{out} holds a growth with other settings ({', '.join(diff)} differ); "
+                                 "rerun with the same settings to resume, or choose another --out")
+    else:
+        atomic_write_json(path, settings)
+
+
+def grow(dataset, config: GrowthConfig, train_config, analysis, out_dir: str | Path, *,
+         progress: bool = True) -> dict[str, Any]:
+    """Grow ``config.modules`` modules on ``dataset``; see the module docstring for the layout."""
+    from sparsenet.builder import build_network
+    from sparsenet.checkpoint import load_checkpoint
+    from sparsenet.discover import Activations, analyse, write_run
+    from sparsenet.data import normalize
+    from sparsenet.recording import record
+    from sparsenet.spec import load_spec, save_spec, spec_to_dict
+    from sparsenet.training import train
+
+    config.validate()
+    train_config.validate()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {"data": dataset.name, "growth": asdict(config), "train": asdict(train_config),
+                "analysis": asdict(analysis)}
+    settings = json.loads(json.dumps(settings))  # tuples -> lists, as stored
+    _check_settings(out, settings)
+    target = _budget(config)
+    mean, std = dataset.mean_std()
+    x_record = normalize(dataset.x_train[: analysis.max_samples], mean, std)
+
+    network, state, steps = _initial_spec(dataset, config), None, []
+    for step in range(config.modules + 1):
+        step_dir = out / f"step{step}"
+        if (step_dir / "metrics.json").exists():  # finished earlier: reuse it
+            network = load_spec(step_dir / "network.json", kind="network")
+            state = load_checkpoint(step_dir / "checkpoint.pt")["state_dict"]
+            steps.append(json.loads((step_dir / "metrics.json").read_text()))
+            if progress:
+                print(f"step {step}: done earlier ({len(network.modules)} modules), reusing {step_dir}")
+            continue
+        if step > 0:
+            torch.manual_seed(train_config.seed)
+            model = build_network(network)
+            model.load_state_dict(state)
+            layer = _newest_layer(network)
+            if not (step_dir / "module.json").exists():
+                acts = record(model, layer, x_record, batch_size=250)
+                acts_info = Activations(acts, {"model": "specnet", "layer": layer, "data": dataset.name,
+                                               "split": "train", "growth_step": step,
+                                               "layer_shape": list(acts.shape[1:])})
+                analyzer, discovery = analyse(acts_info, analysis)
+                write_run(analyzer, discovery, step_dir / "discovery")
+                save_spec(_next_module(discovery, network, dataset, config, target), step_dir / "module.json")
+            network = _append(network, load_spec(step_dir / "module.json", kind="module"), config)
+        save_spec(network, step_dir / "network.json")
+        torch.manual_seed(train_config.seed + step)
+        model = build_network(network)
+        if state is not None:
+            _carry_over(model, state, network, config.mode)
+        if progress:
+            print(f"step {step}: training {len(network.modules)} module(s) "
+                  f"({'new module + head' if step and config.mode == 'greedy' else 'whole network'})")
+        metrics = train(model, dataset, train_config, model_name="specnet",
+                        model_kwargs={"spec": spec_to_dict(network)}, out_dir=step_dir,
+                        resume=(step_dir / "checkpoint.pt").exists(), progress=progress,
+                        extra={"growth_step": step, "mode": config.mode})
+        state = model.state_dict()
+        steps.append(metrics)
+    return _finish(out, network, steps, config, dataset, target)
+
+
+def _finish(out: Path, network, steps, config: GrowthConfig, dataset, target) -> dict[str, Any]:
+    from sparsenet.drawing import draw_comparison
+    from sparsenet.rules import parse_budget_like, reference_module
+    from sparsenet.spec import network_macs, network_params, save_spec
+
+    last = out / f"step{config.modules}"
+    save_spec(network, out / "network.json")
+    shutil.copyfile(last / "checkpoint.pt", out / ".checkpoint.pt.tmp")
+    (out / ".checkpoint.pt.tmp").replace(out / "checkpoint.pt")
+    model, mult, stage = parse_budget_like(config.budget_like or "googlenet_small:3a")
+    reference = reference_module(model, stage, mult)
+    draw_comparison(network, reference.spec, out / "network.png",
+                    titles=(f"grown on {dataset.name} ({len(network.modules)} modules, {config.connectivity})",
+                            f"hand-designed {reference.name}"))
+    summary = {
+        "data": dataset.name, "modules": len(network.modules), "mode": config.mode,
+        "connectivity": config.connectivity, "budget_macs_per_module": target,
+        "final_test_accuracy": steps[-1]["final_test_accuracy"],
+        "params": network_params(network), "macs": network_macs(network, dataset.input_shape[1:]),
+        "steps": [{"step": i, "modules": i, "test_accuracy": s["final_test_accuracy"], "params": s["params"],
+                   "macs": s["macs"], "wall_time_s": s["wall_time_s"]} for i, s in enumerate(steps)],
+        "sparsenet_version": __version__,
+    }
+    atomic_write_json(out / "metrics.json", summary)
+    return summary
