@@ -1,0 +1,107 @@
+"""`sparsenet discover`: cluster a trained layer's channels by how they fire together."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+from sparsenet.cli.common import positive_int
+
+
+def _clusters(text: str):
+    if text == "auto":
+        return "auto"
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+_clusters.__name__ = "K (a positive integer) or 'auto'"
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "discover", help="find groups of channels that fire together, with their spatial extent",
+        description="With no arguments: train (or reuse a cached) small model on mnist5k, analyse its deepest "
+                    "conv layer and write runs/discover/. Otherwise analyse --checkpoint/--layer or --activations.")
+    src = p.add_argument_group("what to analyse")
+    src.add_argument("--checkpoint", help="trained model checkpoint (from `sparsenet train`)")
+    src.add_argument("--layer", help="layer name as model.named_modules() gives it (see --list-layers); default: the deepest conv output")
+    src.add_argument("--data", help="dataset to record on (default: the checkpoint's dataset)")
+    src.add_argument("--data-root", help="directory of the dataset files, where it applies")
+    src.add_argument("--activations", help="saved activations (.npy or .pt, N x C x H x W or N x C); no model needed")
+    src.add_argument("--list-layers", action="store_true", help="print every hookable layer with its output shape and exit")
+    src.add_argument("--model", default=None, help="with --list-layers and no checkpoint: a registered model (default plaincnn)")
+    src.add_argument("--input-size", default=None, help="with --list-layers: input shape C,H,W (default: the model's)")
+    ana = p.add_argument_group("analysis")
+    ana.add_argument("--clusters", type=_clusters, default="auto", help="number of clusters K, or 'auto' (default)")
+    ana.add_argument("--affinity", default="pearson_abs",
+                     help="pearson_abs | pearson_pos | cofire_lift | cofire_jaccard | arora (default pearson_abs)")
+    ana.add_argument("--method", default="spectral", help="spectral | hierarchical | communities (default spectral)")
+    ana.add_argument("--max-samples", type=positive_int, default=2000, help="images to record (default 2000)")
+    ana.add_argument("--permutations", type=int, default=20, help="shuffled-null repeats for significance (0 = skip)")
+    ana.add_argument("--resamples", type=int, default=5, help="half-splits for the stability score (0 = skip)")
+    ana.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/discover", help="run directory (default runs/discover)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from sparsenet import discover as d
+    from sparsenet.errors import SparsenetError
+
+    if args.list_layers:
+        return _list_layers(args)
+    if args.activations and (args.checkpoint or args.layer or args.data):
+        raise SparsenetError("--activations analyses a saved array; it cannot be combined with --checkpoint/--layer/--data")
+    if args.permutations < 0 or args.resamples < 0:
+        raise SparsenetError("--permutations and --resamples must be >= 0")
+    settings = d.AnalysisSettings(clusters=args.clusters, affinity=args.affinity, method=args.method,
+                                  max_samples=args.max_samples, seed=args.seed,
+                                  permutations=args.permutations, resamples=args.resamples)
+    if args.activations:
+        acts = d.load_activations(args.activations)
+    else:
+        checkpoint = args.checkpoint or d.default_checkpoint(seed=args.seed)
+        acts = d.record_checkpoint(checkpoint, args.layer, args.data, args.data_root, args.max_samples, args.seed)
+    print(f"analysing {tuple(acts.values.shape)} activations"
+          + (f" of layer {acts.provenance['layer']}" if "layer" in acts.provenance else ""))
+    analyzer, discovery = d.analyse(acts, settings)
+    out = d.write_run(analyzer, discovery, args.out, command="sparsenet " + shlex.join(sys.argv[1:]))
+    from sparsenet.report import summary_table
+
+    print(summary_table(discovery))
+    print(f"wrote {out}/discovery.json, report.md and plots")
+    return 0
+
+
+def _list_layers(args) -> int:
+    from sparsenet.checkpoint import model_from_checkpoint
+    from sparsenet.models import get_model, model_info
+    from sparsenet.recording import hookable_layers
+
+    if args.checkpoint:
+        model, ckpt = model_from_checkpoint(args.checkpoint)
+        shape = tuple(ckpt.get("input_shape") or ())
+    else:
+        name = args.model or "plaincnn"
+        shape = _input_size(args.input_size) if args.input_size else model_info(name).default_input
+        model = get_model(name, in_channels=shape[0])
+    if args.input_size:
+        shape = _input_size(args.input_size)
+    for name, kind, out_shape in hookable_layers(model, shape):
+        print(f"{name:<40} {kind:<20} {'x'.join(map(str, out_shape))}")
+    return 0
+
+
+def _input_size(text: str) -> tuple[int, int, int]:
+    from sparsenet.errors import SparsenetError
+
+    try:
+        shape = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise SparsenetError(f"--input-size expects C,H,W such as 1,28,28; got {text!r}")
+    return shape
