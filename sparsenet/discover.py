@@ -77,11 +77,12 @@ def load_activations(path: str | Path) -> Activations:
 
 
 def default_layer(model: torch.nn.Module, input_shape) -> str:
-    """The last layer with a spatial output (N x C x H x W, H >= 3): the deepest conv features."""
+    """The last leaf layer with a spatial output (N x C x H x W, H >= 3): the deepest conv features."""
     from sparsenet.recording import hookable_layers
 
+    leaves = {name for name, module in model.named_modules() if not any(True for _ in module.children())}
     candidates = [name for name, _, shape in hookable_layers(model, input_shape)
-                  if len(shape) == 3 and shape[1] >= 3 and shape[2] >= 3]
+                  if name in leaves and len(shape) == 3 and shape[1] >= 3 and shape[2] >= 3]
     if not candidates:
         raise SparsenetError("the model has no layer with a spatial output; name one with --layer")
     return candidates[-1]

@@ -135,7 +135,7 @@ def train(
                                   generator=generator, augment=augment)
         n_steps = math.ceil(len(x_train) / config.batch_size)
         bar = tqdm(batches, total=n_steps, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
-                   disable=not progress)
+                   disable=None if progress else True)  # None: off when not a terminal
         for xb, yb in bar:
             optimizer.zero_grad(set_to_none=True)
             loss = _loss(model(xb), yb)
