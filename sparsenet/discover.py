@@ -30,7 +30,7 @@ DEFAULT_EPOCHS = 3
 @dataclass(frozen=True)
 class AnalysisSettings:
     clusters: int | str = "auto"      # K, or "auto" (eigengap of the normalised Laplacian)
-    affinity: str = "pearson_abs"     # see CorrelationAnalyzer
+    affinity: str = "pearson_pos"     # see CorrelationAnalyzer (positive part: units that fire together)
     method: str = "spectral"          # spectral | hierarchical | communities
     max_samples: int = 2000           # images recorded (every spatial position is a sample)
     seed: int = 0                     # clustering, null permutations and resampling

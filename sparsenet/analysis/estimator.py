@@ -47,7 +47,7 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         the data show no block structure).  An int larger than the number of active channels
         raises ``SparsenetError``.  With ``method="communities"`` an int is an upper bound:
         modularity decides, merged down to at most ``n_clusters``.
-    affinity : str, default "pearson_abs"
+    affinity : str, default "pearson_pos"
         How "fire together" is measured; every option gives a symmetric matrix in [0, 1].
 
         - "pearson_abs": ``|r|``, absolute Pearson correlation.
@@ -164,7 +164,7 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         self,
         n_clusters="auto",
         *,
-        affinity="pearson_abs",
+        affinity="pearson_pos",
         method="spectral",
         max_clusters=10,
         threshold=0.0,

@@ -36,8 +36,8 @@ def add_parser(sub) -> None:
     src.add_argument("--input-size", default=None, help="with --list-layers: input shape C,H,W (default: the model's)")
     ana = p.add_argument_group("analysis")
     ana.add_argument("--clusters", type=_clusters, default="auto", help="number of clusters K, or 'auto' (default)")
-    ana.add_argument("--affinity", default="pearson_abs",
-                     help="pearson_abs | pearson_pos | cofire_lift | cofire_jaccard | arora (default pearson_abs)")
+    ana.add_argument("--affinity", default="pearson_pos",
+                     help="pearson_abs | pearson_pos | cofire_lift | cofire_jaccard | arora (default pearson_pos)")
     ana.add_argument("--method", default="spectral", help="spectral | hierarchical | communities (default spectral)")
     ana.add_argument("--max-samples", type=positive_int, default=2000, help="images to record (default 2000)")
     ana.add_argument("--permutations", type=int, default=20, help="shuffled-null repeats for significance (0 = skip)")

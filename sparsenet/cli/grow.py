@@ -27,7 +27,7 @@ def add_parser(sub) -> None:
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--clusters", default="auto", help="K per discovery, or 'auto'")
-    p.add_argument("--affinity", default="pearson_abs")
+    p.add_argument("--affinity", default="pearson_pos")
     p.add_argument("--method", default="spectral")
     p.add_argument("--max-samples", type=positive_int, default=1000, help="images recorded per discovery")
     p.add_argument("--permutations", type=int, default=10)
