@@ -25,8 +25,10 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from sparsenet.data import load_dataset
+    from sparsenet.models import model_info
     from sparsenet.training import TrainConfig, train_named
 
+    model_info(args.model)  # an unknown model is refused before any data is loaded
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                          augment=args.augment).validate()
     dataset = load_dataset(args.data, args.data_root, seed=args.seed, image_size=args.image_size)
