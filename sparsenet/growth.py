@@ -186,6 +186,10 @@ def grow(dataset, config: GrowthConfig, train_config, analysis, out_dir: str | P
                                                "split": "train", "growth_step": step,
                                                "layer_shape": list(acts.shape[1:])})
                 analyzer, discovery = analyse(acts_info, analysis)
+                p = discovery.significance.get("p")
+                if progress and p is not None and p > 0.05:
+                    print(f"step {step}: warning: the clusters of {layer} are not significant (p = {p:.3g}); "
+                          "the module is built from them all the same (see its report.md)")
                 write_run(analyzer, discovery, step_dir / "discovery")
                 save_spec(_next_module(discovery, network, dataset, config, target), step_dir / "module.json")
             network = _append(network, load_spec(step_dir / "module.json", kind="module"), config)
@@ -204,6 +208,19 @@ def grow(dataset, config: GrowthConfig, train_config, analysis, out_dir: str | P
         state = model.state_dict()
         steps.append(metrics)
     return _finish(out, network, steps, config, dataset, target)
+
+
+def _discovery_summary(step_dir: Path) -> dict[str, Any]:
+    """What the step's discovery found (nothing for step 0, which has no discovery)."""
+    from sparsenet.discovery import load_discovery
+
+    path = step_dir / "discovery" / "discovery.json"
+    if not path.exists():
+        return {}
+    d = load_discovery(path)
+    return {"layer": d.provenance.get("layer"), "clusters": d.n_clusters,
+            "kernel_sizes": [c.kernel_size for c in d.clusters], "inactive": len(d.inactive),
+            "z": d.significance.get("z"), "p": d.significance.get("p"), "stability": d.stability}
 
 
 def _finish(out: Path, network, steps, config: GrowthConfig, dataset, target) -> dict[str, Any]:
@@ -226,7 +243,8 @@ def _finish(out: Path, network, steps, config: GrowthConfig, dataset, target) ->
         "final_test_accuracy": steps[-1]["final_test_accuracy"],
         "params": network_params(network), "macs": network_macs(network, dataset.input_shape[1:]),
         "steps": [{"step": i, "modules": i, "test_accuracy": s["final_test_accuracy"], "params": s["params"],
-                   "macs": s["macs"], "wall_time_s": s["wall_time_s"]} for i, s in enumerate(steps)],
+                   "macs": s["macs"], "wall_time_s": s["wall_time_s"], **_discovery_summary(out / f"step{i}")}
+                  for i, s in enumerate(steps)],
         "sparsenet_version": __version__,
     }
     atomic_write_json(out / "metrics.json", summary)
