@@ -186,10 +186,9 @@ def grow(dataset, config: GrowthConfig, train_config, analysis, out_dir: str | P
                                                "split": "train", "growth_step": step,
                                                "layer_shape": list(acts.shape[1:])})
                 analyzer, discovery = analyse(acts_info, analysis)
-                p = discovery.significance.get("p")
-                if progress and p is not None and p > 0.05:
-                    print(f"step {step}: warning: the clusters of {layer} are not significant (p = {p:.3g}); "
-                          "the module is built from them all the same (see its report.md)")
+                if progress and not _significant(discovery.significance):
+                    print(f"step {step}: warning: the clusters of {layer} are not significant "
+                          f"({discovery.significance}); the module is built from them all the same")
                 write_run(analyzer, discovery, step_dir / "discovery")
                 save_spec(_next_module(discovery, network, dataset, config, target), step_dir / "module.json")
             network = _append(network, load_spec(step_dir / "module.json", kind="module"), config)
@@ -208,6 +207,14 @@ def grow(dataset, config: GrowthConfig, train_config, analysis, out_dir: str | P
         state = model.state_dict()
         steps.append(metrics)
     return _finish(out, network, steps, config, dataset, target)
+
+
+def _significant(sig: dict) -> bool:
+    """z >= 3 and p at 0.05 or as small as the permutations allow (1 / (n + 1))."""
+    if not sig or sig.get("z") is None:
+        return True  # not tested (no permutations): nothing to warn about
+    floor = 1 / (1 + int(sig.get("n_permutations") or 0))
+    return sig["z"] >= 3 and sig["p"] <= max(0.05, floor)
 
 
 def _discovery_summary(step_dir: Path) -> dict[str, Any]:

@@ -83,3 +83,12 @@ def test_unmeetable_budget_cli(capsys, tmp_path):
     err = capsys.readouterr().err
     assert code == 2 and "cannot be met" in err and "Traceback" not in err
     assert not (tmp_path / "g" / "network.json").exists()
+
+
+def test_significance_rule_respects_the_permutation_floor():
+    from sparsenet.growth import _significant
+
+    assert _significant({"z": 82.0, "p": 1 / 11, "n_permutations": 10})  # p at its floor, z large
+    assert not _significant({"z": -31.6, "p": 1.0, "n_permutations": 10})
+    assert not _significant({"z": 1.0, "p": 0.04, "n_permutations": 100})
+    assert _significant({})  # not tested: nothing to warn about
