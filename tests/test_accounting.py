@@ -83,15 +83,6 @@ def expected_rows():
     return rows
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # On the shared 2-core machine, torch's intra-op threads spin against other processes
-    # (a 224 px GoogLeNet forward: ~5 s with 2 threads under load, 0.25 s with one).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def googlenet():

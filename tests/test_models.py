@@ -33,15 +33,6 @@ TABLE1 = {
 NAMES = ["conv1", "maxpool1", "conv2", "conv3", "maxpool2"] + [f"inception{k}" for k in TABLE1]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # On the shared 2-core machine, torch's intra-op threads spin against other processes
-    # (a 224 px GoogLeNet forward: ~5 s with 2 threads under load, 0.25 s with one).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def googlenet():
