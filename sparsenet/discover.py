@@ -37,6 +37,23 @@ class AnalysisSettings:
     permutations: int = 20            # shuffled-null repeats for the significance test
     resamples: int = 5                # half-splits for the stability score
 
+    def validate(self) -> "AnalysisSettings":
+        """Refuse bad settings before any training or recording starts."""
+        from sparsenet.analysis.affinity import AFFINITIES
+        from sparsenet.analysis.clustering import METHODS
+
+        if self.affinity not in AFFINITIES:
+            raise SparsenetError(f"unknown affinity {self.affinity!r}; accepted: {', '.join(AFFINITIES)}")
+        if self.method not in METHODS:
+            raise SparsenetError(f"unknown method {self.method!r}; accepted: {', '.join(METHODS)}")
+        if self.clusters != "auto" and not (isinstance(self.clusters, int) and self.clusters >= 1):
+            raise SparsenetError(f"clusters must be a positive integer or 'auto', got {self.clusters!r}")
+        if self.max_samples < 2:
+            raise SparsenetError(f"max_samples must be at least 2, got {self.max_samples}")
+        if self.permutations < 0 or self.resamples < 0:
+            raise SparsenetError("permutations and resamples must be >= 0 (0 skips the test)")
+        return self
+
 
 @dataclass
 class Activations:

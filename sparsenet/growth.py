@@ -155,6 +155,7 @@ def grow(dataset, config: GrowthConfig, train_config, analysis, out_dir: str | P
 
     config.validate()
     train_config.validate()
+    analysis.validate()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     settings = {"data": dataset.name, "growth": asdict(config), "train": asdict(train_config),

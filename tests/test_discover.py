@@ -106,3 +106,15 @@ def test_unknown_layer_names_available(capsys, tmp_path):
     code, _, err = run(capsys, "discover", "--checkpoint", tmp_path / "model" / "checkpoint.pt",
                        "--layer", "features.conv9", "--out", tmp_path / "run")
     assert code == 2 and "features.conv1" in err and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--affinity", "cosine"], "unknown affinity 'cosine'; accepted: pearson_abs"),
+    (["--method", "kmeans"], "unknown method 'kmeans'; accepted: spectral"),
+    (["--permutations", "-1"], "permutations and resamples must be >= 0"),
+])
+def test_bad_settings_refused_before_training(capsys, tmp_path, monkeypatch, argv, message):
+    monkeypatch.setenv("SPARSENET_CACHE", str(tmp_path / "cache"))  # nothing may be trained
+    code, _, err = run(capsys, "discover", *argv, "--out", tmp_path / "run")
+    assert code == 2 and message in err
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "run").exists()

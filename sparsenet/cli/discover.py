@@ -55,11 +55,9 @@ def run(args) -> int:
         return _list_layers(args)
     if args.activations and (args.checkpoint or args.layer or args.data):
         raise SparsenetError("--activations analyses a saved array; it cannot be combined with --checkpoint/--layer/--data")
-    if args.permutations < 0 or args.resamples < 0:
-        raise SparsenetError("--permutations and --resamples must be >= 0")
     settings = d.AnalysisSettings(clusters=args.clusters, affinity=args.affinity, method=args.method,
                                   max_samples=args.max_samples, seed=args.seed,
-                                  permutations=args.permutations, resamples=args.resamples)
+                                  permutations=args.permutations, resamples=args.resamples).validate()
     if args.activations:
         acts = d.load_activations(args.activations)
     else:

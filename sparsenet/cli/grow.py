@@ -57,7 +57,7 @@ def run(args) -> int:
     train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed).validate()
     analysis = AnalysisSettings(clusters=clusters, affinity=args.affinity, method=args.method,
                                 max_samples=args.max_samples, seed=args.seed,
-                                permutations=args.permutations, resamples=args.resamples)
+                                permutations=args.permutations, resamples=args.resamples).validate()
     dataset = load_dataset(args.data, args.data_root, seed=args.seed)
     summary = grow(dataset, config, train_config, analysis, args.out, progress=not args.quiet)
     print(f"grown {summary['modules']} modules on {summary['data']}: test accuracy "
