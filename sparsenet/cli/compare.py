@@ -1,0 +1,51 @@
+"""`sparsenet compare`: train discovered and hand-designed networks with the same recipe and seeds."""
+
+from __future__ import annotations
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "compare", help="compare discovered networks with hand-designed GoogLeNet at equal cost (from a TOML config)",
+        description="Train every candidate of an experiment configuration (experiments/*.toml) once per seed "
+                    "with the same data split and recipe, time CPU inference of all of them together, and write "
+                    "results.json, results.csv, summary.json, report.md and plots into --out. Rerunning the same "
+                    "configuration into the same --out skips finished runs and resumes interrupted ones; "
+                    "another configuration is refused there.")
+    p.add_argument("--config", required=True, help="experiment configuration, e.g. experiments/smoke.toml")
+    p.add_argument("--out", default=None, help="output directory (default runs/compare-<config name>)")
+    p.add_argument("--check", action="store_true",
+                   help="validate the configuration (and that its dataset and networks load) and stop")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from sparsenet.compare import load_data, preflight, run_comparison
+    from sparsenet.experiment import load_experiment
+
+    experiment = load_experiment(args.config)
+    out = Path(args.out) if args.out else Path("runs") / f"compare-{Path(args.config).stem}"
+    if args.check:
+        preflight(experiment, load_data(experiment))
+        n = len(experiment.points)
+        print(f"{args.config}: valid; {n} candidate(s) x {len(experiment.seeds)} seed(s): "
+              + ", ".join(p.name for p in experiment.points))
+        return 0
+    command = f"sparsenet compare --config {args.config} --out {out}" + (" --quiet" if args.quiet else "")
+    summary = run_comparison(experiment, out, config_text=Path(args.config).read_text(), progress=not args.quiet,
+                             command=command)
+    print(f"{summary['trained']} network(s) trained now, {summary['reused']} run(s) reused")
+    for c in summary["candidates"]:
+        half = c["accuracy_ci_half"]
+        ci = f" ± {100 * half:.2f}" if half is not None else ""
+        print(f"  {c['candidate']:<28} {c['role']:<10} n={c['n']}  accuracy {100 * c['accuracy_mean']:.2f}{ci} %  "
+              f"mult-adds {c['macs']:,.0f}")
+    for m in summary["matched"]:
+        if "diff" in m:
+            flag = " (extrapolated)" if m["extrapolated"] else ""
+            print(f"  {m['candidate']} vs {m['compare_to']} at matched mult-adds: {100 * m['diff']:+.2f} pp, "
+                  f"p = {m['p'] if m['p'] is not None else float('nan'):.3f}: {m['verdict']}{flag}")
+    print(f"report: {out / 'report.md'}")
+    return 0

@@ -1,0 +1,725 @@
+"""The comparator: discovered topologies against hand-designed GoogLeNet, same data, recipe and seeds.
+
+``run_comparison(experiment, out_dir)`` trains every candidate of an :class:`~sparsenet.experiment.Experiment`
+once per seed, then times CPU inference of all trained models together, and writes::
+
+    DIR/config.json        the validated configuration (a rerun with another one is refused)
+    DIR/config.toml        the configuration file as given
+    DIR/runs/<candidate>/seed<k>/   checkpoint.pt, metrics.json (written last: the run is done)
+        skeleton candidates also: discovery/, module.json, swap.json, network.json (the swapped
+        network); grown candidates also: grow/ (sparsenet.growth's directory)
+    DIR/runs/skeleton@<width>x<modules>/seed<k>/   the trained skeleton(s) the swaps start from
+        (shared by the skeleton candidates with the same skeleton; reported as its control)
+    DIR/latency.json       the latency phase (settings and per-run medians)
+    DIR/results.json       a list of runs: candidate, kind, role, model, seed, accuracy, params,
+                           macs, latency_ms {"b1": ms per batch of 1, "b64": ms per batch of 64},
+                           train_time_s, history (path of the run's metrics.json, per-epoch curve)
+    DIR/results.csv        the same, flat
+    DIR/summary.json       per-candidate statistics and the matched-MACs tests
+    DIR/report.md          the summary for people, with the plots DIR/pareto.png, latency.png, curves.png
+
+Roles: ``hand`` (googlenet_small at each width multiplier: the hand-designed curve), ``baseline``
+(plaincnn), ``discovered`` (a grown network, or a discovered module swapped into the GoogLeNet
+skeleton) and ``control`` (the unswapped skeleton the swaps started from: googlenet_small as a spec,
+trained with the same seed; named ``skeleton@<width>x<modules>``).  Every network is trained from scratch with the same recipe,
+seeds and data split; grown networks are grown with the recipe, then their final architecture
+is retrained from scratch (so they get no extra epochs).
+
+Rerunning the same configuration into the same DIR reuses every finished run
+(``metrics.json`` present) and resumes interrupted ones from their epoch checkpoint; the
+latency phase is reused when it covers every run with the same settings.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import platform
+import statistics
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from sparsenet import __version__
+from sparsenet.errors import SparsenetError
+from sparsenet.experiment import Experiment, Point, diff_configs
+from sparsenet.io import atomic_write_json, atomic_write_text
+
+__all__ = ["run_comparison", "load_data", "preflight", "measure_latency", "summarise", "matched_comparisons",
+           "paired_controls", "write_outputs", "read_results", "CSV_FIELDS", "LATENCY_NOTE"]
+
+LATENCY_NOTE = ("latency_ms.b1: milliseconds per forward pass of a batch of 1 image; latency_ms.b64: "
+                "milliseconds per forward pass of a batch of 64 images (divide by 64 for per image); "
+                "median over repeats, eval mode, torch.inference_mode, CPU")
+CSV_FIELDS = ["candidate", "group", "kind", "role", "model", "seed", "accuracy", "params", "macs",
+              "latency_b1_ms", "latency_b64_ms", "train_time_s", "width_mult", "compare_to", "history"]
+
+
+# ----------------------------------------------------------------------------- setup
+
+def load_data(experiment: Experiment):
+    """The dataset with the experiment's one split (``data.split_seed``) and image size."""
+    from sparsenet.data import load_dataset
+
+    d = experiment.data
+    return load_dataset(d["name"], d["root"], seed=d["split_seed"], test_fraction=d["test_fraction"],
+                        image_size=d["image_size"])
+
+
+def _registered(point: Point) -> tuple[str, dict[str, Any]]:
+    o = point.options
+    if point.kind == "googlenet_small":
+        return "googlenet_small", {"width_mult": o["width_mult"], "num_modules": o["num_modules"],
+                                   "batch_norm": o["batch_norm"], "dropout": o["dropout"]}
+    if point.kind == "plaincnn":
+        return "plaincnn", {"width": o["width"]}
+    raise AssertionError(point.kind)
+
+
+def _skeleton(point: Point, dataset):
+    from sparsenet.skeleton import googlenet_spec
+
+    o = point.options
+    return googlenet_spec(o["width_mult"], o["num_modules"], num_classes=dataset.num_classes,
+                          in_channels=dataset.in_channels, batch_norm=o["batch_norm"], dropout=o["dropout"],
+                          input_size=dataset.image_size)
+
+
+def _growth_config(point: Point):
+    from sparsenet.growth import GrowthConfig
+
+    o = point.options
+    return GrowthConfig(modules=o["modules"], mode=o["mode"], connectivity=o["connectivity"],
+                        budget_macs=o["budget_macs"], budget_like=o["budget_like"], width_scale=o["width_scale"],
+                        stem_width=o["stem_width"], pool_after=tuple(o["pool_after"])).validate()
+
+
+def _analysis(point: Point, seed: int):
+    from sparsenet.discover import AnalysisSettings
+
+    return AnalysisSettings(seed=seed, **point.options["analysis"])
+
+
+def preflight(experiment: Experiment, dataset) -> None:
+    """Build every candidate once for the dataset, so that nothing that cannot run starts training."""
+    from sparsenet.builder import build_network
+    from sparsenet.models import validate_input
+    from sparsenet.training import build_model
+
+    for seed in experiment.seeds:
+        experiment.train_config(seed)
+    for p in experiment.points:
+        try:
+            if p.kind in ("googlenet_small", "plaincnn"):
+                name, kwargs = _registered(p)
+                model, _ = build_model(name, dataset, 0, kwargs)
+                validate_input(model, dataset.input_shape)
+            elif p.kind == "skeleton":
+                validate_input(build_network(_skeleton(p, dataset)), dataset.input_shape)
+            elif p.kind == "grown":
+                from sparsenet.growth import _budget
+
+                _budget(_growth_config(p))
+        except SparsenetError as exc:
+            raise SparsenetError(f"{experiment.source}: {p.source} ({p.name!r}) cannot run on "
+                                 f"{dataset.name} {tuple(dataset.input_shape)}: {exc}") from None
+
+
+def _claim(out: Path, experiment: Experiment) -> bool:
+    """Refuse a DIR that holds another configuration's results; True if DIR holds this one's."""
+    path = out / "config.json"
+    if not path.exists():
+        if out.exists() and (out / "results.json").exists():
+            raise SparsenetError(f"{out} holds results but no config.json; choose another --out")
+        return False
+    try:
+        saved = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SparsenetError(f"{path} is not readable JSON ({exc}); choose another --out") from None
+    now = json.loads(json.dumps(experiment.normalized))
+    diff = diff_configs(saved.get("config"), now)
+    if diff:
+        raise SparsenetError(f"{out} holds the results of another configuration ({saved.get('source')}); "
+                             f"these keys differ: {', '.join(diff[:8])}{' ...' if len(diff) > 8 else ''}. "
+                             "Rerun that configuration to resume it, or choose another --out")
+    return True
+
+
+def _now() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@contextmanager
+def _threads(n: int | None):
+    previous = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+# ----------------------------------------------------------------------------- training
+
+def _run_dir(out: Path, name: str, seed: int) -> Path:
+    return out / "runs" / name / f"seed{seed}"
+
+
+def _train(model_name: str, kwargs: dict[str, Any], dataset, experiment: Experiment, seed: int, run_dir: Path,
+           progress: bool, extra: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Train (or reuse) one network in run_dir; returns (metrics, trained_now)."""
+    from sparsenet.training import build_model, train
+
+    done = run_dir / "metrics.json"
+    if done.exists():
+        return json.loads(done.read_text()), False
+    model, kw = build_model(model_name, dataset, seed, kwargs)
+    metrics = train(model, dataset, experiment.train_config(seed), model_name=model_name, model_kwargs=kw,
+                    out_dir=run_dir, resume=(run_dir / "checkpoint.pt").exists(), progress=progress, extra=extra)
+    return metrics, True
+
+
+def _row(point: Point, seed: int, metrics: dict[str, Any], run_dir: Path, out: Path, **fields) -> dict[str, Any]:
+    row = {
+        "candidate": point.name, "group": point.group, "kind": point.kind, "role": point.role,
+        "model": metrics["model"], "seed": seed, "accuracy": float(metrics["final_test_accuracy"]),
+        "params": int(metrics["params"]), "macs": int(metrics["macs"]), "latency_ms": None,
+        "train_time_s": float(metrics["wall_time_s"]),
+        "width_mult": point.options.get("width_mult"), "compare_to": point.compare_to,
+        "history": str((run_dir / "metrics.json").relative_to(out)),
+        "checkpoint": str((run_dir / "checkpoint.pt").relative_to(out)),
+    }
+    row.update(fields)
+    return row
+
+
+def _run_point(point: Point, seed: int, dataset, experiment: Experiment, out: Path, progress: bool,
+               log: Callable[[str], None]) -> tuple[list[dict[str, Any]], int]:
+    """Train (or reuse) one candidate at one seed; returns (result rows, networks trained now)."""
+    run_dir = _run_dir(out, point.name, seed)
+    extra = {"candidate": point.name, "seed": seed, "experiment": experiment.name}
+    if point.kind in ("googlenet_small", "plaincnn"):
+        name, kwargs = _registered(point)
+        metrics, trained = _train(name, kwargs, dataset, experiment, seed, run_dir, progress, extra)
+        return [_row(point, seed, metrics, run_dir, out)], int(trained)
+    if point.kind == "skeleton":
+        return _run_skeleton(point, seed, dataset, experiment, out, run_dir, progress, log, extra)
+    if point.kind == "grown":
+        return _run_grown(point, seed, dataset, experiment, out, run_dir, progress, log, extra)
+    raise AssertionError(point.kind)
+
+
+def skeleton_name(point: Point) -> str:
+    """The shared skeleton (and control candidate) of a skeleton candidate, e.g. 'skeleton@0.125x2'.
+
+    Skeleton candidates with the same width multiplier, modules, batch norm and dropout start from
+    the same trained skeleton at each seed, so it is trained once (``runs/<this name>/seed<k>``).
+    User candidate names cannot contain '@', so this never collides with one.
+    """
+    o = point.options
+    name = f"skeleton@{o['width_mult']:g}x{o['num_modules']}"
+    return name + ("+bn" if o["batch_norm"] else "") + (f"+d{o['dropout']:g}" if o["dropout"] != 0.4 else "")
+
+
+def _run_skeleton(point, seed, dataset, experiment, out, run_dir, progress, log, extra):
+    from sparsenet.checkpoint import model_from_checkpoint
+    from sparsenet.skeleton import discover_and_swap
+    from sparsenet.spec import load_spec, spec_to_dict
+
+    o = point.options
+    skeleton = _skeleton(point, dataset)
+    control_name = skeleton_name(point)
+    skel_dir = _run_dir(out, control_name, seed)
+    skel_metrics, t1 = _train("specnet", {"spec": spec_to_dict(skeleton)}, dataset, experiment, seed, skel_dir,
+                              progress, {**extra, "candidate": control_name, "part": "skeleton"})
+    if not (run_dir / "network.json").exists():
+        log(f"  discovering the input of stage {o['stage']} in the trained skeleton {control_name}")
+        t0 = time.perf_counter()
+        model, _ = model_from_checkpoint(skel_dir / "checkpoint.pt")
+        discover_and_swap(model, skeleton, o["stage"], dataset, _analysis(point, seed), run_dir,
+                          connectivity=o["connectivity"], tolerance=o["tolerance"])
+        swap = json.loads((run_dir / "swap.json").read_text())
+        atomic_write_json(run_dir / "swap.json", {**swap, "time_s": time.perf_counter() - t0})
+    swap = json.loads((run_dir / "swap.json").read_text())
+    swapped = load_spec(run_dir / "network.json", kind="network")
+    metrics, t2 = _train("specnet", {"spec": spec_to_dict(swapped)}, dataset, experiment, seed, run_dir,
+                         progress, {**extra, "part": "swapped"})
+    details = {"stage": o["stage"], "connectivity": o["connectivity"], "control": control_name,
+               "hand_module_macs": swap["hand_module_macs"], "module_macs": swap["module_macs"],
+               "clusters": swap["clusters"], "kernel_sizes": swap["kernel_sizes"],
+               "discovery": str((run_dir / "discovery").relative_to(out)),
+               "pipeline_time_s": float(swap.get("time_s", 0.0))}   # discovery; the skeleton is the control row
+    control = Point(control_name, point.kind, "control", point.options, point.source, control_name)
+    rows = [_row(point, seed, metrics, run_dir, out, **details),
+            _row(control, seed, skel_metrics, skel_dir, out)]
+    return rows, int(t1) + int(t2)
+
+
+def _run_grown(point, seed, dataset, experiment, out, run_dir, progress, log, extra):
+    from sparsenet.growth import grow
+    from sparsenet.spec import load_spec, spec_to_dict
+
+    grow_dir = run_dir / "grow"
+    grown_now = 0
+    if not (grow_dir / "metrics.json").exists():
+        log(f"  growing {point.options['modules']} module(s)")
+        grow(dataset, _growth_config(point), experiment.train_config(seed), _analysis(point, seed), grow_dir,
+             progress=progress)
+        grown_now = 1
+    summary = json.loads((grow_dir / "metrics.json").read_text())
+    network = load_spec(grow_dir / "network.json", kind="network")
+    metrics, trained = _train("specnet", {"spec": spec_to_dict(network)}, dataset, experiment, seed, run_dir,
+                              progress, {**extra, "part": "retrained from scratch"})
+    details = {"grow_accuracy": float(summary["final_test_accuracy"]), "modules": summary["modules"],
+               "grow_time_s": float(sum(s["wall_time_s"] for s in summary["steps"])),
+               "budget_macs_per_module": summary.get("budget_macs_per_module"),
+               "pipeline_time_s": float(sum(s["wall_time_s"] for s in summary["steps"]))}
+    return [_row(point, seed, metrics, run_dir, out, **details)], grown_now + int(trained)
+
+
+# ----------------------------------------------------------------------------- latency
+
+def measure_latency(models: dict[str, torch.nn.Module], input_shape, *, threads: int = 1, warmup: int = 3,
+                    repeats: int = 10, batch_sizes=(1, 64)) -> dict[str, dict[str, float]]:
+    """Median forward time (ms) per batch of each size, for every model, timed interleaved.
+
+    All models are warmed up first; then each repeat times every model once per batch size, in
+    an order rotated by one model per repeat (so drift in the machine's speed spreads over all
+    models instead of favouring the first).  Same thread count and inputs for all.
+    """
+    if not models:
+        return {}
+    gen = torch.Generator().manual_seed(0)
+    inputs = {f"b{b}": torch.randn(b, *input_shape, generator=gen) for b in batch_sizes}
+    keys = list(models)
+    samples = {k: {b: [] for b in inputs} for k in keys}
+    with _threads(threads), torch.inference_mode():
+        for m in models.values():
+            m.eval()
+        for _ in range(warmup):
+            for k in keys:
+                for x in inputs.values():
+                    models[k](x)
+        for r in range(repeats):
+            shift = r % len(keys)
+            for k in keys[shift:] + keys[:shift]:
+                for b, x in inputs.items():
+                    t0 = time.perf_counter()
+                    models[k](x)
+                    samples[k][b].append((time.perf_counter() - t0) * 1000.0)
+    return {k: {b: float(statistics.median(v)) for b, v in s.items()} for k, s in samples.items()}
+
+
+def _latency_key(row: dict[str, Any]) -> str:
+    return f"{row['candidate']}/seed{row['seed']}"
+
+
+def _latency_phase(rows: list[dict[str, Any]], experiment: Experiment, dataset, out: Path,
+                   log: Callable[[str], None]) -> dict[str, Any]:
+    from sparsenet.checkpoint import model_from_checkpoint
+
+    settings = {**experiment.latency, "batch_sizes": [1, 64], "input_shape": list(dataset.input_shape),
+                "torch": torch.__version__, "machine": platform.machine(), "processor": platform.processor()}
+    path = out / "latency.json"
+    keys = [_latency_key(r) for r in rows]
+    if path.exists():
+        saved = json.loads(path.read_text())
+        if saved.get("settings") == settings and all(k in saved.get("runs", {}) for k in keys):
+            log("latency: measured earlier for every run, reusing latency.json")
+            return saved
+    log(f"latency: timing {len(rows)} models together ({experiment.latency['threads']} thread(s), "
+        f"{experiment.latency['warmup']} warm-up, {experiment.latency['repeats']} repeats, batch 1 and 64)")
+    models = {}
+    for row in rows:
+        model, _ = model_from_checkpoint(out / row["checkpoint"])
+        models[_latency_key(row)] = model
+    t0 = time.perf_counter()
+    runs = measure_latency(models, tuple(dataset.input_shape), threads=experiment.latency["threads"],
+                           warmup=experiment.latency["warmup"], repeats=experiment.latency["repeats"])
+    result = {"settings": settings, "note": LATENCY_NOTE, "time_s": time.perf_counter() - t0, "runs": runs}
+    atomic_write_json(path, result)
+    return result
+
+
+# ----------------------------------------------------------------------------- statistics
+
+def _by_candidate(rows):
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(r["candidate"], []).append(r)
+    return groups
+
+
+def summarise(rows: list[dict[str, Any]], confidence: float = 0.95) -> list[dict[str, Any]]:
+    """Per candidate: n seeds, accuracy mean and CI, mean params/MACs/latency/train time."""
+    from sparsenet.stats_tests import mean_ci
+
+    out = []
+    for name, rs in _by_candidate(rows).items():
+        acc = mean_ci([r["accuracy"] for r in rs], confidence)
+        lat = {b: [r["latency_ms"][b] for r in rs if r.get("latency_ms")] for b in ("b1", "b64")}
+        out.append({
+            "candidate": name, "group": rs[0]["group"], "kind": rs[0]["kind"], "role": rs[0]["role"],
+            "width_mult": rs[0].get("width_mult"), "compare_to": rs[0].get("compare_to"),
+            "seeds": sorted(r["seed"] for r in rs), "n": acc.n,
+            "accuracy_mean": acc.mean, "accuracy_ci_low": acc.low, "accuracy_ci_high": acc.high,
+            "accuracy_ci_half": acc.half_width, "accuracy_std": acc.std,
+            "params": statistics.mean(r["params"] for r in rs), "macs": statistics.mean(r["macs"] for r in rs),
+            "macs_min": min(r["macs"] for r in rs), "macs_max": max(r["macs"] for r in rs),
+            "latency_b1_ms": statistics.mean(lat["b1"]) if lat["b1"] else None,
+            "latency_b64_ms": statistics.mean(lat["b64"]) if lat["b64"] else None,
+            "train_time_s": statistics.mean(r["train_time_s"] for r in rs),
+            "pipeline_time_s": statistics.mean(r.get("pipeline_time_s") or 0.0 for r in rs),
+        })
+    return out
+
+
+def _curve_by_seed(rows, group: str) -> dict[int, tuple[list[float], list[float], list[str]]]:
+    curve: dict[int, tuple[list[float], list[float], list[str]]] = {}
+    for r in rows:
+        if r["role"] == "hand" and r["group"] == group:
+            xs, ys, names = curve.setdefault(r["seed"], ([], [], []))
+            xs.append(r["macs"])
+            ys.append(r["accuracy"])
+            names.append(r["candidate"])
+    return curve
+
+
+def matched_comparisons(rows: list[dict[str, Any]], alpha: float = 0.05) -> list[dict[str, Any]]:
+    """Each discovered candidate against its hand-designed curve at matched multiply-adds.
+
+    Per seed k: the curve of seed k (googlenet_small's accuracy at each measured width, against
+    its multiply-adds) is interpolated linearly in log(MACs) at the candidate's MACs of seed k;
+    the candidate's accuracies are compared with these matched values by Welch's t-test. Seeds
+    for which the curve lacks a width (a run still missing) are left out. A candidate whose MACs
+    lie outside the measured widths' range is flagged ``extrapolated`` (the end segment of the
+    curve is extended there: treat that comparison with suspicion).
+    """
+    from sparsenet.stats_tests import interpolate_log, mean_ci, verdict, welch
+
+    out = []
+    for name, rs in _by_candidate(rows).items():
+        if rs[0]["role"] != "discovered" or not rs[0].get("compare_to"):
+            continue
+        group = rs[0]["compare_to"]
+        curve = _curve_by_seed(rows, group)
+        widths = max((len(v[0]) for v in curve.values()), default=0)
+        cand, matched, extrapolated, seeds, rng, outside = [], [], False, [], None, 0.0
+        for r in sorted(rs, key=lambda r: r["seed"]):
+            c = curve.get(r["seed"])
+            if c is None or len(c[0]) < max(widths, 2):
+                continue
+            interp = interpolate_log(c[0], c[1], r["macs"])
+            cand.append(r["accuracy"])
+            matched.append(interp.value)
+            seeds.append(r["seed"])
+            extrapolated = extrapolated or interp.extrapolated
+            outside = max(outside, interp.outside)
+            rng = (interp.low, interp.high)
+        entry = {"candidate": name, "compare_to": group, "kind": rs[0]["kind"], "seeds": seeds, "n": len(seeds),
+                 "macs": statistics.mean(r["macs"] for r in rs), "curve_macs_range": list(rng) if rng else None,
+                 "extrapolated": extrapolated, "outside_by": outside}
+        if len(seeds) == 0:
+            entry.update({"verdict": "n/a", "reason": f"no seed has the complete {group} curve (>= 2 widths)"})
+            out.append(entry)
+            continue
+        w = welch(cand, matched)
+        a, m = mean_ci(cand), mean_ci(matched)
+        entry.update({"accuracy_mean": a.mean, "accuracy_ci_half": a.half_width,
+                      "matched_hand_mean": m.mean, "matched_hand_ci_half": m.half_width,
+                      "diff": w.diff, "t": w.t, "df": w.df, "p": w.p, "alpha": alpha, "verdict": verdict(w, alpha)})
+        out.append(entry)
+    return out
+
+
+def paired_controls(rows: list[dict[str, Any]], alpha: float = 0.05) -> list[dict[str, Any]]:
+    """Each swapped skeleton against its own unswapped skeleton (same seeds), by Welch's test."""
+    from sparsenet.stats_tests import verdict, welch
+
+    by = _by_candidate(rows)
+    out = []
+    for name, rs in by.items():
+        if rs[0]["role"] != "discovered" or rs[0].get("control") not in by:
+            continue
+        ctrl = {r["seed"]: r for r in by[rs[0]["control"]]}
+        seeds = sorted(r["seed"] for r in rs if r["seed"] in ctrl)
+        a = [r["accuracy"] for r in sorted(rs, key=lambda r: r["seed"]) if r["seed"] in ctrl]
+        b = [ctrl[s]["accuracy"] for s in seeds]
+        w = welch(a, b) if seeds else None
+        out.append({"candidate": name, "control": rs[0]["control"], "seeds": seeds, "n": len(seeds),
+                    "macs": statistics.mean(r["macs"] for r in rs),
+                    "control_macs": statistics.mean(ctrl[s]["macs"] for s in seeds) if seeds else None,
+                    "diff": w.diff if w else None, "t": w.t if w else None, "df": w.df if w else None,
+                    "p": w.p if w else None, "verdict": verdict(w, alpha) if w else "n/a"})
+    return out
+
+
+# ----------------------------------------------------------------------------- outputs
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        lat = r.get("latency_ms") or {}
+        writer.writerow({**r, "latency_b1_ms": lat.get("b1", ""), "latency_b64_ms": lat.get("b64", ""),
+                         "width_mult": "" if r.get("width_mult") is None else r["width_mult"],
+                         "compare_to": r.get("compare_to") or ""})
+    return buf.getvalue()
+
+
+def _clean(value):
+    """JSON without NaN/inf (None instead)."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_outputs(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any], *, plots: bool = True) -> dict[str, Any]:
+    """results.json, results.csv, summary.json, report.md and (with ``plots``) the figures."""
+    from sparsenet.compare_plots import plot_all
+
+    summary = {**meta, "written_at": _now(), "candidates": summarise(rows), "matched": matched_comparisons(rows),
+               "controls": paired_controls(rows)}
+    summary = _clean(summary)
+    atomic_write_json(out / "results.json", _clean(rows))
+    atomic_write_text(out / "results.csv", _csv(rows))
+    figures = plot_all(rows, summary, out, histories=_histories(out, rows)) if plots else {}
+    summary["figures"] = {k: Path(v).name for k, v in figures.items()}
+    atomic_write_json(out / "summary.json", summary)
+    atomic_write_text(out / "report.md", render_report(summary, rows))
+    return summary
+
+
+def _histories(out: Path, rows) -> dict[str, list[list[float]]]:
+    """Per candidate: the test-accuracy-per-epoch list of each seed."""
+    hist: dict[str, list[list[float]]] = {}
+    for r in rows:
+        path = out / r["history"]
+        if path.exists():
+            epochs = json.loads(path.read_text()).get("epochs", [])
+            hist.setdefault(r["candidate"], []).append([e["test_accuracy"] for e in epochs])
+    return hist
+
+
+def read_results(out_dir: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(rows, summary) of a comparison directory."""
+    out = Path(out_dir)
+    for name in ("results.json", "summary.json"):
+        if not (out / name).is_file():
+            raise SparsenetError(f"{out} holds no {name}; run `sparsenet compare --out {out}` first")
+    return json.loads((out / "results.json").read_text()), json.loads((out / "summary.json").read_text())
+
+
+# ----------------------------------------------------------------------------- the run
+
+def run_comparison(experiment: Experiment, out_dir: str | Path, *, config_text: str | None = None,
+                   progress: bool = True, log: Callable[[str], None] | None = None,
+                   plots: bool = True, command: str | None = None) -> dict[str, Any]:
+    """Train and measure every candidate at every seed; write the outputs (see the module docstring).
+
+    Everything that can be checked is checked before the first network is trained: the
+    directory's stored configuration, the dataset, every candidate's network on its input.
+    Returns the summary, with ``trained`` (networks trained in this call) and ``reused``.
+    """
+    log = log or (lambda msg: print(msg, flush=True))
+    out = Path(out_dir)
+    resuming = _claim(out, experiment)
+    dataset = load_data(experiment)
+    preflight(experiment, dataset)
+    out.mkdir(parents=True, exist_ok=True)
+    if not resuming:
+        atomic_write_json(out / "config.json", {"format": "sparsenet.compare.config", "version": 1,
+                                                "source": experiment.source, "started_at": _now(),
+                                                "config": experiment.normalized})
+        if config_text is not None:
+            atomic_write_text(out / "config.toml", config_text)
+    meta = {"experiment": experiment.name, "description": experiment.description, "source": experiment.source,
+            "dataset": {"name": dataset.name, "source": dataset.source, "input_shape": list(dataset.input_shape),
+                        "train": len(dataset.x_train), "test": len(dataset.x_test),
+                        "split_seed": experiment.data["split_seed"]},
+            "train": experiment.train, "seeds": list(experiment.seeds),
+            "threads": experiment.threads or torch.get_num_threads(), "latency_note": LATENCY_NOTE,
+            "sparsenet_version": __version__, "torch": torch.__version__,
+            "command": command or f"sparsenet compare --config {experiment.source} --out {out}",
+            "started_at": json.loads((out / "config.json").read_text()).get("started_at")}
+    rows: list[dict[str, Any]] = []
+    trained = reused = 0
+    total = len(experiment.seeds) * len(experiment.points)
+    t_start = time.perf_counter()
+    with _threads(experiment.threads):
+        step = 0
+        for seed in experiment.seeds:   # seed-major: complete seeds appear first
+            for point in experiment.points:
+                step += 1
+                done = (_run_dir(out, point.name, seed) / "metrics.json").exists()
+                log(f"[{step}/{total}] {point.name} seed {seed}: " + ("done earlier, reusing" if done else "training"))
+                new_rows, n = _run_point(point, seed, dataset, experiment, out, progress, log)
+                trained += n
+                reused += int(n == 0)
+                have = {(r["candidate"], r["seed"]) for r in rows}
+                rows.extend(r for r in new_rows if (r["candidate"], r["seed"]) not in have)  # shared skeletons once
+                if n:
+                    log(f"    accuracy {new_rows[0]['accuracy']:.4f}, {new_rows[0]['macs']:,} mult-adds, "
+                        f"{new_rows[0]['train_time_s']:.0f} s")
+                    write_outputs(out, rows, {**meta, "complete": False}, plots=False)  # partial, no latency yet
+    latency = _latency_phase(rows, experiment, dataset, out, log)
+    for r in rows:
+        r["latency_ms"] = latency["runs"][_latency_key(r)]
+    # training of every network (controls = shared skeletons, once each) + discovery and growth
+    cost = sum(r["train_time_s"] + (r.get("pipeline_time_s") or 0.0) for r in rows)
+    meta = {**meta, "complete": True, "latency": {k: v for k, v in latency.items() if k != "runs"},
+            "train_cost_s": cost, "trained": trained, "reused": reused,
+            "this_call_wall_s": time.perf_counter() - t_start}
+    summary = write_outputs(out, rows, meta, plots=plots)
+    log(f"wrote {out}/results.json, results.csv, summary.json, report.md"
+        + (", " + ", ".join(summary["figures"].values()) if summary.get("figures") else ""))
+    return summary
+
+
+# ----------------------------------------------------------------------------- report.md
+
+def _pct(x) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.2f}"
+
+
+def _acc_ci(mean, half) -> str:
+    if mean is None:
+        return "n/a"
+    return f"{100 * mean:.2f}" + ("" if half is None or (isinstance(half, float) and math.isnan(half))
+                                  else f" ± {100 * half:.2f}")
+
+
+def _num(x, digits: int = 2) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    return f"{x:.{digits}f}"
+
+
+def human(n) -> str:
+    """3150712 -> '3.15M'."""
+    n = float(n)
+    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= div:
+            return f"{n / div:.3g}{unit}"
+    return f"{n:.0f}"
+
+
+def candidate_table(candidates: list[dict[str, Any]]) -> list[str]:
+    lines = ["| candidate | role | seeds | test accuracy % (mean ± 95% CI) | params | mult-adds | "
+             "latency b1 (ms per batch of 1) | latency b64 (ms per batch of 64) | train time (s, mean) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for c in candidates:
+        lines.append(f"| {c['candidate']} | {c['role']} | {c['n']} | {_acc_ci(c['accuracy_mean'], c['accuracy_ci_half'])} "
+                     f"| {human(c['params'])} | {human(c['macs'])} | {_num(c['latency_b1_ms'])} | "
+                     f"{_num(c['latency_b64_ms'], 1)} | {_num(c['train_time_s'], 0)} |")
+    return lines
+
+
+def matched_table(matched: list[dict[str, Any]]) -> list[str]:
+    lines = ["| candidate | against | seeds | mult-adds | accuracy % | GoogLeNet curve at same mult-adds % | "
+             "difference (pp) | Welch t | df | p | verdict | range |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for m in matched:
+        if m.get("verdict") == "n/a" and "diff" not in m:
+            lines.append(f"| {m['candidate']} | {m['compare_to']} | 0 | {human(m['macs'])} | | | | | | | n/a | "
+                         f"{m.get('reason', '')} |")
+            continue
+        rng = m.get("curve_macs_range")
+        where = ("**outside the measured range "
+                 f"{human(rng[0])}-{human(rng[1])} (by {100 * m.get('outside_by', 0):.2g}%): extrapolated**"
+                 if m["extrapolated"] else
+                 f"inside {human(rng[0])}-{human(rng[1])}") if rng else ""
+        lines.append(f"| {m['candidate']} | {m['compare_to']} | {m['n']} | {human(m['macs'])} | "
+                     f"{_acc_ci(m['accuracy_mean'], m.get('accuracy_ci_half'))} | "
+                     f"{_acc_ci(m['matched_hand_mean'], m.get('matched_hand_ci_half'))} | "
+                     f"{_num(None if m['diff'] is None else 100 * m['diff'])} | {_num(m['t'])} | {_num(m['df'], 1)} | "
+                     f"{_num(m['p'], 3)} | {m['verdict']} | {where} |")
+    return lines
+
+
+def control_table(controls: list[dict[str, Any]]) -> list[str]:
+    lines = ["| swapped | its skeleton | seeds | mult-adds (swapped / skeleton) | difference (pp) | Welch t | p | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    for c in controls:
+        lines.append(f"| {c['candidate']} | {c['control']} | {c['n']} | {human(c['macs'])} / "
+                     f"{human(c['control_macs']) if c['control_macs'] else 'n/a'} | "
+                     f"{_num(None if c['diff'] is None else 100 * c['diff'])} | {_num(c['t'])} | {_num(c['p'], 3)} | "
+                     f"{c['verdict']} |")
+    return lines
+
+
+METHOD_NOTES = [
+    "How to read this:",
+    "",
+    "* Accuracy is top-1 on the test split after the last epoch; the interval is the 95% Student-t "
+    "confidence interval of the mean over seeds (mean ± t(0.975, n-1)·s/√n; none with one seed).",
+    "* Mult-adds: multiply-adds of convolutions and linear layers for one image (batch 1, eval mode), "
+    "measured with torch's FlopCounterMode on the trained network.",
+    "* Latency: CPU, eval mode, measured after all training, every model timed in the same process, "
+    "interleaved, same thread count; median over repeats. b1 = ms per batch of 1 image, "
+    "b64 = ms per batch of 64 images.",
+    "* Matched mult-adds: for each seed, GoogLeNet's accuracies at the measured width multipliers "
+    "are interpolated linearly in log(mult-adds) at the candidate's mult-adds of that seed; the "
+    "candidate's per-seed accuracies are compared with these matched values by Welch's t-test "
+    "(scipy.stats.ttest_ind, equal_var=False, two-sided). Verdict at α = 0.05: better / worse when "
+    "significant, tie otherwise (with few seeds a tie means 'no detectable difference', not 'equal'). "
+    "A candidate outside the measured mult-add range is flagged: the curve's end segment was extended.",
+    "* Control (skeleton@<width>x<modules>): the unswapped skeleton the swaps start from "
+    "(googlenet_small written as a spec), trained with the same seeds; swapped vs control isolates "
+    "the one module that changed.",
+]
+
+
+def render_report(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    d, tr = summary["dataset"], summary["train"]
+    lines = [f"# sparsenet compare: {summary['experiment']}", ""]
+    if summary.get("description"):
+        lines += [summary["description"], ""]
+    if not summary.get("complete"):
+        lines += ["**Partial results**: training is still running (or was interrupted); latency is measured "
+                  "at the end. Rerun the same command to resume.", ""]
+    recipe = ", ".join(f"{k} {v}" for k, v in tr.items())
+    lines += [f"* Command: `{summary.get('command', '')}`",
+              f"* Configuration: `{summary['source']}` (stored as config.json); started {summary.get('started_at')}, "
+              f"written {summary.get('written_at')} (UTC)",
+              f"* Dataset: {d['name']} ({d['source']}), {d['train']:,} train / {d['test']:,} test images, "
+              f"input {'x'.join(map(str, d['input_shape']))}, split seed {d['split_seed']}",
+              f"* Recipe (every candidate): {recipe}; seeds {summary['seeds']}; {summary['threads']} training thread(s)",
+              f"* sparsenet {summary['sparsenet_version']}, torch {summary['torch']}"]
+    if summary.get("train_cost_s") is not None:
+        lines.append(f"* Cost: {summary['train_cost_s'] / 60:.1f} min of training (sum over all runs, "
+                     "including skeleton training, discovery and growth)")
+    lat = summary.get("latency") or {}
+    if lat.get("settings"):
+        s = lat["settings"]
+        lines.append(f"* Latency phase: {s['threads']} thread(s), {s['warmup']} warm-up pass(es), median of "
+                     f"{s['repeats']} repeats, {lat.get('time_s', 0):.0f} s")
+    lines += ["", "## Candidates", ""] + candidate_table(summary["candidates"])
+    if summary.get("matched"):
+        lines += ["", "## Discovered vs hand-designed GoogLeNet at matched multiply-adds", ""]
+        lines += matched_table(summary["matched"])
+    if summary.get("controls"):
+        lines += ["", "## Swapped module vs its own skeleton (same seeds)", ""] + control_table(summary["controls"])
+    figs = summary.get("figures") or {}
+    if figs:
+        lines += ["", "## Figures", ""]
+        for key, title in (("pareto", "Accuracy against multiply-adds"), ("latency", "Accuracy against CPU latency"),
+                           ("curves", "Test accuracy per epoch (mean over seeds)")):
+            if key in figs:
+                lines += [f"![{title}]({figs[key]})", ""]
+    lines += ["", *METHOD_NOTES, "", "Per-run numbers: results.csv / results.json; per-epoch history: "
+              "runs/<candidate>/seed<k>/metrics.json.", ""]
+    return "\n".join(lines)

@@ -1,0 +1,473 @@
+"""Experiment configurations for ``sparsenet compare``: a TOML schema, validated before anything runs.
+
+A configuration names the dataset, the training recipe, the seeds and the candidates::
+
+    [experiment]
+    name = "smoke"                    # free text, shown in the report
+    description = "..."              # optional
+    seeds = [0, 1]                    # every candidate is trained once per seed (init, shuffling, dropout)
+    threads = 2                       # optional: torch threads while training (default: torch's own)
+
+    [data]
+    name = "digits"                   # a registered dataset or FORMAT:PATH (see `sparsenet datasets`)
+    image_size = 16                   # optional: resize every image to image_size x image_size
+    split_seed = 0                    # the one train/test split every run uses (default 0)
+
+    [train]                           # sparsenet.training.TrainConfig without the seed
+    epochs = 1
+    batch_size = 64
+
+    [latency]                         # CPU inference timing after all training, every model together
+    threads = 1
+    warmup = 3
+    repeats = 10
+
+    [[candidates]]                    # hand-designed curve: one candidate per width multiplier
+    name = "googlenet"
+    kind = "googlenet_small"
+    width_mults = [0.125, 0.25]
+    num_modules = 2
+
+    [[candidates]]
+    name = "plain"
+    kind = "plaincnn"
+    width = 16
+
+    [[candidates]]                    # discovered module swapped into the GoogLeNet skeleton
+    name = "swap-3b"
+    kind = "skeleton"
+    width_mult = 0.125
+    num_modules = 2
+    stage = "3b"
+    [candidates.analysis]
+    max_samples = 300
+
+    [[candidates]]                    # a network grown module by module (sparsenet.growth)
+    name = "grown"
+    kind = "grown"
+    modules = 1
+    budget_like = "googlenet_small@0.125:3a"
+
+``load_experiment(path)`` parses and validates the whole file and returns an
+:class:`Experiment`; any problem raises :class:`ConfigError` naming the key by its path
+(``candidates[2].widht_mults``), what it holds and what would be accepted.  Nothing in a
+configuration is executed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from sparsenet.errors import SparsenetError
+
+__all__ = ["ConfigError", "Experiment", "Point", "load_experiment", "parse_experiment", "KINDS", "ROLES"]
+
+# Candidate kinds and the role each plays in the comparison.
+KINDS = ("googlenet_small", "plaincnn", "grown", "skeleton")
+ROLES = {"googlenet_small": "hand", "plaincnn": "baseline", "grown": "discovered", "skeleton": "discovered"}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+class ConfigError(SparsenetError):
+    """A bad key or value in an experiment configuration: says where, what, and what is accepted."""
+
+
+# ----------------------------------------------------------------------------- value checks
+# Each check returns the (normalised) value or raises ConfigError naming ``path``.
+
+def _fail(path: str, value: Any, accepted: str) -> ConfigError:
+    shown = repr(value)
+    return ConfigError(f"{path} is {shown[:120]}; {accepted}")
+
+
+def _int(minimum: int | None = None, maximum: int | None = None) -> Callable[[str, Any], int]:
+    def check(path: str, value: Any) -> int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        if not ok or (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            bounds = " and ".join(x for x in (f">= {minimum}" if minimum is not None else "",
+                                              f"<= {maximum}" if maximum is not None else "") if x)
+            raise _fail(path, value, f"expected an integer{' ' + bounds if bounds else ''}")
+        return value
+    return check
+
+
+def _float(low: float | None = None, high: float | None = None, *, low_open: bool = False,
+           high_open: bool = False) -> Callable[[str, Any], float]:
+    def check(path: str, value: Any) -> float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if ok and low is not None:
+            ok = value > low if low_open else value >= low
+        if ok and high is not None:
+            ok = value < high if high_open else value <= high
+        if not ok:
+            lo = "" if low is None else ("(" if low_open else "[") + f"{low:g}"
+            hi = "" if high is None else f"{high:g}" + (")" if high_open else "]")
+            rng = f" in {lo or '(-inf'}, {hi or 'inf)'}" if (lo or hi) else ""
+            raise _fail(path, value, f"expected a number{rng}")
+        return float(value)
+    return check
+
+
+def _bool(path: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(path, value, "expected true or false")
+    return value
+
+
+def _str(path: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(path, value, "expected a non-empty string")
+    return value
+
+
+def _choice(*options: str) -> Callable[[str, Any], str]:
+    def check(path: str, value: Any) -> str:
+        if value not in options:
+            raise _fail(path, value, f"expected one of {list(options)}")
+        return value
+    return check
+
+
+def _list(item: Callable[[str, Any], Any], *, nonempty: bool = True, unique: bool = False) -> Callable:
+    def check(path: str, value: Any) -> list:
+        if not isinstance(value, list):
+            raise _fail(path, value, "expected a list" + (" with at least one item" if nonempty else ""))
+        if nonempty and not value:
+            raise _fail(path, value, "expected a list with at least one item")
+        out = [item(f"{path}[{i}]", v) for i, v in enumerate(value)]
+        if unique and len(set(out)) != len(out):
+            raise _fail(path, value, "expected each value at most once")
+        return out
+    return check
+
+
+def _clusters(path: str, value: Any) -> int | str:
+    if value == "auto":
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise _fail(path, value, 'expected "auto" or an integer >= 1')
+
+
+def _dataset(path: str, value: Any) -> str:
+    from sparsenet.data.registry import USER_FORMATS, dataset_names
+
+    _str(path, value)
+    names = dataset_names()
+    if value.strip().lower() in names:
+        return value.strip()
+    fmt, sep, rest = value.partition(":")
+    if sep and fmt.strip().lower() in USER_FORMATS and rest.strip():
+        return value.strip()
+    raise _fail(path, value, f"unknown dataset; expected one of {names} or FORMAT:PATH with FORMAT one of "
+                             f"{sorted(USER_FORMATS)}")
+
+
+def _budget_like(path: str, value: Any) -> str:
+    from sparsenet.rules import parse_budget_like
+
+    _str(path, value)
+    try:
+        parse_budget_like(value)
+    except SparsenetError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return value
+
+
+def _stage(path: str, value: Any) -> str:
+    from sparsenet.models.inception import INCEPTION_ORDER
+
+    if value not in INCEPTION_ORDER:
+        raise _fail(path, value, f"expected an Inception stage, one of {list(INCEPTION_ORDER)}")
+    return value
+
+
+# ----------------------------------------------------------------------------- the schema
+# section -> {key: (check, default)}; a default of _REQUIRED means the key must be given.
+
+_REQUIRED = object()
+
+ANALYSIS_KEYS: dict[str, tuple[Callable, Any]] = {
+    "clusters": (_clusters, "auto"),
+    "affinity": (_str, "pearson_abs"),
+    "method": (_choice("spectral", "hierarchical", "communities"), "spectral"),
+    "max_samples": (_int(10), 1000),
+    "permutations": (_int(0), 10),
+    "resamples": (_int(0), 3),
+}
+
+SECTIONS: dict[str, dict[str, tuple[Callable, Any]]] = {
+    "experiment": {
+        "name": (_str, _REQUIRED),
+        "description": (_str, ""),
+        "seeds": (_list(_int(0), unique=True), _REQUIRED),
+        "threads": (_int(1), None),
+    },
+    "data": {
+        "name": (_dataset, _REQUIRED),
+        "root": (_str, None),
+        "image_size": (_int(1), None),
+        "split_seed": (_int(0), 0),
+        "test_fraction": (_float(0, 1, low_open=True, high_open=True), 0.2),
+    },
+    "train": {
+        "epochs": (_int(1), 3),
+        "batch_size": (_int(1), 64),
+        "lr": (_float(0, low_open=True), 0.05),
+        "momentum": (_float(0, 1, high_open=True), 0.9),
+        "weight_decay": (_float(0), 5e-4),
+        "augment": (_bool, False),
+        "eval_batch_size": (_int(1), 500),
+    },
+    "latency": {
+        "threads": (_int(1), 1),
+        "warmup": (_int(0), 3),
+        "repeats": (_int(1), 10),
+    },
+}
+
+_COMMON = {"name": (_str, _REQUIRED), "kind": (_choice(*KINDS), _REQUIRED)}
+_DISCOVERED = {"compare_to": (_str, None)}
+
+CANDIDATE_KEYS: dict[str, dict[str, tuple[Callable, Any]]] = {
+    "googlenet_small": {
+        "width_mults": (_list(_float(0, low_open=True), unique=True), _REQUIRED),
+        "num_modules": (_int(1, 9), 9),
+        "batch_norm": (_bool, False),
+        "dropout": (_float(0, 1, high_open=True), 0.4),
+    },
+    "plaincnn": {
+        "width": (_int(1), 32),
+    },
+    "skeleton": {
+        **_DISCOVERED,
+        "width_mult": (_float(0, low_open=True), _REQUIRED),
+        "num_modules": (_int(1, 9), 9),
+        "stage": (_stage, _REQUIRED),
+        "connectivity": (_choice("cluster", "full"), "cluster"),
+        "batch_norm": (_bool, False),
+        "dropout": (_float(0, 1, high_open=True), 0.4),
+        "tolerance": (_float(0, 1, low_open=True, high_open=True), 0.02),
+        "analysis": (None, None),   # sub-table, checked with ANALYSIS_KEYS
+    },
+    "grown": {
+        **_DISCOVERED,
+        "modules": (_int(1), 2),
+        "mode": (_choice("greedy", "end2end"), "greedy"),
+        "connectivity": (_choice("cluster", "full"), "cluster"),
+        "budget_macs": (_int(1), None),
+        "budget_like": (_budget_like, None),
+        "width_scale": (_float(0, low_open=True), 1.0),
+        "stem_width": (_int(1), 32),
+        "pool_after": (_list(_int(0), nonempty=False, unique=True), []),
+        "analysis": (None, None),
+    },
+}
+
+
+def _table(path: str, data: Any, schema: dict[str, tuple[Callable, Any]], what: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise _fail(path, data, "expected a table")
+    for key in data:
+        if key not in schema:
+            where = f"{path}.{key}" if path else key
+            raise ConfigError(f"{where}: unknown key; accepted keys {what} are {sorted(schema)}")
+    out = {}
+    for key, (check, default) in schema.items():
+        where = f"{path}.{key}" if path else key
+        if key not in data:
+            if default is _REQUIRED:
+                raise ConfigError(f"{where}: missing; this key is required {what}")
+            out[key] = list(default) if isinstance(default, list) else default
+            continue
+        out[key] = data[key] if check is None else check(where, data[key])
+    return out
+
+
+# ----------------------------------------------------------------------------- the values
+
+@dataclass(frozen=True)
+class Point:
+    """One trained thing per seed: a candidate at one setting (a width multiplier, say)."""
+
+    name: str                 # unique candidate name, e.g. "googlenet@0.25" (directory runs/<name>)
+    kind: str                 # one of KINDS
+    role: str                 # hand | baseline | discovered
+    options: dict[str, Any]   # the candidate's validated keys (width_mult instead of width_mults)
+    source: str               # the [[candidates]] entry it came from, e.g. "candidates[0]"
+    group: str                # the candidate's configured name (points of one curve share it)
+
+    @property
+    def compare_to(self) -> str | None:
+        return self.options.get("compare_to")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    description: str
+    seeds: tuple[int, ...]
+    threads: int | None
+    data: dict[str, Any]
+    train: dict[str, Any]
+    latency: dict[str, Any]
+    points: tuple[Point, ...]
+    normalized: dict[str, Any] = field(repr=False)   # the validated config with defaults, as stored
+    source: str = "<config>"
+
+    def train_config(self, seed: int):
+        from sparsenet.training import TrainConfig
+
+        return TrainConfig(seed=seed, **self.train).validate()
+
+    def point(self, name: str) -> Point:
+        for p in self.points:
+            if p.name == name:
+                return p
+        raise SparsenetError(f"no candidate {name!r}; candidates are {[p.name for p in self.points]}")
+
+    def curve(self, group: str) -> list[Point]:
+        """The hand-designed points of one googlenet_small candidate, by width multiplier."""
+        pts = [p for p in self.points if p.group == group and p.kind == "googlenet_small"]
+        return sorted(pts, key=lambda p: p.options["width_mult"])
+
+
+def _fmt_mult(w: float) -> str:
+    return f"{w:g}"
+
+
+def _expand(i: int, cand: dict[str, Any]) -> list[Point]:
+    kind, name = cand["kind"], cand["name"]
+    source = f"candidates[{i}]"
+    if kind == "googlenet_small":
+        points = []
+        for w in cand["width_mults"]:
+            opts = {k: v for k, v in cand.items() if k not in ("width_mults", "name", "kind")}
+            points.append(Point(f"{name}@{_fmt_mult(w)}", kind, ROLES[kind], {**opts, "width_mult": w}, source, name))
+        return points
+    opts = {k: v for k, v in cand.items() if k not in ("name", "kind")}
+    return [Point(name, kind, ROLES[kind], opts, source, name)]
+
+
+def parse_experiment(data: Any, source: str = "<config>") -> Experiment:
+    """Validate a parsed TOML document (a dict) and return the Experiment."""
+    try:
+        return _parse(data, source)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def _parse(data: Any, source: str) -> Experiment:
+    if not isinstance(data, dict):
+        raise _fail("(top level)", data, "expected a TOML document")
+    allowed = [*SECTIONS, "candidates"]
+    for key in data:
+        if key not in allowed:
+            raise ConfigError(f"{key}: unknown section or key; accepted top-level sections are {allowed}")
+    for section in ("experiment", "data", "candidates"):
+        if section not in data:
+            raise ConfigError(f"{section}: missing; a configuration needs [experiment], [data] and [[candidates]]")
+    normalized: dict[str, Any] = {}
+    for section, schema in SECTIONS.items():
+        normalized[section] = _table(section, data.get(section, {}), schema, f"in [{section}]")
+    cands = data["candidates"]
+    if not isinstance(cands, list) or not cands:
+        raise _fail("candidates", cands, "expected at least one [[candidates]] table")
+    normalized["candidates"] = []
+    points: list[Point] = []
+    for i, raw in enumerate(cands):
+        path = f"candidates[{i}]"
+        if not isinstance(raw, dict):
+            raise _fail(path, raw, "expected a table ([[candidates]])")
+        if "kind" not in raw:
+            raise ConfigError(f"{path}.kind: missing; expected one of {list(KINDS)}")
+        kind = _choice(*KINDS)(f"{path}.kind", raw["kind"])
+        schema = {**_COMMON, **CANDIDATE_KEYS[kind]}
+        cand = _table(path, raw, schema, f"for a {kind} candidate")
+        if not _NAME.match(cand["name"]):
+            raise _fail(f"{path}.name", cand["name"], "expected letters, digits and _.+- (it names a directory)")
+        if "analysis" in schema:
+            cand["analysis"] = _table(f"{path}.analysis", raw.get("analysis", {}), ANALYSIS_KEYS,
+                                      "in an analysis table")
+        _check_candidate(path, kind, cand)
+        normalized["candidates"].append(cand)
+        points.extend(_expand(i, cand))
+    seen: dict[str, str] = {}
+    for p in points:
+        if p.name in seen:
+            raise ConfigError(f"{p.source}.name: candidate name {p.name!r} is used twice (also by {seen[p.name]}); "
+                              "names must be unique")
+        seen[p.name] = p.source
+    _resolve_compare_to(points)
+    e = normalized["experiment"]
+    return Experiment(name=e["name"], description=e["description"], seeds=tuple(e["seeds"]),
+                      threads=e["threads"], data=normalized["data"], train=normalized["train"],
+                      latency=normalized["latency"], points=tuple(points), normalized=normalized, source=source)
+
+
+def _check_candidate(path: str, kind: str, cand: dict[str, Any]) -> None:
+    if kind == "grown":
+        if cand["budget_macs"] is not None and cand["budget_like"] is not None:
+            raise ConfigError(f"{path}.budget_like: give either budget_macs or budget_like, not both")
+        bad = [i for i in cand["pool_after"] if i >= cand["modules"]]
+        if bad:
+            raise _fail(f"{path}.pool_after", cand["pool_after"],
+                        f"expected module indices in 0..{cand['modules'] - 1}")
+    if kind == "skeleton":
+        from sparsenet.models.inception import INCEPTION_ORDER
+
+        stages = INCEPTION_ORDER[: cand["num_modules"]]
+        if cand["stage"] not in stages:
+            raise _fail(f"{path}.stage", cand["stage"],
+                        f"with num_modules = {cand['num_modules']} the stages are {list(stages)}")
+
+
+def _resolve_compare_to(points: list[Point]) -> None:
+    curves = sorted({p.group for p in points if p.kind == "googlenet_small"})
+    for p in points:
+        if p.role != "discovered":
+            continue
+        target = p.options.get("compare_to")
+        if target is None:
+            if len(curves) > 1:
+                raise ConfigError(f"{p.source}.compare_to: missing; there are several googlenet_small curves "
+                                  f"({curves}): name the one to compare with")
+            p.options["compare_to"] = curves[0] if curves else None
+        elif target not in curves:
+            raise _fail(f"{p.source}.compare_to", target,
+                        f"expected the name of a googlenet_small candidate: {curves or 'there is none'}")
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read and validate an experiment configuration (TOML)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"no experiment configuration at {path} (see experiments/*.toml)")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a text file ({exc})") from None
+    return parse_experiment(data, source=str(path))
+
+
+def diff_configs(old: Any, new: Any, path: str = "") -> list[str]:
+    """Paths where two normalized configurations differ (e.g. ['train.epochs', 'candidates[1]'])."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new), key=str):
+            out += diff_configs(old.get(key), new.get(key), f"{path}.{key}" if path else str(key))
+        return out
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new) \
+            and all(isinstance(v, dict) for v in old + new):
+        out = []
+        for i, (a, b) in enumerate(zip(old, new)):
+            out += diff_configs(a, b, f"{path}[{i}]")
+        return out
+    return [] if old == new else [path or "(top level)"]

@@ -1,0 +1,237 @@
+"""`sparsenet compare`: smoke.toml end to end, resume, refusal, and the statistics against scipy."""
+
+import csv
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from sparsenet.cli import main
+from sparsenet.compare import matched_comparisons, run_comparison, summarise
+from sparsenet.errors import SparsenetError
+from sparsenet.experiment import load_experiment, parse_experiment
+from sparsenet.stats_tests import interpolate_log, mean_ci, verdict, welch
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "experiments" / "smoke.toml"
+
+
+# ----------------------------------------------------------------------------- statistics
+
+def test_mean_ci_against_scipy():
+    x = [0.91, 0.93, 0.92, 0.95, 0.90]
+    ci = mean_ci(x)
+    low, high = stats.t.interval(0.95, len(x) - 1, loc=np.mean(x), scale=stats.sem(x))
+    assert ci.mean == pytest.approx(np.mean(x)) and ci.n == 5
+    assert (ci.low, ci.high) == (pytest.approx(low), pytest.approx(high))
+    assert ci.half_width == pytest.approx(2.776445105 * np.std(x, ddof=1) / math.sqrt(5), rel=1e-8)
+    one = mean_ci([0.5])
+    assert one.mean == 0.5 and math.isnan(one.half_width) and math.isnan(one.low)
+
+
+def test_welch_against_scipy():
+    a, b = [0.91, 0.93, 0.92, 0.95], [0.88, 0.90, 0.86]
+    w = welch(a, b)
+    ref = stats.ttest_ind(a, b, equal_var=False)
+    assert (w.t, w.p) == (pytest.approx(ref.statistic), pytest.approx(ref.pvalue))
+    va, vb = np.var(a, ddof=1) / 4, np.var(b, ddof=1) / 3
+    assert w.df == pytest.approx((va + vb) ** 2 / (va ** 2 / 3 + vb ** 2 / 2))
+    assert w.diff == pytest.approx(np.mean(a) - np.mean(b))
+    assert verdict(w) == ("better" if ref.pvalue < 0.05 else "tie")
+    assert verdict(welch(b, a)) == ("worse" if ref.pvalue < 0.05 else "tie")
+    assert verdict(welch([0.5, 0.6], [0.55, 0.52])) == "tie"
+    assert verdict(welch([0.5], [0.6, 0.7])) == "n/a"
+
+
+def test_interpolation_on_a_hand_made_curve():
+    macs, acc = [1e6, 4e6, 16e6], [0.80, 0.86, 0.90]
+    mid = interpolate_log(macs, acc, 2e6)            # halfway between 1M and 4M in log
+    assert mid.value == pytest.approx(0.83) and not mid.extrapolated
+    assert interpolate_log(macs, acc, 8e6).value == pytest.approx(0.88)
+    assert interpolate_log(list(reversed(macs)), list(reversed(acc)), 4e6).value == pytest.approx(0.86)
+    above = interpolate_log(macs, acc, 32e6)         # end segment extended, and flagged
+    assert above.value == pytest.approx(0.92) and above.extrapolated and above.outside == pytest.approx(1.0)
+    below = interpolate_log(macs, acc, 0.5e6)
+    assert below.value == pytest.approx(0.77) and below.extrapolated and below.outside == pytest.approx(0.5)
+    with pytest.raises(SparsenetError, match="at least two points"):
+        interpolate_log([1e6], [0.8], 1e6)
+
+
+def _row(candidate, role, seed, macs, acc, group="g", compare_to=None, kind="googlenet_small"):
+    return {"candidate": candidate, "group": group, "kind": kind, "role": role, "seed": seed, "macs": macs,
+            "params": 1, "accuracy": acc, "train_time_s": 1.0, "width_mult": None, "compare_to": compare_to,
+            "latency_ms": None}
+
+
+def test_matched_comparison_interpolates_per_seed():
+    rows = []
+    for seed, (a, b) in enumerate([(0.80, 0.90), (0.82, 0.92), (0.78, 0.88)]):
+        rows += [_row("g@1", "hand", seed, 1e6, a), _row("g@4", "hand", seed, 4e6, b)]
+        rows.append(_row("d", "discovered", seed, 2e6, [0.86, 0.86, 0.84][seed], group="d", compare_to="g",
+                         kind="skeleton"))
+    (m,) = matched_comparisons(rows)
+    matched = [0.85, 0.87, 0.83]                      # each seed's curve at 2M (halfway in log)
+    ref = stats.ttest_ind([0.86, 0.86, 0.84], matched, equal_var=False)
+    assert m["matched_hand_mean"] == pytest.approx(np.mean(matched))
+    assert m["p"] == pytest.approx(ref.pvalue) and not m["extrapolated"] and m["n"] == 3
+    summary = {c["candidate"]: c for c in summarise(rows)}
+    assert summary["g@4"]["accuracy_mean"] == pytest.approx(0.90) and summary["d"]["n"] == 3
+
+
+# ----------------------------------------------------------------------------- smoke end to end
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("compare") / "smoke"
+    logs = []
+    summary = run_comparison(load_experiment(SMOKE), out, config_text=SMOKE.read_text(), progress=False,
+                             log=logs.append)
+    return out, summary, logs
+
+
+def test_smoke_end_to_end(smoke_run):
+    out, summary, _ = smoke_run
+    rows = json.loads((out / "results.json").read_text())
+    e = load_experiment(SMOKE)
+    # every candidate (and the skeleton's control) at every seed
+    names = {r["candidate"] for r in rows}
+    assert names == {p.name for p in e.points} | {"skeleton@0.125x2"}
+    assert len(rows) == len(names) * len(e.seeds)
+    for r in rows:
+        for key in ("model", "seed", "accuracy", "params", "macs", "latency_ms", "candidate", "kind",
+                    "train_time_s", "history"):
+            assert key in r, key
+        assert 0 <= r["accuracy"] <= 1 and r["params"] > 0 and r["macs"] > 0
+        assert set(r["latency_ms"]) == {"b1", "b64"} and 0 < r["latency_ms"]["b1"] < r["latency_ms"]["b64"] * 10
+        assert len(json.loads((out / r["history"]).read_text())["epochs"]) == e.train["epochs"]
+    with open(out / "results.csv") as f:
+        assert len(list(csv.DictReader(f))) == len(rows)
+    report = (out / "report.md").read_text()
+    assert "95% CI" in report and "Welch" in report and "swap-3b" in report
+    for name in ("pareto.png", "latency.png", "curves.png"):
+        assert (out / name).stat().st_size > 10_000
+    assert {m["candidate"] for m in summary["matched"]} == {"swap-3b", "swap-3b-full", "grown"}
+    assert [c["candidate"] for c in summary["controls"]] == ["swap-3b", "swap-3b-full"] and summary["trained"] == 16
+    # the skeleton swap fitted the hand-designed module's multiply-adds
+    swap = json.loads((out / "runs" / "swap-3b" / "seed0" / "swap.json").read_text())
+    assert abs(swap["module_macs"] - swap["hand_module_macs"]) <= 0.02 * swap["hand_module_macs"]
+    assert (out / "config.json").exists() and (out / "config.toml").read_text() == SMOKE.read_text()
+
+
+def test_rerun_trains_nothing(smoke_run):
+    out, first, _ = smoke_run
+    ckpts = sorted(out.glob("runs/**/checkpoint.pt"))
+    before = {p: p.stat().st_mtime_ns for p in ckpts}
+    latency_before = (out / "latency.json").stat().st_mtime_ns
+    logs = []
+    summary = run_comparison(load_experiment(SMOKE), out, progress=False, log=logs.append)
+    assert summary["trained"] == 0 and summary["reused"] == 12
+    assert {p: p.stat().st_mtime_ns for p in ckpts} == before
+    assert (out / "latency.json").stat().st_mtime_ns == latency_before
+    assert sum("done earlier, reusing" in line for line in logs) == 12
+    assert [c["accuracy_mean"] for c in summary["candidates"]] == [c["accuracy_mean"] for c in first["candidates"]]
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(smoke_run, tmp_path):
+    out, first, _ = smoke_run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    # interrupted after the last epoch's checkpoint, before metrics.json; and a swap before its network.json
+    (copy / "runs" / "plain" / "seed1" / "metrics.json").unlink()
+    seed0 = copy / "runs" / "swap-3b" / "seed0"
+    for name in ("metrics.json", "checkpoint.pt", "network.json"):
+        (seed0 / name).unlink()
+    skeleton = copy / "runs" / "skeleton@0.125x2" / "seed0" / "checkpoint.pt"
+    skeleton_time = skeleton.stat().st_mtime_ns
+    logs = []
+    summary = run_comparison(load_experiment(SMOKE), copy, progress=False, log=logs.append)
+    assert summary["trained"] == 2               # plain seed 1 (from its checkpoint) and the swapped network
+    assert skeleton.stat().st_mtime_ns == skeleton_time  # the trained skeleton is reused
+    acc = {c["candidate"]: c["accuracy_mean"] for c in summary["candidates"]}
+    assert acc == {c["candidate"]: c["accuracy_mean"] for c in first["candidates"]}
+
+
+def test_other_config_into_same_dir_refused(smoke_run, tmp_path):
+    out, _, _ = smoke_run
+    text = SMOKE.read_text().replace("seeds = [0, 1]", "seeds = [0, 1, 2]")
+    other = tmp_path / "other.toml"
+    other.write_text(text)
+    with pytest.raises(SparsenetError, match=r"another configuration.*experiment\.seeds"):
+        run_comparison(load_experiment(other), out, progress=False, log=lambda m: None)
+
+
+# ----------------------------------------------------------------------------- the CLI
+
+def test_cli_refuses_bad_config_without_traceback_or_results(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(SMOKE.read_text().replace("width_mults =", "widht_mults ="))
+    out = tmp_path / "out"
+    assert main(["compare", "--config", str(bad), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "candidates[0].widht_mults: unknown key" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_cli_refuses_model_that_does_not_fit_the_data(tmp_path, capsys):
+    bad = tmp_path / "small.toml"
+    bad.write_text(SMOKE.read_text().replace("image_size = 16", "image_size = 2"))
+    out = tmp_path / "out"
+    assert main(["compare", "--config", str(bad), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "candidates[0]" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_cli_check(capsys):
+    assert main(["compare", "--config", str(SMOKE), "--check"]) == 0
+    assert "valid; 6 candidate(s) x 2 seed(s)" in capsys.readouterr().out
+
+
+def test_parse_rejects_unknown_model_before_training(tmp_path):
+    import tomllib
+
+    data = tomllib.loads(SMOKE.read_text())
+    data["candidates"][0]["kind"] = "googlenet_big"
+    with pytest.raises(SparsenetError, match=r"candidates\[0\]\.kind"):
+        parse_experiment(data)
+
+
+def test_measure_latency_times_every_model_at_both_batch_sizes():
+    import torch
+
+    from sparsenet.compare import measure_latency
+
+    calls = []
+
+    class Probe(torch.nn.Module):
+        def __init__(self, name):
+            super().__init__()
+            self.name = name
+
+        def forward(self, x):
+            calls.append((self.name, len(x)))
+            return x.sum()
+
+    before = torch.get_num_threads()
+    out = measure_latency({"a": Probe("a"), "b": Probe("b")}, (1, 4, 4), threads=1, warmup=1, repeats=2)
+    assert set(out) == {"a", "b"} and all(set(v) == {"b1", "b64"} and v["b1"] >= 0 for v in out.values())
+    timed = calls[4:]                                   # after one warm-up pass of each model at both sizes
+    assert [c[0] for c in timed] == ["a", "a", "b", "b", "b", "b", "a", "a"]   # order rotates per repeat
+    assert {c[1] for c in timed} == {1, 64}
+    assert torch.get_num_threads() == before
+
+
+def test_paired_controls():
+    from sparsenet.compare import paired_controls
+
+    rows = []
+    for seed, (a, b) in enumerate([(0.90, 0.88), (0.91, 0.90), (0.93, 0.89)]):
+        rows.append({**_row("swap", "discovered", seed, 3e6, a, group="swap", kind="skeleton"), "control": "skel"})
+        rows.append(_row("skel", "control", seed, 3e6, b, group="skel", kind="skeleton"))
+    (c,) = paired_controls(rows)
+    ref = stats.ttest_ind([0.90, 0.91, 0.93], [0.88, 0.90, 0.89], equal_var=False)
+    assert c["control"] == "skel" and c["n"] == 3 and c["p"] == pytest.approx(ref.pvalue)
