@@ -20,11 +20,21 @@ multiplication in torch (multithreaded BLAS): ``Xc^T Xc`` for offset 0, ``A^T A`
 co-firing and ``Xc^T Y_r`` for ring ``r``, where ``Y_r(p) = sum_d Xc(p + d)`` over half of the
 ring's offsets (``S_{-d} = S_d^T``, so the other half is the transpose) -- one product per
 ring, not one per offset: ``2 + R`` products per batch in all.  A batch is processed in chunks
-of whole maps (about 8 MB each) so that the channels-last copy, thresholding, centring and
-shifted sums stay in cache; products run in the compute dtype (``float64`` or ``float32``),
-are summed over the chunks of a batch in that dtype and accumulated across batches in
-float64.  Throughput (``benchmarks/stats_memory.py``, 256 channels at 14 x 14, one thread):
-0.72 of the speed of a plain ``torch.mm`` of the same shape in float32, 0.85 in float64.
+of whole maps (about 32 MB of channels-last data each); products run in the compute dtype
+(``float64`` or ``float32``), are summed over the chunks of a batch in that dtype and
+accumulated across batches in float64.
+
+Threads.  Only the products use torch's thread pool; the element-wise work of a chunk (the
+channels-last copy, thresholding, centring, per-position sums and the shifted ring sums) runs
+in numpy, single-threaded.  On a machine shared with other jobs every parallel region costs a
+scheduler time slice while the second thread waits for a core (measured on 2 cores at load
+~4: a tiny convolution takes 9 us with one thread and 24 ms with two, an add of 1M floats
+0.2 ms and 12 ms), and a chunk's dozen element-wise torch ops made the streaming reach only
+0.3 of ``torch.mm``'s rate with two threads; with numpy and 32 MB chunks (few regions per
+batch) it reaches 0.7-0.8 at offset 0 (``sparsenet bench``: docs/performance.md).  The ring
+sums are the element-wise work that remains (``R = 2``: about 0.65 of mm's rate); the analyser
+measures the spatial extent from the K cluster maps instead (``ClusterMapStats``), so its
+statistics need offset 0 only.
 
 Numerics.  Each batch is shifted by its own mean (rounded to the compute dtype) before the
 products, and the ring sums are re-based to a fixed shift (the first batch's mean) with exact
@@ -42,10 +52,11 @@ from typing import Any, Mapping
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from sparsenet.errors import SparsenetError
 
-__all__ = ["ChannelStats", "NotFittedError", "ring_offsets"]
+__all__ = ["ChannelStats", "ClusterMapStats", "NotFittedError", "ring_offsets"]
 
 _FORMAT = "sparsenet.ChannelStats"
 _VERSION = 1
@@ -55,7 +66,8 @@ _DEFAULT_TOL = {"float64": 1e-10, "float32": 1e-6}
 # <= 2**24, hence exact in float32 whatever order BLAS adds them in.
 _COUNT_CHUNK = 1 << 24
 _SMALL_PRODUCT = 1 << 20  # multiply-adds below which a product runs single-threaded in numpy
-_CHUNK_BYTES = 8 << 20  # maps per chunk: about this many bytes of channels-last data (cache)
+_CHUNK_BYTES = 32 << 20  # maps per chunk: about this many bytes of channels-last data (few
+#                          products per batch, few thread-pool regions; docs/performance.md)
 
 
 class NotFittedError(SparsenetError, AttributeError):
@@ -171,6 +183,11 @@ class ChannelStats:
     tol : float or None
         A channel is *constant* where ``std <= tol * (|mean| + 1)``.  Default 1e-10 (float64)
         or 1e-6 (float32), well above the rounding of a truly constant channel.
+    cofiring : bool, default True
+        Count co-firing for every pair of channels (``cofiring_``, a C x C product per batch).
+        False counts each channel's active samples only (``active_rate_``, ``dead_``,
+        ``inactive_`` are unchanged; ``cofiring_`` raises): half the products when only the
+        correlations are needed (the analyser's significance null with a Pearson affinity).
 
     Fitted attributes (read-only properties; reading one before any data raises
     ``NotFittedError``, an ``AttributeError``, so ``hasattr(stats, "mean_")`` is False):
@@ -188,7 +205,7 @@ class ChannelStats:
     """
 
     def __init__(self, *, max_radius: int = 2, threshold: float | str = 0.0,
-                 dtype: str = "float64", tol: float | None = None):
+                 dtype: str = "float64", tol: float | None = None, cofiring: bool = True):
         if isinstance(max_radius, (bool, np.bool_)) \
                 or not isinstance(max_radius, (int, np.integer)) or max_radius < 0:
             raise SparsenetError(f"max_radius={max_radius!r}; accepted: an integer >= 0 "
@@ -198,10 +215,13 @@ class ChannelStats:
         if tol is not None and not (isinstance(tol, (int, float)) and tol >= 0
                                     and math.isfinite(tol)):
             raise SparsenetError(f"tol={tol!r}; accepted: a finite number >= 0 or None")
+        if not isinstance(cofiring, (bool, np.bool_)):
+            raise SparsenetError(f"cofiring={cofiring!r}; accepted: True or False")
         self.max_radius = int(max_radius)
         self.threshold = threshold
         self.dtype = dtype
         self.tol = tol
+        self.cofiring = bool(cofiring)
         self._threshold_kind, self._threshold_value = _parse_threshold(threshold)
         self._reset()
 
@@ -214,7 +234,7 @@ class ChannelStats:
         self._n_images = 0
         self._mean = None  # (C,) float64
         self._m2 = None  # (C, C) float64, centred cross-products at offset 0
-        self._cofire = None  # (C, C) int64
+        self._cofire = None  # (C, C) int64; (C,) active counts with cofiring=False
         self._thresholds = None  # (C,) float64
         self._shift = None  # (C,) float64: the fixed shift K of the ring sums
         self._ring_s = None  # (R, C, C): sum over half-ring offsets d and valid p of a(p) a(p+d)^T
@@ -222,14 +242,14 @@ class ChannelStats:
         self._ring_v = None  # (R, C): sum of a(p+d) over the same pairs
         self._ring_n = None  # (R,) int64: number of (p, d) pairs
         self._count_maps: dict[tuple[int, int], tuple] = {}
-        self._work: dict[str, torch.Tensor] = {}
+        self._work: dict[str, np.ndarray] = {}
 
-    def _buffer(self, name: str, shape: tuple, dtype: torch.dtype) -> torch.Tensor:
-        """A scratch tensor reused from batch to batch of the same shape (saves the page
-        faults of a fresh allocation per batch; a few batch-sized buffers, never per sample)."""
+    def _buffer(self, name: str, shape: tuple, dtype) -> np.ndarray:
+        """A scratch array reused from batch to batch of the same shape (saves the page
+        faults of a fresh allocation per batch; a few chunk-sized buffers, never per sample)."""
         buf = self._work.get(name)
-        if buf is None or tuple(buf.shape) != shape or buf.dtype != dtype:
-            buf = torch.empty(shape, dtype=dtype)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = np.empty(shape, dtype=dtype)
             self._work[name] = buf
         return buf
 
@@ -247,8 +267,9 @@ class ChannelStats:
 
     def __repr__(self) -> str:
         fitted = f", fitted on {self._n} samples x {self._C} channels" if self._fitted else ""
+        pairs = "" if self.cofiring else ", cofiring=False"
         return (f"ChannelStats(max_radius={self.max_radius}, threshold={self.threshold!r}, "
-                f"dtype={self.dtype!r}{fitted})")
+                f"dtype={self.dtype!r}{pairs}{fitted})")
 
     # ------------------------------------------------------------ validation
     def _validate_batch(self, X: Any) -> torch.Tensor:
@@ -322,20 +343,29 @@ class ChannelStats:
         For maps every ``(n, h, w)`` position is one sample of the C channels.  A batch that
         raises leaves the statistics unchanged.
 
-        The batch is processed in chunks of whole maps of about ``_CHUNK_BYTES`` each, so the
-        channels-last copy, the thresholding, the centring and the shifted ring sums of a chunk
-        stay in cache until its matrix products have read them.
+        The batch is processed in chunks of whole maps of about ``_CHUNK_BYTES`` each (a
+        bounded scratch memory, whatever the batch size).  A chunk's element-wise work (the
+        channels-last copy, thresholding, centring, shifted ring sums) runs in numpy,
+        single-threaded; only its ``2 + R`` matrix products run in torch's multithreaded BLAS
+        (see the module docstring).
         """
         T = self._validate_batch(X)
+        # overflow and inf - inf in the sums are not warnings: they are reported as an error
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._partial_fit(T)
+
+    def _partial_fit(self, T: torch.Tensor) -> "ChannelStats":
         N, C = int(T.shape[0]), int(T.shape[1])
         spatial = T.ndim == 4
         T4 = T if spatial else T[:, :, None, None]  # flat features: 1 x 1 maps
         H, W = int(T4.shape[2]), int(T4.shape[3])
         n = N * H * W
         cd = self._compute_dtype
+        nd = np.float32 if cd == torch.float32 else np.float64
+        src = T4.cpu().numpy()
 
         # pass 1: channel sums in float64 (NaN/inf propagate into them: scan only then)
-        colsum = _sum_rows64(T4.sum(dim=(2, 3)))
+        colsum = _sum_rows64(src.sum(axis=(2, 3)))
         if not np.all(np.isfinite(colsum)):
             self._raise_nonfinite(T)
         if self._fitted:
@@ -343,63 +373,45 @@ class ChannelStats:
         else:
             thresholds, K = self._first_thresholds(T4), colsum / n
         thr = _float32_floor(thresholds) if cd == torch.float32 else thresholds
-        thr_t = torch.from_numpy(np.ascontiguousarray(thr))
+        thr = np.ascontiguousarray(thr, dtype=nd)
         # shift by the batch mean rounded to the compute dtype; the sum t of the shifted data
         # makes the batch mean and M2 exact whatever the rounding of the shift
-        shift_t = torch.from_numpy(colsum / n).to(cd)
-        shift = shift_t.double().numpy()
+        shift_c = (colsum / n).astype(nd)
+        shift = shift_c.astype(np.float64)
 
         R = self.max_radius if spatial else 0
         maps = self._count_maps_for(H, W) if R else []
-        ring_live = [int(round(first.sum())) > 0 for first, _ in maps]
-        cof = np.zeros((C, C), dtype=np.int64)
-        cof_acc = torch.zeros((C, C), dtype=torch.float32)  # exact integers below 2**24
-        cof_rows = 0
-        P_acc = torch.zeros((C, C), dtype=cd)
-        S_acc = [torch.zeros((C, C), dtype=cd) for _ in range(R)]
-        Tpos = torch.zeros((H, W, C), dtype=torch.float64)  # per-position sums over the maps
-        per_chunk = max(1, _CHUNK_BYTES // (H * W * C * torch.finfo(cd).bits // 8))
+        live = [r for r, (first, _) in enumerate(maps, start=1) if int(round(first.sum())) > 0]
+        # co-firing counts: float32 products are exact integers below 2**24 rows, flushed
+        # into int64 before that
+        shape = (C, C) if self.cofiring else (C,)
+        cof_state = {"cof": np.zeros(shape, dtype=np.int64),
+                     "acc": _zeros(shape, np.float32), "rows": 0}
+        P_acc = _zeros((C, C), nd)  # x^T x, summed over the chunks
+        S_acc = _zeros((len(live), C, C), nd) if live else None  # x^T Y_r per ring
+        Tpos = np.zeros((H, W, C))  # per-position sums over the maps (float64)
+        per_chunk = max(1, _CHUNK_BYTES // (H * W * C * np.dtype(nd).itemsize))
         per_chunk = min(per_chunk, max(1, _COUNT_CHUNK // (H * W)), N)
-        x_buf = self._buffer("x", (per_chunk, H, W, C), cd)
-        a_buf = self._buffer("a", (per_chunk, H, W, C), torch.float32)
-        y_buf = self._buffer("y", (per_chunk, H, W, C), cd) if R else None
+        bufs = {"x": self._buffer("x", (per_chunk, H, W, C), nd),
+                "a": self._buffer("a", (per_chunk * H * W, C), np.float32)}
+        if live:
+            bufs["y"] = self._buffer("y", (per_chunk, H, W, C), nd)
         for start in range(0, N, per_chunk):
-            k = min(per_chunk, N - start)
-            x = x_buf[:k]
-            x.copy_(T4[start:start + k].permute(0, 2, 3, 1))  # channels last
-            x2 = x.view(-1, C)
-            # co-firing: raw values against the thresholds
-            if cof_rows + x2.shape[0] > _COUNT_CHUNK:
-                cof += np.rint(cof_acc.numpy()).astype(np.int64)
-                cof_acc.zero_()
-                cof_rows = 0
-            a2 = a_buf[:k].view(-1, C)
-            torch.gt(x2, thr_t, out=a2)
-            _gram_acc(cof_acc, a2, a2)
-            cof_rows += x2.shape[0]
-            # offset 0
-            x2.sub_(shift_t)
-            _gram_acc(P_acc, x2, x2)
-            Tpos += x.sum(dim=0).to(torch.float64)
-            # rings: Y(p) = sum over the half ring of x(p + d), 0 where p + d leaves the map
-            for r in range(1, R + 1):
-                if ring_live[r - 1]:
-                    y = y_buf[:k]
-                    _half_ring_sum(y, x, r)
-                    _gram_acc(S_acc[r - 1], x2, y.view(-1, C))
+            self._chunk(src[start:start + per_chunk], bufs, thr, shift_c, live, cof_state,
+                        P_acc, S_acc, Tpos)
+        cof, cof_acc = cof_state["cof"], cof_state["acc"]
         cof += np.rint(cof_acc.numpy()).astype(np.int64)
-        P = P_acc.double().numpy()
-        Tpos = Tpos.view(H * W, C).numpy()
+        P = P_acc.numpy().astype(np.float64)
+        S_all = S_acc.numpy().astype(np.float64) if live else None  # (rings, C, C)
+        Tpos = Tpos.reshape(H * W, C)
         t = Tpos.sum(axis=0)
 
         rings = []
         e = shift - K  # x - K = (x - shift) + e
-        for r in range(1, R + 1):
-            if not ring_live[r - 1]:
-                continue
+        for j, r in enumerate(live):
             first, second = maps[r - 1]
             npairs = int(round(first.sum())) * N
-            S = S_acc[r - 1].double().numpy()
+            S = S_all[j]
             u = first.reshape(-1) @ Tpos  # sum of x(p) - shift over the pairs
             v = second.reshape(-1) @ Tpos  # sum of x(p + d) - shift over the pairs
             S = S + np.outer(u, e) + np.outer(e, v) + npairs * np.outer(e, e)
@@ -423,6 +435,43 @@ class ChannelStats:
             self._ring_n[k] += npairs
         return self
 
+    def _chunk(self, part: np.ndarray, bufs: dict, thr: np.ndarray, shift_c: np.ndarray,
+               live: list[int], cof_state: dict, P_acc: torch.Tensor, S_acc: torch.Tensor | None,
+               Tpos: np.ndarray) -> None:
+        """One chunk of whole maps (k x C x H x W): element-wise work in numpy, then the
+        products in torch: co-firing ``A^T A``, offset 0 ``x^T x`` and ``x^T Y_r`` per ring."""
+        k, C, H, W = part.shape
+        rows = k * H * W
+        x = bufs["x"][:k]  # k x H x W x C, channels last
+        np.copyto(x, part.transpose(0, 2, 3, 1), casting="unsafe")
+        x2 = x.reshape(rows, C)
+        # co-firing: raw values against the thresholds
+        if cof_state["rows"] + rows > _COUNT_CHUNK:
+            cof_state["cof"] += np.rint(cof_state["acc"].numpy()).astype(np.int64)
+            cof_state["acc"].numpy()[...] = 0
+            cof_state["rows"] = 0
+        a2 = bufs["a"][:rows]
+        np.greater(x2, thr, out=a2, casting="unsafe")
+        if self.cofiring:
+            a2t = torch.from_numpy(a2)
+            _gram_acc(cof_state["acc"], a2t, a2t)
+        else:  # active counts only (exact: float32 sums of at most 2**24 ones)
+            acc = cof_state["acc"].numpy()
+            acc += a2.sum(axis=0)
+        cof_state["rows"] += rows
+        # offset 0
+        np.subtract(x, shift_c, out=x)
+        x2t = torch.from_numpy(x2)
+        _gram_acc(P_acc, x2t, x2t)
+        Tpos += x.sum(axis=0)
+        # rings: Y_r(p) = sum over the half ring of x(p + d), 0 where p + d leaves the map
+        # (Y in a buffer of its own: numpy copies operands that share one with their output)
+        if live:
+            y = bufs["y"][:k]
+            for j, r in enumerate(live):
+                _half_ring_sum(y, x, r)
+                _gram_acc(S_acc[j], x2t, torch.from_numpy(y.reshape(rows, C)))
+
     def _first_thresholds(self, T4: torch.Tensor) -> np.ndarray:
         C = T4.shape[1]
         if self._threshold_kind == "value":
@@ -440,7 +489,7 @@ class ChannelStats:
         self._n_images = 0
         self._mean = np.zeros(C)
         self._m2 = np.zeros((C, C))
-        self._cofire = np.zeros((C, C), dtype=np.int64)
+        self._cofire = np.zeros((C, C) if self.cofiring else (C,), dtype=np.int64)
         self._thresholds = np.array(thresholds, dtype=np.float64)
         self._shift = np.array(shift, dtype=np.float64)
         if spatial:
@@ -481,7 +530,7 @@ class ChannelStats:
         """
         if not isinstance(other, ChannelStats):
             raise SparsenetError(f"merge received {type(other).__name__}; accepted: a ChannelStats")
-        for name in ("max_radius", "dtype"):
+        for name in ("max_radius", "dtype", "cofiring"):
             a, b = getattr(self, name), getattr(other, name)
             if a != b:
                 raise SparsenetError(f"cannot merge: {name} differs ({a!r} vs {b!r}); accepted: "
@@ -523,7 +572,7 @@ class ChannelStats:
 
     def _copy(self) -> "ChannelStats":
         out = ChannelStats(max_radius=self.max_radius, threshold=self.threshold,
-                           dtype=self.dtype, tol=self.tol)
+                           dtype=self.dtype, tol=self.tol, cofiring=self.cofiring)
         for key, val in self.__dict__.items():
             if key.startswith("_") and key not in ("_count_maps", "_work"):
                 setattr(out, key, val.copy() if isinstance(val, np.ndarray) else val)
@@ -580,12 +629,20 @@ class ChannelStats:
     def cofiring_(self) -> np.ndarray:
         """(C, C) int64: samples where both i and j are active; the diagonal = active counts."""
         self._check_fitted()
+        if not self.cofiring:
+            raise SparsenetError(
+                "this ChannelStats was built with cofiring=False: it counts each channel's active "
+                "samples only (active_rate_, dead_); accepted: ChannelStats(cofiring=True) for "
+                "the pairwise co-firing counts")
         return self._cofire.copy()
+
+    def _active_counts(self) -> np.ndarray:
+        return np.diag(self._cofire) if self.cofiring else self._cofire
 
     @property
     def active_rate_(self) -> np.ndarray:
         self._check_fitted()
-        return np.diag(self._cofire) / self._n
+        return self._active_counts() / self._n
 
     @property
     def constant_(self) -> np.ndarray:
@@ -597,7 +654,7 @@ class ChannelStats:
     def dead_(self) -> np.ndarray:
         """Channels never active (never above their threshold)."""
         self._check_fitted()
-        return np.diag(self._cofire) == 0
+        return self._active_counts() == 0
 
     @property
     def inactive_(self) -> np.ndarray:
@@ -684,6 +741,7 @@ class ChannelStats:
             "threshold_kind": np.array(kind),
             "threshold_value": np.atleast_1d(np.asarray(val, dtype=np.float64)),
             "fitted": np.array(self._fitted),
+            "cofiring_pairs": np.array(self.cofiring),
         }
         if kind == "quantile":
             d["threshold_text"] = np.array(str(self.threshold))
@@ -737,13 +795,15 @@ class ChannelStats:
             raise SparsenetError(f"unknown threshold_kind {kind!r}; "
                                  f"accepted: value, quantile, array")
         tol = float(get("tol"))
+        pairs = bool(get("cofiring_pairs")) if "cofiring_pairs" in d else True
         out = cls(max_radius=int(get("max_radius")), threshold=threshold,
-                  dtype=str(get("dtype")), tol=None if math.isnan(tol) else tol)
+                  dtype=str(get("dtype")), tol=None if math.isnan(tol) else tol, cofiring=pairs)
         if not bool(get("fitted")):
             return out
         C, R = int(get("n_channels")), out.max_radius
         spatial = bool(get("spatial"))
-        shapes = {"mean": (C,), "m2": (C, C), "cofiring": (C, C), "thresholds": (C,),
+        shapes = {"mean": (C,), "m2": (C, C), "cofiring": (C, C) if pairs else (C,),
+                  "thresholds": (C,),
                   "shift": (C,), "ring_s": (R if spatial else 0, C, C),
                   "ring_u": (R if spatial else 0, C), "ring_v": (R if spatial else 0, C),
                   "ring_n": (R if spatial else 0,)}
@@ -795,6 +855,159 @@ class ChannelStats:
         return sum(v.nbytes for v in self.to_dict().values())
 
 
+class ClusterMapStats:
+    """Second pass of the spatial profile: ring autocovariances of each cluster's summed map.
+
+    The within-cluster spatial profile (``docs/analyser.md``)
+
+        p_k(r) = sum_{i,j in k} rho_r(i, j) / sum_{i,j in k} rho_0(i, j)
+
+    needs, for each cluster k, only the autocovariance of its summed standardised map
+    ``Z_k(p) = sum_{i in k} (x_i(p) - mean_i) / std_i`` at each ring: because rho_r(i, j) is the
+    ring-averaged covariance of ``x_i(p)`` and ``x_j(p + d)`` over ``std_i std_j``, the sum over
+    ``i, j`` in k is the ring average of ``Z_k(p) Z_k(p + d)``, and the sum at r = 0 is the
+    variance of ``Z_k`` (``rho_0(i, i) = 1``).  So once the channels are clustered (from the
+    offset-0 statistics of a first pass, ``ChannelStats(max_radius=0)``), a second pass over
+    the K cluster maps replaces the ``C x C x rings`` products of ``ChannelStats(max_radius=R)``:
+    ``C x K`` multiply-adds per position to form the maps and ``K x (offsets)`` for the rings.
+    The profiles equal ``cluster_spatial_profiles(ChannelStats(max_radius=R).spatial_correlation(),
+    labels, K)`` to rounding (tested to 1e-8).
+
+    Parameters
+    ----------
+    labels : array of C ints
+        Cluster of each channel, 0..K-1; -1 (inactive) channels are left out.
+    mean, std : arrays of C floats
+        The channels' global means and (population) standard deviations, e.g. ``mean_`` and
+        ``std_`` of the first pass's ``ChannelStats`` over the same data.  Every clustered
+        channel needs ``std > 0``.
+    max_radius : int >= 0, default 2
+        Largest Chebyshev ring R.
+
+    ``partial_fit(X)`` takes N x C x H x W maps (numpy or torch; batches may differ in H, W) and
+    accumulates in float64.  Fitted attributes: ``autocovariance_`` (K x (R+1): ring r average of
+    ``Z_k(p) Z_k(p + d)`` over every offset d of the ring and every position with ``p + d``
+    inside the map), ``pair_counts_`` ((R+1,), (p, d) pairs per ring, counting d and -d; ring 0:
+    positions) and ``profiles_`` (K x (R+1), the autocovariance over its r = 0 value; a cluster
+    whose summed map has no variance gets 1 then 0).  Memory is O(K (R + 1)) plus one chunk.
+    """
+
+    def __init__(self, labels, mean, std, *, max_radius: int = 2):
+        labels = np.asarray(labels)
+        if labels.ndim != 1 or labels.size == 0 or labels.dtype.kind not in "iu":
+            raise SparsenetError(f"labels must be a 1-D array of C integers (-1 = inactive); "
+                                 f"got shape {labels.shape} and dtype {labels.dtype}")
+        if isinstance(max_radius, (bool, np.bool_)) \
+                or not isinstance(max_radius, (int, np.integer)) or max_radius < 0:
+            raise SparsenetError(f"max_radius={max_radius!r}; accepted: an integer >= 0")
+        C = labels.shape[0]
+        mean = np.asarray(mean, dtype=np.float64)
+        std = np.asarray(std, dtype=np.float64)
+        if mean.shape != (C,) or std.shape != (C,):
+            raise SparsenetError(f"mean and std must have one value per channel ({C}); got "
+                                 f"shapes {mean.shape} and {std.shape}")
+        K = int(labels.max()) + 1 if (labels >= 0).any() else 0
+        members = labels >= 0
+        if K == 0:
+            raise SparsenetError("labels put no channel in a cluster (all -1); nothing to profile")
+        if not np.all(np.isfinite(mean[members])) or not np.all(std[members] > 0):
+            bad = np.flatnonzero(members & ~(std > 0))
+            raise SparsenetError(f"clustered channels need a finite mean and std > 0; channel(s) "
+                                 f"{bad[:5].tolist()} have std {std[bad[:5]].tolist()}")
+        self.labels = labels.astype(np.int64)
+        self.max_radius = int(max_radius)
+        self.n_clusters = K
+        # Z = P^T x - offset:  P[c, k] = 1 / std_c for the channels of cluster k
+        self._P = np.zeros((C, K))
+        idx = np.flatnonzero(members)
+        self._P[idx, self.labels[idx]] = 1.0 / std[idx]
+        self._offset = self._P.T @ np.where(members, mean, 0.0)
+        self._acc = np.zeros((self.max_radius + 1, K))
+        self._pairs = np.zeros(self.max_radius + 1, dtype=np.int64)
+        self._images = 0
+
+    def __repr__(self) -> str:
+        return (f"ClusterMapStats(n_clusters={self.n_clusters}, max_radius={self.max_radius}, "
+                f"images={self._images})")
+
+    def partial_fit(self, X) -> "ClusterMapStats":
+        """Add one batch of maps (N x C x H x W) and return ``self``."""
+        T = _as_tensor(X)
+        C = self._P.shape[0]
+        if T.ndim != 4 or T.shape[1] != C or T.numel() == 0:
+            raise SparsenetError(f"X has shape {tuple(T.shape)}; accepted: non-empty N x {C} x H x W "
+                                 f"maps (the channels the labels describe)")
+        if T.dtype == torch.bool:
+            T = T.to(torch.uint8)
+        N, H, W = int(T.shape[0]), int(T.shape[2]), int(T.shape[3])
+        src = T.cpu().numpy()
+        P = self._P.T.copy()  # K x C float64
+        acc = np.zeros_like(self._acc)
+        pairs = np.zeros_like(self._pairs)
+        per_chunk = max(1, _CHUNK_BYTES // max(1, C * H * W * 8))
+        with np.errstate(over="ignore", invalid="ignore"), \
+                threadpool_limits(limits=1, user_api="blas"):
+            # one thread: a few small products per chunk (see the module docstring)
+            for start in range(0, N, per_chunk):
+                x = src[start:start + per_chunk].reshape(-1, C, H * W).astype(np.float64)
+                Z = np.matmul(P, x)  # n x K x HW: summed standardised maps (before centring)
+                Z -= self._offset[None, :, None]
+                Z = Z.reshape(-1, self.n_clusters, H, W)
+                acc[0] += np.einsum("nkhw,nkhw->k", Z, Z)
+                pairs[0] += Z.shape[0] * H * W
+                for r in range(1, self.max_radius + 1):
+                    for dy, dx in ring_offsets(r, half=True):
+                        h0, h1 = _valid_range(dy, H)
+                        w0, w1 = _valid_range(dx, W)
+                        if h0 >= h1 or w0 >= w1:
+                            continue
+                        acc[r] += np.einsum("nkhw,nkhw->k", Z[:, :, h0:h1, w0:w1],
+                                            Z[:, :, h0 + dy:h1 + dy, w0 + dx:w1 + dx])
+                        pairs[r] += Z.shape[0] * (h1 - h0) * (w1 - w0)
+        if not np.all(np.isfinite(acc)):
+            raise SparsenetError("X contains non-finite values (NaN or inf); accepted: finite maps")
+        self._acc += acc
+        self._pairs += pairs
+        self._images += N
+        return self
+
+    def _check_fitted(self) -> None:
+        if self._images == 0:
+            raise NotFittedError("this ClusterMapStats has seen no data yet; call partial_fit(X)")
+
+    @property
+    def pair_counts_(self) -> np.ndarray:
+        self._check_fitted()
+        return 2 * self._pairs - np.r_[self._pairs[0], np.zeros(self.max_radius, np.int64)]
+
+    @property
+    def autocovariance_(self) -> np.ndarray:
+        """K x (R+1): ring-averaged autocovariance of each cluster's summed standardised map."""
+        self._check_fitted()
+        empty = np.flatnonzero(self._pairs == 0)
+        if empty.size:
+            raise SparsenetError(
+                f"no pair of positions at Chebyshev distance {int(empty[0])} fits in the maps seen "
+                f"(too small); accepted: max_radius <= {int(empty[0]) - 1} for these maps")
+        return (self._acc / self._pairs[:, None]).T
+
+    @property
+    def profiles_(self) -> np.ndarray:
+        """K x (R+1): ``autocovariance_`` over its r = 0 value (the spatial profile p_k(r))."""
+        cov = self.autocovariance_
+        out = np.zeros_like(cov)
+        out[:, 0] = 1.0
+        ok = cov[:, 0] > 1e-12
+        out[ok] = cov[ok] / cov[ok, :1]
+        return out
+
+
+def _zeros(shape: tuple, dtype) -> torch.Tensor:
+    """A zero torch tensor allocated by numpy (single-threaded: a small torch fill would start
+    the thread pool, which costs milliseconds on a busy machine)."""
+    return torch.from_numpy(np.zeros(shape, dtype=dtype))
+
+
 def _gram_acc(acc: torch.Tensor, L: torch.Tensor, R: torch.Tensor) -> None:
     """``acc += L^T R`` in ``acc``'s dtype.  Large products use torch's multithreaded BLAS; small
     ones numpy's single-threaded call, which avoids the thread start-up and synchronisation
@@ -806,9 +1019,9 @@ def _gram_acc(acc: torch.Tensor, L: torch.Tensor, R: torch.Tensor) -> None:
         acc.addmm_(L.t(), R)
 
 
-def _half_ring_sum(y: torch.Tensor, x: torch.Tensor, r: int) -> None:
+def _half_ring_sum(y: np.ndarray, x: np.ndarray, r: int) -> None:
     """``y(p) = sum of x(p + d)`` over the half ring of radius r (``ring_offsets(r, half=True)``),
-    0 where ``p + d`` leaves the map; x and y are N x H x W x C."""
+    0 where ``p + d`` leaves the map; x and y are N x H x W x C (numpy, single-threaded)."""
     H, W = x.shape[1], x.shape[2]
     empty = True
     for dy, dx in ring_offsets(r, half=True):
@@ -817,26 +1030,27 @@ def _half_ring_sum(y: torch.Tensor, x: torch.Tensor, r: int) -> None:
         if h0 >= h1 or w0 >= w1:
             continue
         src = x[:, h0 + dy:h1 + dy, w0 + dx:w1 + dx, :]
+        dst = y[:, h0:h1, w0:w1, :]
         if empty:  # first offset: copy, and zero only the strips it does not cover
-            y[:, h0:h1, w0:w1, :].copy_(src)
-            y[:, :h0].zero_()
-            y[:, h1:].zero_()
-            y[:, h0:h1, :w0].zero_()
-            y[:, h0:h1, w1:].zero_()
+            np.copyto(dst, src)
+            y[:, :h0] = 0
+            y[:, h1:] = 0
+            y[:, h0:h1, :w0] = 0
+            y[:, h0:h1, w1:] = 0
             empty = False
         else:
-            y[:, h0:h1, w0:w1, :] += src
+            np.add(dst, src, out=dst)
     if empty:
-        y.zero_()
+        y[...] = 0
 
 
-def _sum_rows64(M: torch.Tensor, block: int = 4096) -> np.ndarray:
-    """Column sums of a 2-D tensor as float64: contiguous blocks of ``block`` rows summed in the
-    tensor's dtype (torch's vectorised cascade reduction), the block sums added in float64."""
-    out = torch.zeros(M.shape[1], dtype=torch.float64)
+def _sum_rows64(M: np.ndarray, block: int = 4096) -> np.ndarray:
+    """Column sums of a 2-D array as float64: contiguous blocks of ``block`` rows summed in the
+    array's dtype (numpy's pairwise summation), the block sums added in float64."""
+    out = np.zeros(M.shape[1], dtype=np.float64)
     for start in range(0, M.shape[0], block):
-        out += M[start:start + block].sum(dim=0).to(torch.float64)
-    return out.numpy()
+        out += M[start:start + block].sum(axis=0).astype(np.float64)
+    return out
 
 
 def _chan_merge(na, mean_a, m2a, nb, mean_b, m2b):

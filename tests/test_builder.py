@@ -167,3 +167,37 @@ def test_draw_network_beside_reference(tmp_path):
     with pytest.raises(SparsenetError, match="titles must be two strings"):
         draw_comparison(cluster_spec(), reference, tmp_path / "x.png", titles=("one",))
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_grouped_5x5_buckets_run_channels_last_with_the_same_result(batch_norm):
+    """The speed path (grouped 5x5 buckets in channels-last, in-place ReLU) computes what the
+    NCHW path computes, keeps cluster connectivity exact, trains, and returns NCHW."""
+    torch.manual_seed(1)
+    spec = ModuleSpec(
+        in_channels=14,
+        branches=(BranchSpec(3, 4, 2, (0, 1, 2)), BranchSpec(3, 4, 2, (3, 4, 5)),
+                  BranchSpec(5, 3, 2, (6, 7, 8)), BranchSpec(5, 3, 2, (9, 10, 11)),
+                  BranchSpec(5, 3, 2, (12, 13))),  # one padded grouped 5x5 bucket
+        pool=PoolSpec(2), connectivity="cluster", batch_norm=batch_norm)
+    module = build_module(spec)
+    layouts = {(b.kernel_size, b.groups): fb.channels_last for b, fb in zip(module.plan, module.buckets)}
+    assert layouts == {(3, 2): False, (5, 3): True}
+    assert any(b.padded for b in module.plan if b.kernel_size == 5)
+    x = torch.randn(3, 14, 7, 7)
+    for i, branch in enumerate(spec.branches):
+        assert reached_channels(module, x, i) == set(branch.inputs), i
+    module.eval()
+    with torch.no_grad():
+        fast = module(x)
+        for fb in module.buckets:
+            fb.channels_last = False
+        plain = module(x)
+    assert fast.is_contiguous() and fast.shape == (3, spec.out_channels, 7, 7)
+    torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-5)
+    for fb in module.buckets:
+        fb.channels_last = fb.conv[0].groups > 1 and fb.conv[0].kernel_size[0] >= 5
+    module.train()
+    loss = module(x).square().mean()
+    loss.backward()  # in-place ReLUs leave autograd intact
+    assert all(p.grad is not None for p in module.parameters() if p.requires_grad)

@@ -107,6 +107,19 @@ def test_fit_on_channel_stats_equals_fit_on_data(planted):
     assert from_stats.stats_ is stats
 
 
+def test_two_pass_spatial_profiles_equal_one_pass(planted):
+    """spatial_method='cluster_maps' (offset-0 statistics, then the K cluster maps) measures
+    exactly the profiles of the C x C x rings statistics."""
+    two = fast().fit(planted.X)
+    one = fast(spatial_method="channel_pairs").fit(planted.X)
+    assert two.spatial_method == "cluster_maps" and two.stats_.max_radius == 0
+    assert one.stats_.max_radius == 2
+    assert np.array_equal(two.labels_, one.labels_)
+    np.testing.assert_allclose(two.spatial_profiles_, one.spatial_profiles_, rtol=0, atol=1e-8)
+    assert np.array_equal(two.kernel_sizes_, one.kernel_sizes_)
+    np.testing.assert_allclose(two.stats_.correlation_, one.stats_.correlation_, atol=1e-12)
+
+
 def test_torch_input_equals_numpy(planted):
     a = fast().fit(torch.from_numpy(planted.X))
     b = fast().fit(planted.X)
@@ -162,6 +175,7 @@ def test_transform_rejects_other_channel_count(planted):
         (dict(n_permutations=-1), r"n_permutations must be an int >= 0; got -1"),
         (dict(max_clusters=0), r"max_clusters must be an int >= 1; got 0"),
         (dict(threshold="median"), r"threshold='median' is not understood"),
+        (dict(spatial_method="rings"), r"spatial_method must be one of 'cluster_maps', 'channel_pairs'; got 'rings'"),
     ],
 )
 def test_bad_parameters(params, match, flat):

@@ -323,3 +323,109 @@ def test_half_precision_input_is_read_in_float32():
     X = (rng.random((40, 3, 16, 16)) * 100).astype(np.float16)  # sums overflow float16
     s = ChannelStats(dtype="float32").partial_fit(torch.from_numpy(X))
     np.testing.assert_allclose(s.mean_, _flat(X.astype(np.float64)).mean(axis=0), rtol=1e-5)
+
+
+# ----------------------------------------------------------------- ClusterMapStats (second pass)
+
+def _two_path_profiles(X, labels, K, R=2, batches=3, **kw):
+    from sparsenet.analysis.spatial import cluster_spatial_profiles
+    from sparsenet.stats import ClusterMapStats
+
+    one = _fit(X, batches=batches, max_radius=R, **kw)
+    ref = cluster_spatial_profiles(one.spatial_correlation(), labels, K)
+    first = _fit(X, batches=batches, max_radius=0, **kw)
+    maps = ClusterMapStats(labels, first.mean_, first.std_, max_radius=R)
+    for b in np.array_split(X, batches):
+        maps.partial_fit(b)
+    return maps, ref
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_cluster_map_profiles_equal_channel_pair_profiles_on_planted_data(seed):
+    from sparsenet.synthetic import planted_groups
+
+    p = planted_groups(n_samples=48, group_sizes=(6, 5, 7, 4), kernel_sizes=(1, 3, 5, 3), size=9,
+                       n_dead=2, shuffle=True, random_state=seed)
+    maps, ref = _two_path_profiles(p.X, p.labels, p.n_groups)
+    np.testing.assert_allclose(maps.profiles_, ref, rtol=0, atol=1e-8)
+    assert maps.profiles_.shape == (4, 3) and np.all(maps.profiles_[:, 0] == 1.0)
+    one = _fit(p.X, batches=3, max_radius=2)
+    np.testing.assert_array_equal(maps.pair_counts_, one.ring_pair_counts_)
+
+
+def test_cluster_map_profiles_with_large_means_varying_sizes_and_float32_first_pass():
+    rng = np.random.default_rng(21)
+    X = _maps(seed=21, shape=(20, 6, 7, 8), offset=50.0)  # large means: no cancellation
+    labels = np.array([0, 0, 1, 1, 1, -1])
+    maps, ref = _two_path_profiles(X, labels, 2, R=3)
+    np.testing.assert_allclose(maps.profiles_, ref, rtol=0, atol=1e-8)
+    from sparsenet.stats import ClusterMapStats  # maps of another size join the same sums
+
+    small = rng.normal(size=(5, 6, 4, 4)) + 50.0
+    first = ChannelStats(max_radius=0).partial_fit(X).partial_fit(small)
+    one = ChannelStats(max_radius=2).partial_fit(X).partial_fit(small)
+    from sparsenet.analysis.spatial import cluster_spatial_profiles
+
+    m = ClusterMapStats(labels, first.mean_, first.std_, max_radius=2)
+    m.partial_fit(torch.from_numpy(X)).partial_fit(small)
+    np.testing.assert_allclose(m.profiles_, cluster_spatial_profiles(one.spatial_correlation(), labels, 2),
+                               atol=1e-8)
+    f32 = ChannelStats(max_radius=0, dtype="float32").partial_fit(X)  # float32 means/stds: ~1e-6
+    m32 = ClusterMapStats(labels, f32.mean_, f32.std_, max_radius=3).partial_fit(X)
+    np.testing.assert_allclose(m32.profiles_, maps.profiles_, atol=1e-4)
+
+
+def test_cluster_map_stats_errors_and_degenerate_clusters():
+    from sparsenet.stats import ClusterMapStats
+
+    X = _maps(seed=22, shape=(4, 3, 5, 5))
+    s = ChannelStats(max_radius=0).partial_fit(X)
+    m = ClusterMapStats([0, 1, 1], s.mean_, s.std_, max_radius=2)
+    assert not hasattr(m, "profiles_")  # NotFittedError is an AttributeError
+    with pytest.raises(SparsenetError, match="N x 3 x H x W"):
+        m.partial_fit(X[:, :2])
+    with pytest.raises(SparsenetError, match="N x 3 x H x W"):
+        m.partial_fit(X.reshape(4, 3, 25)[..., 0])
+    with pytest.raises(SparsenetError, match="one value per channel"):
+        ClusterMapStats([0, 1, 1], s.mean_[:2], s.std_)
+    with pytest.raises(SparsenetError, match="std > 0"):
+        ClusterMapStats([0, 1, 1], s.mean_, np.array([1.0, 0.0, 1.0]))
+    with pytest.raises(SparsenetError, match="all -1"):
+        ClusterMapStats([-1, -1, -1], s.mean_, s.std_)
+    with pytest.raises(SparsenetError, match="1-D array of C integers"):
+        ClusterMapStats([[0, 1]], s.mean_, s.std_)
+    with pytest.raises(SparsenetError, match="non-finite"):
+        m.partial_fit(np.full((1, 3, 5, 5), np.nan))
+    with pytest.raises(SparsenetError, match="Chebyshev distance 2"):
+        ClusterMapStats([0, 1, 1], s.mean_, s.std_, max_radius=2).partial_fit(X[:, :, :2, :2]).profiles_
+    # channels that cancel exactly: the summed map has no variance -> the profile of a point
+    Y = np.stack([X[:, 0], -X[:, 0] + 2 * X[:, 0].mean(), X[:, 2]], axis=1)
+    t = ChannelStats(max_radius=0).partial_fit(Y)
+    mt = ClusterMapStats([0, 0, 1], t.mean_, t.std_ * np.array([1.0, 1.0, 1.0]), max_radius=1)
+    p = mt.partial_fit(Y).profiles_
+    np.testing.assert_array_equal(p[0], [1.0, 0.0])
+    assert "n_clusters=2" in repr(mt)
+
+
+def test_cofiring_false_counts_active_samples_only(tmp_path):
+    X = np.maximum(_maps(seed=23, shape=(9, 4, 5, 6), offset=0.1), 0)
+    X[:, 3] = 0.0  # a dead channel
+    full = _fit(X, batches=3, max_radius=1)
+    lite = _fit(X, batches=3, max_radius=1, cofiring=False)
+    np.testing.assert_array_equal(lite.correlation_, full.correlation_)
+    np.testing.assert_array_equal(lite.active_rate_, full.active_rate_)
+    np.testing.assert_array_equal(lite.inactive_, full.inactive_)
+    assert lite.dead_[3] and "cofiring=False" in repr(lite)
+    with pytest.raises(SparsenetError, match="cofiring=False"):
+        lite.cofiring_
+    path = tmp_path / "lite.npz"
+    lite.save(path)
+    again = ChannelStats.load(path)
+    assert again.cofiring is False
+    np.testing.assert_array_equal(again.active_rate_, full.active_rate_)
+    merged = lite.merge(again)
+    np.testing.assert_array_equal(merged.active_rate_, full.active_rate_)
+    with pytest.raises(SparsenetError, match="cofiring differs"):
+        full.merge(lite)
+    with pytest.raises(SparsenetError, match="cofiring="):
+        ChannelStats(cofiring="yes")

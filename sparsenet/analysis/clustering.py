@@ -22,6 +22,7 @@ import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.sparse.csgraph import laplacian
 from scipy.spatial.distance import squareform
+from threadpoolctl import threadpool_limits
 
 from sparsenet.errors import SparsenetError
 
@@ -38,7 +39,7 @@ class Clustering:
     """Result of clustering the active channels."""
 
     labels: np.ndarray  # (n_active,) ints 0..K-1, numbered by first appearance
-    eigenvalues: np.ndarray  # (n_active,) normalised Laplacian spectrum, ascending
+    eigenvalues: np.ndarray | None  # (n_active,) normalised Laplacian spectrum, ascending
     linkage: np.ndarray | None  # scipy linkage matrix for "hierarchical", else None
 
 
@@ -51,9 +52,18 @@ def check_method(method) -> str:
     return method
 
 
+def _one_blas_thread():
+    """The eigendecompositions run with one BLAS thread: they are chains of small (BLAS-2)
+    calls whose thread synchronisation costs more than it gains at these sizes, and far more on
+    a machine shared with other jobs (1,024 channels on 2 busy cores: spectrum 0.9 s with two
+    threads, 0.13-0.2 s with one; ``sparsenet bench``, docs/performance.md)."""
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def laplacian_spectrum(affinity: np.ndarray) -> np.ndarray:
     """Ascending eigenvalues of the symmetric normalised Laplacian of ``affinity``."""
-    eigenvalues = np.linalg.eigvalsh(laplacian(_connected(affinity), normed=True))
+    with _one_blas_thread():
+        eigenvalues = np.linalg.eigvalsh(laplacian(_connected(affinity), normed=True))
     return np.clip(np.sort(eigenvalues), 0.0, 2.0)
 
 
@@ -66,15 +76,18 @@ def eigengap_n_clusters(eigenvalues: np.ndarray, max_clusters: int) -> int:
     return int(np.argmax(gaps)) + 1
 
 
-def cluster_affinity(affinity, method, n_clusters, max_clusters, seed) -> Clustering:
+def cluster_affinity(affinity, method, n_clusters, max_clusters, seed, *,
+                     spectrum: bool = True) -> Clustering:
     """Cluster the active channels of ``affinity`` (already restricted to them).
 
     ``n_clusters`` is an int or "auto"; for "communities" it is an upper bound (modularity
-    decides the number, ``max_clusters`` bounds it under "auto").
+    decides the number, ``max_clusters`` bounds it under "auto").  ``spectrum=False`` skips
+    the Laplacian spectrum (an O(n^3) eigendecomposition; ``eigenvalues`` is then None) when K
+    is given, as the significance null and the stability halves need only the labels.
     """
-    eigenvalues = laplacian_spectrum(affinity)
     n = affinity.shape[0]
     auto = n_clusters == "auto"
+    eigenvalues = laplacian_spectrum(affinity) if (spectrum or auto) else None
     k = min(eigengap_n_clusters(eigenvalues, max_clusters) if auto else int(n_clusters), n)
     tree = None
     if method == "spectral":
@@ -98,7 +111,7 @@ def spectral_labels(affinity: np.ndarray, k: int, seed: int) -> np.ndarray:
     model = SpectralClustering(
         n_clusters=k, affinity="precomputed", random_state=seed, assign_labels="cluster_qr"
     )
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _one_blas_thread():
         warnings.simplefilter("ignore", UserWarning)
         return model.fit_predict(_connected(affinity))
 

@@ -24,9 +24,10 @@ from sparsenet.analysis.spatial import (
     kernel_sizes_from_profiles,
 )
 from sparsenet.errors import SparsenetError
-from sparsenet.stats import ChannelStats
+from sparsenet.stats import ChannelStats, ClusterMapStats
 
 _SEED_MAX = np.iinfo(np.int32).max
+SPATIAL_METHODS = ("cluster_maps", "channel_pairs")
 
 
 class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -100,6 +101,20 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         Random half-splits of the images for the stability score; 0 skips it.
     random_state : int, RandomState or None, default None
         Seeds spectral clustering, the null's permutations and the half-splits.
+    spatial_method : {"cluster_maps", "channel_pairs"}, default "cluster_maps"
+        How the spatial profiles are measured when fitting activations (both give the same
+        profiles, to rounding; see :mod:`sparsenet.analysis.spatial`).
+
+        - "cluster_maps": two passes.  The first accumulates offset-0 statistics only
+          (``ChannelStats(max_radius=0)``: covariance and co-firing, enough to cluster); after
+          clustering, a second pass over the activations measures the ring autocovariances of
+          the K summed, standardised cluster maps (:class:`~sparsenet.stats.ClusterMapStats`):
+          ``C x K`` work per position instead of ``C x C x (R + 1)``.  ``stats_`` then holds
+          offset 0 only (``max_radius == 0``).
+        - "channel_pairs": one pass of ``ChannelStats(max_radius=R)``, the C x C
+          cross-covariance at every ring; ``stats_.spatial_correlation()`` holds all of them.
+
+        Fitting a ``ChannelStats`` always uses its own rings.
 
     Attributes
     ----------
@@ -138,7 +153,8 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         cluster agrees with itself trivially), when fitted on a ``ChannelStats`` (the halves
         need the samples) or with fewer than 4 images.
     stats_ : ChannelStats
-        The statistics everything was computed from.
+        The statistics everything was computed from (with ``spatial_method="cluster_maps"``
+        and activations: offset 0 only, the profiles coming from the second pass).
     n_features_in_ : int
         Number of channels C.
 
@@ -174,6 +190,7 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         n_permutations=20,
         n_resamples=5,
         random_state=None,
+        spatial_method="cluster_maps",
     ):
         self.n_clusters = n_clusters
         self.affinity = affinity
@@ -186,6 +203,7 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         self.n_permutations = n_permutations
         self.n_resamples = n_resamples
         self.random_state = random_state
+        self.spatial_method = spatial_method
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None):
@@ -196,12 +214,14 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
             samples, stats = None, self._check_stats(X)
         else:
             samples = self._check_fit_input(X)
-            stats = ChannelStats(max_radius=self._radius(samples), threshold=self.threshold)
+            two_pass = self.spatial_method == "cluster_maps"
+            stats = ChannelStats(max_radius=0 if two_pass else self._radius(samples),
+                                 threshold=self.threshold)
             stats.partial_fit(samples)
         self.stats_ = stats
         self.n_features_in_ = stats.n_channels_
         self._fit_clusters(stats, rng)
-        self._fit_spatial(stats)
+        self._fit_spatial(stats, samples)
         self._fit_significance(samples, stats, rng)
         return self
 
@@ -225,21 +245,27 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         self.eigenvalues_ = result.eigenvalues
         self.linkage_ = result.linkage if self.method == "hierarchical" else None
 
-    def _cluster(self, affinity, inactive, n_clusters, seed):
+    def _cluster(self, affinity, inactive, n_clusters, seed, spectrum=True):
         """Cluster the active channels of a full C x C affinity (K clamped to the active count)."""
         active = ~inactive
         sub = affinity[np.ix_(active, active)]
         k = n_clusters if n_clusters == "auto" else min(n_clusters, sub.shape[0])
-        return cluster_affinity(sub, self.method, k, self.max_clusters, seed)
+        return cluster_affinity(sub, self.method, k, self.max_clusters, seed, spectrum=spectrum)
 
-    def _fit_spatial(self, stats) -> None:
+    def _fit_spatial(self, stats, samples=None) -> None:
         if not stats.spatial_:
             self.spatial_profiles_ = None
             self.kernel_sizes_ = np.ones(self.n_clusters_, dtype=int)
             return
-        profiles = cluster_spatial_profiles(
-            stats.spatial_correlation(), self.labels_, self.n_clusters_
-        )
+        if samples is not None and self.spatial_method == "cluster_maps":
+            # second pass: ring autocovariances of the K summed standardised cluster maps
+            maps = ClusterMapStats(self.labels_, stats.mean_, stats.std_,
+                                   max_radius=self._radius(samples))
+            profiles = maps.partial_fit(samples).profiles_
+        else:
+            profiles = cluster_spatial_profiles(
+                stats.spatial_correlation(), self.labels_, self.n_clusters_
+            )
         self.spatial_profiles_ = profiles
         self.kernel_sizes_ = kernel_sizes_from_profiles(profiles, self.extent_threshold)
 
@@ -264,16 +290,22 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         (for "communities": capped at it).  Re-choosing K under "auto" would give K = 1 on
         almost every shuffled copy, hence modularity 0: a null with no spread.  Statistics are
         computed in float32 (correlations within 1e-4 of float64, co-firing counts exact):
-        about twice as fast, ample for a null.
+        about twice as fast, ample for a null; with a Pearson affinity without the pairwise
+        co-firing counts (only each channel's active count, for the inactive ones): half the
+        products.
         """
 
+        pairs = not self.affinity.startswith("pearson")  # co-firing counts feed the affinity
+
         def run(Z):
-            stats = ChannelStats(max_radius=0, threshold=thresholds, dtype="float32").partial_fit(Z)
+            stats = ChannelStats(max_radius=0, threshold=thresholds, dtype="float32",
+                                 cofiring=pairs).partial_fit(Z)
             inactive = np.asarray(stats.inactive_, dtype=bool)
             affinity = compute_affinity(stats, self.affinity, graph_threshold=self.graph_threshold)
             if inactive.all():
                 return affinity, np.full(inactive.shape[0], -1)
-            result = self._cluster(affinity, inactive, self.n_clusters_, rng.randint(_SEED_MAX))
+            result = self._cluster(affinity, inactive, self.n_clusters_, rng.randint(_SEED_MAX),
+                                   spectrum=False)  # K is fixed: the labels need no spectrum
             return affinity, expand_labels(result.labels, inactive)
 
         return run
@@ -301,6 +333,11 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         check_method(self.method)
         check_extent_threshold(self.extent_threshold)
         check_graph_threshold(self.graph_threshold)
+        if self.spatial_method not in SPATIAL_METHODS:
+            raise SparsenetError(
+                f"spatial_method must be one of {', '.join(repr(m) for m in SPATIAL_METHODS)}; "
+                f"got {self.spatial_method!r}"
+            )
         if not (self.n_clusters == "auto" or _is_int(self.n_clusters, minimum=1)):
             raise SparsenetError(
                 f"n_clusters must be an int >= 1 or 'auto'; got {self.n_clusters!r}"

@@ -1,0 +1,211 @@
+"""The benchmark entry point: run the measurements, print the table, write the JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from sparsenet.errors import SparsenetError
+
+MEASUREMENTS = ("stats_cost", "stats_machine", "clustering", "hardware", "inference")
+
+
+def _measure(key: str, sizes, grown) -> tuple[dict, Callable[[dict], list[dict]]]:
+    import torch
+
+    if key == "stats_cost":
+        from sparsenet.bench import stats_cost as m
+
+        return m.run(list(sizes.cost_cases), sizes.repeats), m.summary_rows
+    if key == "stats_machine":
+        from sparsenet.bench import stats_machine as m
+
+        return m.run(channels=sizes.machine_channels, size=sizes.machine_size,
+                     batch=sizes.machine_batch, samples=sizes.machine_samples,
+                     rate_configs=list(sizes.machine_rate_configs),
+                     memory_config=sizes.machine_memory_config,
+                     default_threads=torch.get_num_threads()), m.summary_rows
+    if key == "clustering":
+        from sparsenet.bench import clustering as m
+
+        return m.run(channels=sizes.cluster_channels,
+                     significance_channels=sizes.cluster_significance_channels,
+                     images=sizes.cluster_images, size=sizes.cluster_size,
+                     n_permutations=sizes.cluster_permutations,
+                     n_resamples=sizes.cluster_resamples,
+                     repeats=sizes.repeats), m.summary_rows
+    if key == "hardware":
+        from sparsenet.bench import hardware as m
+
+        return m.run(channels=sizes.hw_channels, clusters=sizes.hw_clusters, size=sizes.hw_size,
+                     batch=sizes.hw_batch, repeats=sizes.repeats,
+                     sweep=sizes.hw_layout_sweep), m.summary_rows
+    if key == "inference":
+        from sparsenet.bench import inference as m
+
+        return m.run(grown=grown, batches=sizes.inference_batches, repeats=sizes.inference_repeats,
+                     planted_modules=sizes.planted_modules), m.summary_rows
+    raise SparsenetError(f"unknown measurement {key!r}; accepted: {', '.join(MEASUREMENTS)}")
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        return f"{v:.3g}" if abs(v) < 100 else f"{v:,.0f}"
+    return str(v)
+
+
+def table(rows: list[dict]) -> str:
+    head = ("measurement", "case", "value", "target", "ok")
+    cells = [[r["measurement"], r["case"], _fmt(r["value"]), r["target"],
+              "" if r["ok"] is None else ("yes" if r["ok"] else "MISSED")] for r in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(head)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(cell, widths)) for cell in cells]
+    return "\n".join(lines)
+
+
+def run(*, mode: str = "full", only: list[str] | None = None, out: str | Path = "benchmarks/results",
+        name: str | None = None, threads: int | None = None, figures: str | Path | None = None,
+        grown: str | Path | None = None, command: str | None = None,
+        progress: bool = True) -> dict:
+    """Run the measurements of ``mode`` (full, quick or tiny); write ``<out>/<name>.json``."""
+    import torch
+
+    from sparsenet.bench.sizes import MODES
+    from sparsenet.bench.timing import load_average, machine_info
+    from sparsenet.io import atomic_write_json
+
+    if mode not in MODES:
+        raise SparsenetError(f"unknown mode {mode!r}; accepted: {', '.join(MODES)}")
+    keys = list(only) if only else list(MEASUREMENTS)
+    bad = [k for k in keys if k not in MEASUREMENTS]
+    if bad:
+        raise SparsenetError(f"unknown measurement {bad[0]!r}; accepted: {', '.join(MEASUREMENTS)}")
+    if threads is not None:
+        if threads < 1:
+            raise SparsenetError(f"--threads must be >= 1; got {threads}")
+        torch.set_num_threads(threads)
+    sizes = MODES[mode]
+    if grown is None and mode != "tiny":
+        from sparsenet.bench.inference import DEFAULT_GROWN
+
+        grown = DEFAULT_GROWN if DEFAULT_GROWN.is_file() else None
+    name = name or mode
+    result: dict[str, Any] = {
+        "format": "sparsenet.bench", "version": 1, "name": name, "mode": mode,
+        "command": command, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": machine_info(), "measurements": {}, "summary": [], "wall_s": {},
+    }
+    t_all = time.perf_counter()
+    for key in keys:
+        if progress:
+            print(f"[bench] {key} ({mode}) ...", flush=True)
+        t0 = time.perf_counter()
+        data, summarise = _measure(key, sizes, grown)
+        result["wall_s"][key] = round(time.perf_counter() - t0, 2)
+        result["measurements"][key] = data
+        rows = summarise(data)
+        for r in rows:
+            r["key"] = key
+        result["summary"] += rows
+        if progress:
+            print(table(rows), flush=True)
+            print(f"[bench] {key}: {result['wall_s'][key]:.1f} s, load {load_average()}", flush=True)
+    result["wall_s"]["total"] = round(time.perf_counter() - t_all, 2)
+    result["load_average_end"] = load_average()
+    result["torch_threads"] = torch.get_num_threads()
+    path = Path(out) / f"{name}.json"
+    atomic_write_json(path, _clean(result))
+    result["path"] = str(path)
+    if figures is not None:
+        from sparsenet.bench.plots import plot_all
+
+        result["figures"] = [str(p) for p in plot_all(result, figures)]
+    if progress:
+        print()
+        print(table(result["summary"]))
+        print(f"\nmachine: {result['machine']['nproc']} CPUs ({result['machine']['cpu_model']}), torch "
+              f"{result['machine']['torch']} with {result['torch_threads']} thread(s); load average "
+              f"{result['machine']['load_average_1_5_15']} at the start, {result['load_average_end']} "
+              f"at the end; {result['wall_s']['total']:.0f} s")
+        print(f"wrote {path}" + (f" and {len(result['figures'])} figure(s) in {figures}"
+                                 if figures is not None else ""))
+    return result
+
+
+def _clean(obj):
+    """JSON-safe: NaN/inf -> None, numpy scalars -> Python."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
+        try:
+            obj = obj.item()
+        except (TypeError, ValueError):
+            pass
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true",
+                   help="smaller sizes and fewer repeats (about a minute on a 2-core CPU)")
+    p.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # the test suite's sizes
+    p.add_argument("--out", default="benchmarks/results",
+                   help="directory of the results JSON (default benchmarks/results)")
+    p.add_argument("--name", default=None, help="results file name without .json (default: the mode)")
+    p.add_argument("--only", default=None,
+                   help=f"comma-separated subset of: {', '.join(MEASUREMENTS)}")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads (default: torch's default, recorded in the JSON)")
+    p.add_argument("--figures", default=None, help="also write the perf_*.png plots into this directory")
+    p.add_argument("--grown", default=None,
+                   help="network spec of the discovered network for 'inference' (default "
+                        "docs/examples/grow-mnist5k/network.json when present, else a planted one)")
+    p.add_argument("--plot", default=None, metavar="RESULTS_JSON",
+                   help="only draw the plots of an existing results file into --figures")
+
+
+def main_args(args: argparse.Namespace, command: str) -> int:
+    if args.plot:
+        from sparsenet.bench.plots import plot_all
+
+        if not args.figures:
+            raise SparsenetError("--plot needs --figures DIR")
+        try:
+            result = json.loads(Path(args.plot).read_text())
+        except (OSError, ValueError) as exc:
+            raise SparsenetError(f"cannot read benchmark results {args.plot!r}: {exc}") from None
+        for p in plot_all(result, args.figures):
+            print(f"wrote {p}")
+        return 0
+    mode = "tiny" if args.tiny else ("quick" if args.quick else "full")
+    only = [k.strip() for k in args.only.split(",") if k.strip()] if args.only else None
+    run(mode=mode, only=only, out=args.out, name=args.name, threads=args.threads,
+        figures=args.figures, grown=args.grown, command=command)
+    return 0
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m benchmarks") -> int:
+    """``python -m benchmarks``: the same options as ``sparsenet bench``."""
+    import shlex
+
+    ap = argparse.ArgumentParser(prog=prog, description=(__doc__ or "").split("\n")[0])
+    add_arguments(ap)
+    args = ap.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return main_args(args, command=" ".join([prog] + [shlex.quote(a) for a in argv]))
+    except SparsenetError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
