@@ -56,7 +56,7 @@ __all__ = ["run_comparison", "load_data", "preflight", "measure_latency", "summa
 LATENCY_NOTE = ("latency_ms.b1: milliseconds per forward pass of a batch of 1 image; latency_ms.b64: "
                 "milliseconds per forward pass of a batch of 64 images (divide by 64 for per image); "
                 "median over repeats, eval mode, torch.inference_mode, CPU")
-CSV_FIELDS = ["candidate", "group", "kind", "role", "model", "seed", "accuracy", "params", "macs",
+CSV_FIELDS = ["candidate", "group", "kind", "role", "model", "seed", "status", "accuracy", "params", "macs",
               "latency_b1_ms", "latency_b64_ms", "train_time_s", "width_mult", "compare_to", "history"]
 
 
@@ -173,17 +173,47 @@ def _run_dir(out: Path, name: str, seed: int) -> Path:
     return out / "runs" / name / f"seed{seed}"
 
 
+class Diverged(SparsenetError):
+    """A training run whose loss became NaN/inf: recorded (diverged.json) as a failed run, not retried."""
+
+    def __init__(self, message: str, record: dict[str, Any], fresh: bool):
+        super().__init__(message)
+        self.record, self.fresh = record, fresh
+
+
+# sparsenet.training.train raises SparsenetError("training diverged at epoch ...") on a non-finite loss.
+_DIVERGED_PREFIX = "training diverged"
+
+
 def _train(model_name: str, kwargs: dict[str, Any], dataset, experiment: Experiment, seed: int, run_dir: Path,
            progress: bool, extra: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    """Train (or reuse) one network in run_dir; returns (metrics, trained_now)."""
+    """Train (or reuse) one network in run_dir; returns (metrics, trained_now).
+
+    A run that diverges is recorded in ``run_dir/diverged.json`` and raises :class:`Diverged`,
+    now and on every rerun (the same seed and recipe diverge again; it is not retried).
+    """
+    from sparsenet.accounting import measure
     from sparsenet.training import build_model, train
 
-    done = run_dir / "metrics.json"
+    done, failed = run_dir / "metrics.json", run_dir / "diverged.json"
     if done.exists():
         return json.loads(done.read_text()), False
+    if failed.exists():
+        record = json.loads(failed.read_text())
+        raise Diverged(record["error"], record, fresh=False)
     model, kw = build_model(model_name, dataset, seed, kwargs)
-    metrics = train(model, dataset, experiment.train_config(seed), model_name=model_name, model_kwargs=kw,
-                    out_dir=run_dir, resume=(run_dir / "checkpoint.pt").exists(), progress=progress, extra=extra)
+    cost = measure(model, dataset.input_shape)
+    t0 = time.perf_counter()
+    try:
+        metrics = train(model, dataset, experiment.train_config(seed), model_name=model_name, model_kwargs=kw,
+                        out_dir=run_dir, resume=(run_dir / "checkpoint.pt").exists(), progress=progress, extra=extra)
+    except SparsenetError as exc:
+        if not str(exc).startswith(_DIVERGED_PREFIX):
+            raise
+        record = {"status": "diverged", "error": str(exc), "model": model_name, "params": cost.params,
+                  "macs": cost.macs, "time_s": time.perf_counter() - t0, **extra}
+        atomic_write_json(failed, record)
+        raise Diverged(str(exc), record, fresh=True) from None
     return metrics, True
 
 
@@ -196,6 +226,20 @@ def _row(point: Point, seed: int, metrics: dict[str, Any], run_dir: Path, out: P
         "width_mult": point.options.get("width_mult"), "compare_to": point.compare_to,
         "history": str((run_dir / "metrics.json").relative_to(out)),
         "checkpoint": str((run_dir / "checkpoint.pt").relative_to(out)),
+        "status": "ok",
+    }
+    row.update(fields)
+    return row
+
+
+def _failed_row(point: Point, seed: int, record: dict[str, Any], **fields) -> dict[str, Any]:
+    """A run that produced no trained network (diverged): no accuracy, no latency, kept in the results."""
+    row = {
+        "candidate": point.name, "group": point.group, "kind": point.kind, "role": point.role,
+        "model": record.get("model"), "seed": seed, "accuracy": None, "params": record.get("params"),
+        "macs": record.get("macs"), "latency_ms": None, "train_time_s": float(record.get("time_s", 0.0)),
+        "width_mult": point.options.get("width_mult"), "compare_to": point.compare_to,
+        "history": None, "checkpoint": None, "status": record.get("status", "diverged"), "error": record.get("error"),
     }
     row.update(fields)
     return row
@@ -208,7 +252,11 @@ def _run_point(point: Point, seed: int, dataset, experiment: Experiment, out: Pa
     extra = {"candidate": point.name, "seed": seed, "experiment": experiment.name}
     if point.kind in ("googlenet_small", "plaincnn"):
         name, kwargs = _registered(point)
-        metrics, trained = _train(name, kwargs, dataset, experiment, seed, run_dir, progress, extra)
+        try:
+            metrics, trained = _train(name, kwargs, dataset, experiment, seed, run_dir, progress, extra)
+        except Diverged as exc:
+            log(f"    FAILED: {exc} (recorded in {run_dir / 'diverged.json'}; not retried)")
+            return [_failed_row(point, seed, exc.record)], int(exc.fresh)
         return [_row(point, seed, metrics, run_dir, out)], int(trained)
     if point.kind == "skeleton":
         return _run_skeleton(point, seed, dataset, experiment, out, run_dir, progress, log, extra)
@@ -238,8 +286,15 @@ def _run_skeleton(point, seed, dataset, experiment, out, run_dir, progress, log,
     skeleton = _skeleton(point, dataset)
     control_name = skeleton_name(point)
     skel_dir = _run_dir(out, control_name, seed)
-    skel_metrics, t1 = _train("specnet", {"spec": spec_to_dict(skeleton)}, dataset, experiment, seed, skel_dir,
-                              progress, {**extra, "candidate": control_name, "part": "skeleton"})
+    control = Point(control_name, point.kind, "control", point.options, point.source, control_name)
+    try:
+        skel_metrics, t1 = _train("specnet", {"spec": spec_to_dict(skeleton)}, dataset, experiment, seed, skel_dir,
+                                  progress, {**extra, "candidate": control_name, "part": "skeleton"})
+    except Diverged as exc:
+        log(f"    FAILED: the skeleton {control_name} diverged ({exc}); nothing to discover from at this seed")
+        note = {"status": "skeleton diverged", "error": f"the skeleton {control_name} diverged: {exc}"}
+        return [_failed_row(point, seed, note, stage=o["stage"], control=control_name),
+                _failed_row(control, seed, exc.record)], int(exc.fresh)
     if not (run_dir / "network.json").exists():
         log(f"  discovering the input of stage {o['stage']} in the trained skeleton {control_name}")
         t0 = time.perf_counter()
@@ -250,14 +305,18 @@ def _run_skeleton(point, seed, dataset, experiment, out, run_dir, progress, log,
         atomic_write_json(run_dir / "swap.json", {**swap, "time_s": time.perf_counter() - t0})
     swap = json.loads((run_dir / "swap.json").read_text())
     swapped = load_spec(run_dir / "network.json", kind="network")
-    metrics, t2 = _train("specnet", {"spec": spec_to_dict(swapped)}, dataset, experiment, seed, run_dir,
-                         progress, {**extra, "part": "swapped"})
     details = {"stage": o["stage"], "connectivity": o["connectivity"], "control": control_name,
                "hand_module_macs": swap["hand_module_macs"], "module_macs": swap["module_macs"],
                "clusters": swap["clusters"], "kernel_sizes": swap["kernel_sizes"],
                "discovery": str((run_dir / "discovery").relative_to(out)),
                "pipeline_time_s": float(swap.get("time_s", 0.0))}   # discovery; the skeleton is the control row
-    control = Point(control_name, point.kind, "control", point.options, point.source, control_name)
+    try:
+        metrics, t2 = _train("specnet", {"spec": spec_to_dict(swapped)}, dataset, experiment, seed, run_dir,
+                             progress, {**extra, "part": "swapped"})
+    except Diverged as exc:
+        log(f"    FAILED: {exc} (recorded in {run_dir / 'diverged.json'}; not retried)")
+        return [_failed_row(point, seed, exc.record, **details),
+                _row(control, seed, skel_metrics, skel_dir, out)], int(t1) + int(exc.fresh)
     rows = [_row(point, seed, metrics, run_dir, out, **details),
             _row(control, seed, skel_metrics, skel_dir, out)]
     return rows, int(t1) + int(t2)
@@ -270,18 +329,35 @@ def _run_grown(point, seed, dataset, experiment, out, run_dir, progress, log, ex
     grow_dir = run_dir / "grow"
     grown_now = 0
     if not (grow_dir / "metrics.json").exists():
+        failed = run_dir / "diverged.json"
+        if failed.exists():   # growth diverged earlier: not retried
+            return [_failed_row(point, seed, json.loads(failed.read_text()))], 0
         log(f"  growing {point.options['modules']} module(s)")
-        grow(dataset, _growth_config(point), experiment.train_config(seed), _analysis(point, seed), grow_dir,
-             progress=progress)
+        t0 = time.perf_counter()
+        try:
+            grow(dataset, _growth_config(point), experiment.train_config(seed), _analysis(point, seed), grow_dir,
+                 progress=progress)
+        except SparsenetError as exc:
+            if not str(exc).startswith(_DIVERGED_PREFIX):
+                raise
+            record = {"status": "diverged", "error": f"while growing: {exc}", "model": "specnet",
+                      "time_s": time.perf_counter() - t0, **extra}
+            atomic_write_json(failed, record)
+            log(f"    FAILED: {record['error']} (recorded in {failed}; not retried)")
+            return [_failed_row(point, seed, record)], 1
         grown_now = 1
     summary = json.loads((grow_dir / "metrics.json").read_text())
     network = load_spec(grow_dir / "network.json", kind="network")
-    metrics, trained = _train("specnet", {"spec": spec_to_dict(network)}, dataset, experiment, seed, run_dir,
-                              progress, {**extra, "part": "retrained from scratch"})
     details = {"grow_accuracy": float(summary["final_test_accuracy"]), "modules": summary["modules"],
                "grow_time_s": float(sum(s["wall_time_s"] for s in summary["steps"])),
                "budget_macs_per_module": summary.get("budget_macs_per_module"),
                "pipeline_time_s": float(sum(s["wall_time_s"] for s in summary["steps"]))}
+    try:
+        metrics, trained = _train("specnet", {"spec": spec_to_dict(network)}, dataset, experiment, seed, run_dir,
+                                  progress, {**extra, "part": "retrained from scratch"})
+    except Diverged as exc:
+        log(f"    FAILED: {exc} (recorded in {run_dir / 'diverged.json'}; not retried)")
+        return [_failed_row(point, seed, exc.record, **details)], grown_now + int(exc.fresh)
     return [_row(point, seed, metrics, run_dir, out, **details)], grown_now + int(trained)
 
 
@@ -363,21 +439,28 @@ def summarise(rows: list[dict[str, Any]], confidence: float = 0.95) -> list[dict
     from sparsenet.stats_tests import mean_ci
 
     out = []
-    for name, rs in _by_candidate(rows).items():
-        acc = mean_ci([r["accuracy"] for r in rs], confidence)
+    for name, all_rs in _by_candidate(rows).items():
+        rs = [r for r in all_rs if r.get("accuracy") is not None]     # failed (diverged) runs have none
+        failed = sorted(r["seed"] for r in all_rs if r.get("accuracy") is None)
+        acc = mean_ci([r["accuracy"] for r in rs], confidence) if rs else None
         lat = {b: [r["latency_ms"][b] for r in rs if r.get("latency_ms")] for b in ("b1", "b64")}
+        costed = [r for r in all_rs if r.get("macs") is not None]
         out.append({
-            "candidate": name, "group": rs[0]["group"], "kind": rs[0]["kind"], "role": rs[0]["role"],
-            "width_mult": rs[0].get("width_mult"), "compare_to": rs[0].get("compare_to"),
-            "seeds": sorted(r["seed"] for r in rs), "n": acc.n,
-            "accuracy_mean": acc.mean, "accuracy_ci_low": acc.low, "accuracy_ci_high": acc.high,
-            "accuracy_ci_half": acc.half_width, "accuracy_std": acc.std,
-            "params": statistics.mean(r["params"] for r in rs), "macs": statistics.mean(r["macs"] for r in rs),
-            "macs_min": min(r["macs"] for r in rs), "macs_max": max(r["macs"] for r in rs),
+            "candidate": name, "group": all_rs[0]["group"], "kind": all_rs[0]["kind"], "role": all_rs[0]["role"],
+            "width_mult": all_rs[0].get("width_mult"), "compare_to": all_rs[0].get("compare_to"),
+            "seeds": sorted(r["seed"] for r in rs), "n": len(rs), "failed_seeds": failed,
+            "failed_errors": [r.get("error") for r in all_rs if r.get("accuracy") is None],
+            "accuracy_mean": acc.mean if acc else None, "accuracy_ci_low": acc.low if acc else None,
+            "accuracy_ci_high": acc.high if acc else None, "accuracy_ci_half": acc.half_width if acc else None,
+            "accuracy_std": acc.std if acc else None,
+            "params": statistics.mean(r["params"] for r in costed) if costed else None,
+            "macs": statistics.mean(r["macs"] for r in costed) if costed else None,
+            "macs_min": min(r["macs"] for r in costed) if costed else None,
+            "macs_max": max(r["macs"] for r in costed) if costed else None,
             "latency_b1_ms": statistics.mean(lat["b1"]) if lat["b1"] else None,
             "latency_b64_ms": statistics.mean(lat["b64"]) if lat["b64"] else None,
-            "train_time_s": statistics.mean(r["train_time_s"] for r in rs),
-            "pipeline_time_s": statistics.mean(r.get("pipeline_time_s") or 0.0 for r in rs),
+            "train_time_s": statistics.mean(r["train_time_s"] for r in rs) if rs else None,
+            "pipeline_time_s": statistics.mean(r.get("pipeline_time_s") or 0.0 for r in all_rs),
         })
     return out
 
@@ -385,7 +468,7 @@ def summarise(rows: list[dict[str, Any]], confidence: float = 0.95) -> list[dict
 def _curve_by_seed(rows, group: str) -> dict[int, tuple[list[float], list[float], list[str]]]:
     curve: dict[int, tuple[list[float], list[float], list[str]]] = {}
     for r in rows:
-        if r["role"] == "hand" and r["group"] == group:
+        if r["role"] == "hand" and r["group"] == group and r.get("accuracy") is not None:
             xs, ys, names = curve.setdefault(r["seed"], ([], [], []))
             xs.append(r["macs"])
             ys.append(r["accuracy"])
@@ -405,17 +488,31 @@ def matched_comparisons(rows: list[dict[str, Any]], alpha: float = 0.05) -> list
     """
     from sparsenet.stats_tests import interpolate_log, mean_ci, verdict, welch
 
+    import numpy as np
+
     out = []
     for name, rs in _by_candidate(rows).items():
         if rs[0]["role"] != "discovered" or not rs[0].get("compare_to"):
             continue
         group = rs[0]["compare_to"]
         curve = _curve_by_seed(rows, group)
-        widths = max((len(v[0]) for v in curve.values()), default=0)
-        cand, matched, extrapolated, seeds, rng, outside = [], [], False, [], None, 0.0
+        widths = {r["candidate"]: r["macs"] for r in rows if r["role"] == "hand" and r["group"] == group
+                  and r.get("macs") is not None}   # every width of the curve, whether or not a seed failed
+        names = sorted(widths, key=widths.get)
+        cand, matched, extrapolated, seeds, rng, outside, skipped = [], [], False, [], None, 0.0, []
         for r in sorted(rs, key=lambda r: r["seed"]):
+            if r.get("accuracy") is None:
+                skipped.append(f"seed {r['seed']}: {name} {r.get('status', 'failed')}")
+                continue
             c = curve.get(r["seed"])
-            if c is None or len(c[0]) < max(widths, 2):
+            if len(names) < 2:
+                skipped.append(f"seed {r['seed']}: the {group} curve has fewer than two widths")
+                continue
+            # the two widths whose segment the candidate's MACs fall on (or the end segment beyond them)
+            i = int(np.clip(np.searchsorted([widths[n] for n in names], r["macs"]) - 1, 0, len(names) - 2))
+            missing = [n for n in names[i:i + 2] if c is None or n not in c[2]]
+            if missing:
+                skipped.append(f"seed {r['seed']}: {', '.join(missing)} missing (failed or not run yet)")
                 continue
             interp = interpolate_log(c[0], c[1], r["macs"])
             cand.append(r["accuracy"])
@@ -423,12 +520,13 @@ def matched_comparisons(rows: list[dict[str, Any]], alpha: float = 0.05) -> list
             seeds.append(r["seed"])
             extrapolated = extrapolated or interp.extrapolated
             outside = max(outside, interp.outside)
-            rng = (interp.low, interp.high)
+            rng = (widths[names[0]], widths[names[-1]])
+        costed = [r["macs"] for r in rs if r.get("macs") is not None]
         entry = {"candidate": name, "compare_to": group, "kind": rs[0]["kind"], "seeds": seeds, "n": len(seeds),
-                 "macs": statistics.mean(r["macs"] for r in rs), "curve_macs_range": list(rng) if rng else None,
-                 "extrapolated": extrapolated, "outside_by": outside}
+                 "macs": statistics.mean(costed) if costed else None, "curve_macs_range": list(rng) if rng else None,
+                 "extrapolated": extrapolated, "outside_by": outside, "skipped": skipped}
         if len(seeds) == 0:
-            entry.update({"verdict": "n/a", "reason": f"no seed has the complete {group} curve (>= 2 widths)"})
+            entry.update({"verdict": "n/a", "reason": "; ".join(skipped) or f"no seed with the {group} curve"})
             out.append(entry)
             continue
         w = welch(cand, matched)
@@ -449,13 +547,15 @@ def paired_controls(rows: list[dict[str, Any]], alpha: float = 0.05) -> list[dic
     for name, rs in by.items():
         if rs[0]["role"] != "discovered" or rs[0].get("control") not in by:
             continue
-        ctrl = {r["seed"]: r for r in by[rs[0]["control"]]}
+        control = rs[0]["control"]
+        ctrl = {r["seed"]: r for r in by[control] if r.get("accuracy") is not None}
+        rs = [r for r in rs if r.get("accuracy") is not None]
         seeds = sorted(r["seed"] for r in rs if r["seed"] in ctrl)
         a = [r["accuracy"] for r in sorted(rs, key=lambda r: r["seed"]) if r["seed"] in ctrl]
         b = [ctrl[s]["accuracy"] for s in seeds]
         w = welch(a, b) if seeds else None
-        out.append({"candidate": name, "control": rs[0]["control"], "seeds": seeds, "n": len(seeds),
-                    "macs": statistics.mean(r["macs"] for r in rs),
+        out.append({"candidate": name, "control": control, "seeds": seeds, "n": len(seeds),
+                    "macs": statistics.mean(r["macs"] for r in rs) if rs else None,
                     "control_macs": statistics.mean(ctrl[s]["macs"] for s in seeds) if seeds else None,
                     "diff": w.diff if w else None, "t": w.t if w else None, "df": w.df if w else None,
                     "p": w.p if w else None, "verdict": verdict(w, alpha) if w else "n/a"})
@@ -507,6 +607,8 @@ def _histories(out: Path, rows) -> dict[str, list[list[float]]]:
     """Per candidate: the test-accuracy-per-epoch list of each seed."""
     hist: dict[str, list[list[float]]] = {}
     for r in rows:
+        if not r.get("history"):
+            continue
         path = out / r["history"]
         if path.exists():
             epochs = json.loads(path.read_text()).get("epochs", [])
@@ -571,12 +673,14 @@ def run_comparison(experiment: Experiment, out_dir: str | Path, *, config_text: 
                 reused += int(n == 0)
                 have = {(r["candidate"], r["seed"]) for r in rows}
                 rows.extend(r for r in new_rows if (r["candidate"], r["seed"]) not in have)  # shared skeletons once
-                if n:
+                if n and new_rows[0]["accuracy"] is not None:
                     log(f"    accuracy {new_rows[0]['accuracy']:.4f}, {new_rows[0]['macs']:,} mult-adds, "
                         f"{new_rows[0]['train_time_s']:.0f} s")
+                if n:
                     write_outputs(out, rows, {**meta, "complete": False}, plots=False)  # partial, no latency yet
-    latency = _latency_phase(rows, experiment, dataset, out, log)
-    for r in rows:
+    trained_rows = [r for r in rows if r["status"] == "ok"]   # failed runs have no network to time
+    latency = _latency_phase(trained_rows, experiment, dataset, out, log)
+    for r in trained_rows:
         r["latency_ms"] = latency["runs"][_latency_key(r)]
     # training of every network (controls = shared skeletons, once each) + discovery and growth
     cost = sum(r["train_time_s"] + (r.get("pipeline_time_s") or 0.0) for r in rows)
@@ -622,8 +726,10 @@ def candidate_table(candidates: list[dict[str, Any]]) -> list[str]:
              "latency b1 (ms per batch of 1) | latency b64 (ms per batch of 64) | train time (s, mean) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for c in candidates:
-        lines.append(f"| {c['candidate']} | {c['role']} | {c['n']} | {_acc_ci(c['accuracy_mean'], c['accuracy_ci_half'])} "
-                     f"| {human(c['params'])} | {human(c['macs'])} | {_num(c['latency_b1_ms'])} | "
+        seeds = f"{c['n']}" + (f" (+{len(c['failed_seeds'])} failed)" if c.get("failed_seeds") else "")
+        lines.append(f"| {c['candidate']} | {c['role']} | {seeds} | {_acc_ci(c['accuracy_mean'], c['accuracy_ci_half'])} "
+                     f"| {human(c['params']) if c['params'] is not None else 'n/a'} | "
+                     f"{human(c['macs']) if c['macs'] is not None else 'n/a'} | {_num(c['latency_b1_ms'])} | "
                      f"{_num(c['latency_b64_ms'], 1)} | {_num(c['train_time_s'], 0)} |")
     return lines
 
@@ -634,7 +740,7 @@ def matched_table(matched: list[dict[str, Any]]) -> list[str]:
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for m in matched:
         if m.get("verdict") == "n/a" and "diff" not in m:
-            lines.append(f"| {m['candidate']} | {m['compare_to']} | 0 | {human(m['macs'])} | | | | | | | n/a | "
+            lines.append(f"| {m['candidate']} | {m['compare_to']} | 0 | {human(m['macs']) if m['macs'] else 'n/a'} | | | | | | | n/a | "
                          f"{m.get('reason', '')} |")
             continue
         rng = m.get("curve_macs_range")
@@ -654,7 +760,7 @@ def control_table(controls: list[dict[str, Any]]) -> list[str]:
     lines = ["| swapped | its skeleton | seeds | mult-adds (swapped / skeleton) | difference (pp) | Welch t | p | verdict |",
              "|---|---|---|---|---|---|---|---|"]
     for c in controls:
-        lines.append(f"| {c['candidate']} | {c['control']} | {c['n']} | {human(c['macs'])} / "
+        lines.append(f"| {c['candidate']} | {c['control']} | {c['n']} | {human(c['macs']) if c['macs'] else 'n/a'} / "
                      f"{human(c['control_macs']) if c['control_macs'] else 'n/a'} | "
                      f"{_num(None if c['diff'] is None else 100 * c['diff'])} | {_num(c['t'])} | {_num(c['p'], 3)} | "
                      f"{c['verdict']} |")
@@ -713,6 +819,17 @@ def render_report(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         lines += matched_table(summary["matched"])
     if summary.get("controls"):
         lines += ["", "## Swapped module vs its own skeleton (same seeds)", ""] + control_table(summary["controls"])
+    failed = [r for r in rows if r.get("accuracy") is None]
+    if failed:
+        lines += ["", "## Failed runs", "",
+                  "These runs produced no trained network (the loss became NaN or infinite). They are kept in "
+                  "results.json with status and error, left out of the means, and a seed is left out of a "
+                  "matched comparison when the candidate or a GoogLeNet width it is interpolated between failed "
+                  "at that seed. They are not retried on a rerun (same seed and recipe, same divergence).", ""]
+        lines += [f"* {r['candidate']} seed {r['seed']}: {r.get('error')}" for r in failed]
+    skipped = [f"* {m['candidate']}: {s}" for m in summary.get("matched", []) for s in m.get("skipped", [])]
+    if skipped:
+        lines += ["", "Seeds left out of the matched comparisons:", "", *skipped]
     figs = summary.get("figures") or {}
     if figs:
         lines += ["", "## Figures", ""]

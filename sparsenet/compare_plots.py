@@ -72,6 +72,7 @@ def _err(c) -> float:
 
 
 def _draw(ax, candidates: list[dict[str, Any]], x_key: str, annotate_hand: bool = True) -> None:
+    candidates = [c for c in candidates if c.get("accuracy_mean") is not None]   # all seeds failed: nothing to draw
     groups = sorted({c["group"] for c in candidates if c["role"] == "hand"})
     colour = {g: _HAND_COLOURS[i % len(_HAND_COLOURS)] for i, g in enumerate(groups)}
     for g in groups:
@@ -204,7 +205,9 @@ def plot_all(rows: list[dict[str, Any]], summary: dict[str, Any], out, *, histor
     """The three figures into ``out`` (names ``{prefix}pareto.png``, ``latency``, ``curves``)."""
     out = Path(out)
     title = summary.get("experiment", "") if title is None else title
-    cands = summary["candidates"]
+    cands = [c for c in summary["candidates"] if c.get("accuracy_mean") is not None]
+    if not cands:   # every run failed: nothing to draw
+        return {}
     figs = {"pareto": plot_pareto(cands, out / f"{prefix}pareto.png", title)}
     if all(c.get("latency_b64_ms") for c in cands):
         figs["latency"] = plot_latency(cands, out / f"{prefix}latency.png", title)

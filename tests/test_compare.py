@@ -235,3 +235,20 @@ def test_paired_controls():
     (c,) = paired_controls(rows)
     ref = stats.ttest_ind([0.90, 0.91, 0.93], [0.88, 0.90, 0.89], equal_var=False)
     assert c["control"] == "skel" and c["n"] == 3 and c["p"] == pytest.approx(ref.pvalue)
+
+
+def test_diverged_runs_are_recorded_not_fatal_and_not_retried(tmp_path):
+    text = SMOKE.read_text().replace("lr = 0.05", "lr = 1e9").replace("seeds = [0, 1]", "seeds = [0]")
+    config = tmp_path / "diverge.toml"
+    config.write_text(text)
+    out = tmp_path / "out"
+    summary = run_comparison(load_experiment(config), out, progress=False, log=lambda m: None)
+    rows = json.loads((out / "results.json").read_text())
+    assert rows and all(r["accuracy"] is None and r["status"] != "ok" for r in rows)
+    assert (out / "runs" / "plain" / "seed0" / "diverged.json").exists()
+    swap = next(r for r in rows if r["candidate"] == "swap-3b")
+    assert swap["status"] == "skeleton diverged"
+    assert "Failed runs" in (out / "report.md").read_text()
+    assert all(m["verdict"] == "n/a" for m in summary["matched"])
+    again = run_comparison(load_experiment(config), out, progress=False, log=lambda m: None)
+    assert again["trained"] == 0
