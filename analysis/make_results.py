@@ -31,6 +31,10 @@ CAVEATS = [
     "may differ. No batch norm anywhere (GoogLeNet 2014 style), so the narrowest networks learn slowly.",
     "* Few seeds: with 3 seeds Welch's test only detects large differences; 'tie' means no detectable "
     "difference at this sample size, not equality. The 95% intervals show how large a difference could hide.",
+    "* Interpolation: the GoogLeNet curve is a straight line in log(mult-adds) between measured widths. If "
+    "accuracy is concave in log(mult-adds), that line lies below the real curve between widths far apart, "
+    "which favours a candidate placed there; fashion-mnist-matched measures GoogLeNet right at the grown "
+    "network's cost to check the one significant result this way.",
     "* Matched cost: a swapped module is fitted to the replaced module's multiply-adds within 2 %; the next "
     "module then reads a different number of channels, so the network's total changes slightly. The "
     "comparison uses each network's measured total and the GoogLeNet curve interpolated there.",
