@@ -105,13 +105,16 @@ def section(directory: Path, out: Path) -> tuple[list[str], Counter, list[str]]:
     d, tr = summary["dataset"], summary["train"]
     cands = {c["candidate"]: c for c in summary["candidates"]}
     seeds_done = sorted({r["seed"] for r in rows})
-    complete = summary.get("complete") and all(c["n"] == len(summary["seeds"]) for c in summary["candidates"])
+    complete = summary.get("complete") and all(c["n"] + len(c.get("failed_seeds", [])) == len(summary["seeds"])
+                                               for c in summary["candidates"])
+    n_failed = sum(len(c.get("failed_seeds", [])) for c in summary["candidates"])
     lines = [f"## {tag}" + ("" if tag == d["name"] else f": {d['name']}"), ""]
     if summary.get("description"):
         lines += [summary["description"], ""]
     lines += [f"* Command: `{summary.get('command') or 'sparsenet compare --config ' + summary['source'] + ' --out ' + str(directory)}`",
               f"* Date: {(summary.get('written_at') or '')[:10]} (results written {summary.get('written_at')} UTC)",
-              f"* Status: {'complete' if complete else 'PARTIAL'}: seeds {seeds_done} of {summary['seeds']} "
+              f"* Status: {'complete' if complete else 'PARTIAL'}: seeds {seeds_done} of {summary['seeds']}"
+              + (f", {n_failed} run(s) failed (diverged; listed below)" if n_failed else "") + " "
               + ("" if complete else "(rerun the command above to resume; finished runs are reused)"),
               f"* Data: {d['name']}, {d['train']:,} train / {d['test']:,} test images of "
               f"{'x'.join(map(str, d['input_shape']))}, split seed {d['split_seed']} (the same split for every run)",
@@ -143,6 +146,16 @@ def section(directory: Path, out: Path) -> tuple[list[str], Counter, list[str]]:
             lines.append(describe(m, cands))
             verdicts[m["verdict"]] += 1
         lines.append("")
+    found = {}
+    for r in sorted(rows, key=lambda r: r["seed"]):
+        if r["role"] == "discovered" and r.get("kernel_sizes") is not None:
+            found.setdefault(r["candidate"], []).append(
+                f"seed {r['seed']}: {r['clusters']} cluster(s), kernels "
+                + "/".join(f"{k}x{k}" for k in r["kernel_sizes"]))
+    if found:
+        lines += ["What the discovery found in the skeleton (clusters of the replaced module's input; the module is "
+                  "built from them, see runs/<candidate>/seed<k>/swap.json and discovery/):", ""]
+        lines += [f"* {name}: " + "; ".join(items) for name, items in found.items()] + [""]
     if summary.get("controls"):
         lines += ["### Swapped module vs its own skeleton (same seeds)", "",
                   "The skeleton is googlenet_small written as a spec and trained with the same seed; the swapped "
