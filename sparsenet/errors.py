@@ -17,3 +17,7 @@ class DataNotFoundError(SparsenetError, FileNotFoundError):
 
 class CheckpointError(SparsenetError):
     """A checkpoint that is missing, corrupt, or not one of ours."""
+
+
+class TrainingDiverged(SparsenetError):
+    """Training whose loss became NaN or infinite (the message names the epoch and the recipe)."""

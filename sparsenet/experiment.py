@@ -223,6 +223,8 @@ SECTIONS: dict[str, dict[str, tuple[Callable, Any]]] = {
         "weight_decay": (_float(0), 5e-4),
         "augment": (_bool, False),
         "eval_batch_size": (_int(1), 500),
+        "warmup_steps": (_int(0), 0),
+        "clip_grad_norm": (_float(0), 0.0),
     },
     "latency": {
         "threads": (_int(1), 1),

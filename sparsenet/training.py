@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from sparsenet import __version__
 from sparsenet.checkpoint import load_checkpoint, save_checkpoint
-from sparsenet.errors import CheckpointError, SparsenetError
+from sparsenet.errors import CheckpointError, SparsenetError, TrainingDiverged
 from sparsenet.io import atomic_write_json
 
 
@@ -34,6 +34,8 @@ class TrainConfig:
     seed: int = 0                # model init, shuffling, dropout and augmentation
     augment: bool = False        # random crop (padding 2) and, where the data allows, horizontal flip
     eval_batch_size: int = 500   # samples per forward pass during evaluation
+    warmup_steps: int = 0        # linear learning-rate warm-up over the first SGD steps (0: none)
+    clip_grad_norm: float = 0.0  # clip the gradients' global L2 norm to this (0: no clipping)
 
     def validate(self) -> "TrainConfig":
         for name in ("epochs", "batch_size", "eval_batch_size"):
@@ -46,12 +48,21 @@ class TrainConfig:
             raise SparsenetError(f"momentum must be in [0, 1), got {self.momentum!r}")
         if self.weight_decay < 0:
             raise SparsenetError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            raise SparsenetError(f"warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
+        if not (self.clip_grad_norm >= 0 and math.isfinite(self.clip_grad_norm)):
+            raise SparsenetError(f"clip_grad_norm must be a number >= 0 (0: off), got {self.clip_grad_norm!r}")
         return self
 
 
 def lr_at(config: TrainConfig, epoch: int) -> float:
     """Cosine schedule evaluated per epoch (stateless, so resume needs no scheduler state)."""
     return 0.5 * config.lr * (1 + math.cos(math.pi * epoch / config.epochs))
+
+
+def warmup_factor(config: TrainConfig, step: int) -> float:
+    """Multiplier of the learning rate at global SGD step ``step`` (0-based): linear warm-up."""
+    return 1.0 if step >= config.warmup_steps else (step + 1) / config.warmup_steps
 
 
 def _logits(output):
@@ -127,8 +138,6 @@ def train(
     for epoch in range(start_epoch, config.epochs):
         torch.manual_seed(config.seed * 100_003 + epoch)
         generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(config, epoch)
         model.train()
         total, count = 0.0, 0
         batches = iterate_batches(x_train, dataset.y_train, config.batch_size, shuffle=True,
@@ -136,13 +145,19 @@ def train(
         n_steps = math.ceil(len(x_train) / config.batch_size)
         bar = tqdm(batches, total=n_steps, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
                    disable=None if progress else True)  # None: off when not a terminal
-        for xb, yb in bar:
+        for i, (xb, yb) in enumerate(bar):
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(config, epoch) * warmup_factor(config, epoch * n_steps + i)
             optimizer.zero_grad(set_to_none=True)
             loss = _loss(model(xb), yb)
             if not torch.isfinite(loss):
-                raise SparsenetError(f"training diverged at epoch {epoch + 1} (loss {loss.item()}); "
-                                     f"lower the learning rate (now {config.lr})")
+                raise TrainingDiverged(
+                    f"training diverged at epoch {epoch + 1} (loss {loss.item()}); lower the learning rate "
+                    f"(now {config.lr}), or add warmup_steps (now {config.warmup_steps}) or clip_grad_norm "
+                    f"(now {config.clip_grad_norm})")
             loss.backward()
+            if config.clip_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
             optimizer.step()
             total += loss.item() * len(yb)
             count += len(yb)
@@ -186,7 +201,8 @@ def _restore(out, model, optimizer, config, model_name, dataset_name):
     if ckpt["model"] != model_name or ckpt.get("dataset") != dataset_name:
         raise CheckpointError(f"{path} is a run of model {ckpt['model']!r} on {ckpt.get('dataset')!r}, "
                               f"not {model_name!r} on {dataset_name!r}")
-    saved = dict(ckpt.get("config") or {})
+    # a key missing from an older checkpoint had its default value then
+    saved = {**asdict(TrainConfig()), **(ckpt.get("config") or {})}
     if any(saved.get(k) != v for k, v in asdict(config).items()):
         diff = {k: (saved.get(k), v) for k, v in asdict(config).items() if saved.get(k) != v}
         raise CheckpointError(f"{path} was trained with other settings (saved, now): {diff}; "

@@ -7,8 +7,8 @@ import torch
 
 from sparsenet.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from sparsenet.data import load_dataset
-from sparsenet.errors import CheckpointError, SparsenetError
-from sparsenet.training import TrainConfig, train_named
+from sparsenet.errors import CheckpointError, SparsenetError, TrainingDiverged
+from sparsenet.training import TrainConfig, build_model, train, train_named, warmup_factor
 
 TINY = dict(width=4)
 
@@ -109,7 +109,8 @@ def test_future_version_refused(tmp_path):
         load_checkpoint(path)
 
 
-@pytest.mark.parametrize("field,value", [("epochs", 0), ("batch_size", -1), ("lr", 0.0)])
+@pytest.mark.parametrize("field,value", [("epochs", 0), ("batch_size", -1), ("lr", 0.0), ("warmup_steps", -1),
+                                         ("clip_grad_norm", -1.0), ("clip_grad_norm", float("nan"))])
 def test_bad_config_refused(field, value):
     with pytest.raises(SparsenetError, match=field):
         TrainConfig(**{field: value}).validate()
@@ -119,3 +120,46 @@ def test_model_data_shape_mismatch(digits):
     # googlenet needs 224 px RGB; digits are 8x8 grey.
     with pytest.raises(SparsenetError, match="googlenet"):
         train_named("googlenet", digits, TrainConfig(epochs=1), progress=False)
+
+
+def _weight_change(digits, **recipe):
+    """Largest change of any weight after one epoch with this recipe (no weight decay)."""
+    config = TrainConfig(epochs=1, batch_size=64, lr=0.05, seed=3, weight_decay=0.0, **recipe)
+    model, kw = build_model("plaincnn", digits, 3, TINY)
+    before = [p.detach().clone() for p in model.parameters()]
+    train(model, digits, config, model_name="plaincnn", model_kwargs=kw, progress=False)
+    return max((p.detach() - b).abs().max().item() for p, b in zip(model.parameters(), before))
+
+
+def test_warmup_factor_is_linear_then_one():
+    config = TrainConfig(warmup_steps=4)
+    assert [warmup_factor(config, s) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert warmup_factor(TrainConfig(), 0) == 1.0
+
+
+def test_warmup_and_clipping_reach_the_updates(digits):
+    plain = _weight_change(digits)
+    assert plain > 1e-2
+    # a warm-up longer than the run keeps the learning rate near 0; a tiny clip keeps each step tiny
+    assert _weight_change(digits, warmup_steps=10**9) < 1e-4 * plain
+    assert _weight_change(digits, clip_grad_norm=1e-9) < 1e-4 * plain
+
+
+def test_divergence_raises_its_own_error(digits, tmp_path):
+    config = TrainConfig(epochs=1, batch_size=64, lr=1e9, seed=3)
+    with pytest.raises(TrainingDiverged, match=r"diverged at epoch 1 .*warmup_steps.*clip_grad_norm"):
+        train_named("plaincnn", digits, config, TINY, out_dir=tmp_path, progress=False)
+
+
+def test_resume_of_a_checkpoint_from_before_the_new_recipe_keys(digits, tmp_path):
+    def stop(epoch, _):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _run(digits, tmp_path, epochs=2, on_epoch=stop)
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    for key in ("warmup_steps", "clip_grad_norm"):   # written by sparsenet before these keys existed
+        del ckpt["config"][key]
+    torch.save(ckpt, tmp_path / "checkpoint.pt")
+    _, metrics = _run(digits, tmp_path, epochs=2, resume=True)
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]

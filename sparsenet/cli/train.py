@@ -15,6 +15,8 @@ def add_parser(sub) -> None:
     p.add_argument("--epochs", type=positive_int, default=3)
     p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--warmup-steps", type=int, default=0, help="linear learning-rate warm-up over the first N steps")
+    p.add_argument("--clip-grad-norm", type=float, default=0.0, help="clip the gradients' global norm (0: off)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--augment", action="store_true", help="random crop (padding 2) and, where sensible, horizontal flip")
     p.add_argument("--out", default="runs/train", help="output directory (default runs/train)")
@@ -30,7 +32,8 @@ def run(args) -> int:
 
     model_info(args.model)  # an unknown model is refused before any data is loaded
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                         augment=args.augment).validate()
+                         augment=args.augment, warmup_steps=args.warmup_steps,
+                         clip_grad_norm=args.clip_grad_norm).validate()
     dataset = load_dataset(args.data, args.data_root, seed=args.seed, image_size=args.image_size)
     print(f"training {args.model} on {dataset.name}: {len(dataset.x_train)} train / {len(dataset.x_test)} test "
           f"images of {'x'.join(map(str, dataset.input_shape))}, {config.epochs} epochs")
