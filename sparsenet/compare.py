@@ -25,6 +25,10 @@ trained with the same seed; named ``skeleton@<width>x<modules>``).  Every networ
 seeds and data split; grown networks are grown with the recipe, then their final architecture
 is retrained from scratch (so they get no extra epochs).
 
+A run whose loss becomes NaN/inf does not stop the experiment: it is recorded in
+``runs/<candidate>/seed<k>/diverged.json`` and in results.json (status "diverged", no accuracy),
+left out of the means, named in the report, and not retried on a rerun.
+
 Rerunning the same configuration into the same DIR reuses every finished run
 (``metrics.json`` present) and resumes interrupted ones from their epoch checkpoint; the
 latency phase is reused when it covers every run with the same settings.
@@ -46,8 +50,8 @@ from typing import Any, Callable
 import torch
 
 from sparsenet import __version__
-from sparsenet.errors import SparsenetError
-from sparsenet.experiment import Experiment, Point, diff_configs
+from sparsenet.errors import SparsenetError, TrainingDiverged
+from sparsenet.experiment import Experiment, Point, diff_configs, parse_experiment
 from sparsenet.io import atomic_write_json, atomic_write_text
 
 __all__ = ["run_comparison", "load_data", "preflight", "measure_latency", "summarise", "matched_comparisons",
@@ -130,6 +134,15 @@ def preflight(experiment: Experiment, dataset) -> None:
                                  f"{dataset.name} {tuple(dataset.input_shape)}: {exc}") from None
 
 
+def _without_none(obj: Any) -> Any:
+    """A normalized configuration back as TOML-like input (unset options are stored as null)."""
+    if isinstance(obj, dict):
+        return {k: _without_none(v) for k, v in obj.items() if v is not None}
+    if isinstance(obj, list):
+        return [_without_none(v) for v in obj]
+    return obj
+
+
 def _claim(out: Path, experiment: Experiment) -> bool:
     """Refuse a DIR that holds another configuration's results; True if DIR holds this one's."""
     path = out / "config.json"
@@ -142,7 +155,12 @@ def _claim(out: Path, experiment: Experiment) -> bool:
     except json.JSONDecodeError as exc:
         raise SparsenetError(f"{path} is not readable JSON ({exc}); choose another --out") from None
     now = json.loads(json.dumps(experiment.normalized))
-    diff = diff_configs(saved.get("config"), now)
+    old = saved.get("config")
+    try:  # fill in keys added to the schema since (at their defaults, which the old run used)
+        old = json.loads(json.dumps(parse_experiment(_without_none(old)).normalized))
+    except SparsenetError:
+        pass  # not a valid configuration now: every difference is reported below
+    diff = [d for d in diff_configs(old, now) if d != "experiment.description"]  # free text
     if diff:
         raise SparsenetError(f"{out} holds the results of another configuration ({saved.get('source')}); "
                              f"these keys differ: {', '.join(diff[:8])}{' ...' if len(diff) > 8 else ''}. "
@@ -181,10 +199,6 @@ class Diverged(SparsenetError):
         self.record, self.fresh = record, fresh
 
 
-# sparsenet.training.train raises SparsenetError("training diverged at epoch ...") on a non-finite loss.
-_DIVERGED_PREFIX = "training diverged"
-
-
 def _train(model_name: str, kwargs: dict[str, Any], dataset, experiment: Experiment, seed: int, run_dir: Path,
            progress: bool, extra: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """Train (or reuse) one network in run_dir; returns (metrics, trained_now).
@@ -207,9 +221,7 @@ def _train(model_name: str, kwargs: dict[str, Any], dataset, experiment: Experim
     try:
         metrics = train(model, dataset, experiment.train_config(seed), model_name=model_name, model_kwargs=kw,
                         out_dir=run_dir, resume=(run_dir / "checkpoint.pt").exists(), progress=progress, extra=extra)
-    except SparsenetError as exc:
-        if not str(exc).startswith(_DIVERGED_PREFIX):
-            raise
+    except TrainingDiverged as exc:
         record = {"status": "diverged", "error": str(exc), "model": model_name, "params": cost.params,
                   "macs": cost.macs, "time_s": time.perf_counter() - t0, **extra}
         atomic_write_json(failed, record)
@@ -337,9 +349,7 @@ def _run_grown(point, seed, dataset, experiment, out, run_dir, progress, log, ex
         try:
             grow(dataset, _growth_config(point), experiment.train_config(seed), _analysis(point, seed), grow_dir,
                  progress=progress)
-        except SparsenetError as exc:
-            if not str(exc).startswith(_DIVERGED_PREFIX):
-                raise
+        except TrainingDiverged as exc:
             record = {"status": "diverged", "error": f"while growing: {exc}", "model": "specnet",
                       "time_s": time.perf_counter() - t0, **extra}
             atomic_write_json(failed, record)

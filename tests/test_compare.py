@@ -162,6 +162,15 @@ def test_other_config_into_same_dir_refused(smoke_run, tmp_path):
     other.write_text(text)
     with pytest.raises(SparsenetError, match=r"another configuration.*experiment\.seeds"):
         run_comparison(load_experiment(other), out, progress=False, log=lambda m: None)
+    # the free-text description is not part of what the results depend on
+    reworded = tmp_path / "reworded.toml"
+    reworded.write_text(SMOKE.read_text().replace('description = "Smoke test:', 'description = "Reworded:'))
+    assert run_comparison(load_experiment(reworded), out, progress=False, log=lambda m: None)["trained"] == 0
+    # a DIR written before a key was added to the schema is still this configuration (its default)
+    saved = json.loads((out / "config.json").read_text())
+    del saved["config"]["train"]["warmup_steps"]
+    (out / "config.json").write_text(json.dumps(saved))
+    assert run_comparison(load_experiment(SMOKE), out, progress=False, log=lambda m: None)["trained"] == 0
 
 
 # ----------------------------------------------------------------------------- the CLI
