@@ -136,3 +136,13 @@ def test_side_by_side_timing_is_paired():
     assert len(t["a"].runs) == len(t["b"].runs) == 4
     assert calls[:2] == ["a", "b"] and calls[2:4] == ["a", "b"] and calls[4:6] == ["b", "a"]
     assert paired_ratio(t["a"], t["a"]) == 1.0
+
+
+def test_plot_from_results_with_before(tiny, tmp_path, capsys):
+    result, out = tiny
+    path = str(out / "tiny.json")
+    assert main(["bench", "--plot", path, "--before", path, "--figures", str(tmp_path / "f")]) == 0
+    assert len(list((tmp_path / "f").glob("perf_*.png"))) == len(MEASUREMENTS)
+    assert main(["bench", "--plot", path]) == 2
+    assert "--plot needs --figures" in capsys.readouterr().err
+    assert main(["bench", "--plot", str(tmp_path / "missing.json"), "--figures", str(tmp_path)]) == 2

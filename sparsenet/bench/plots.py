@@ -52,9 +52,11 @@ def plot_stats_cost(result: dict, path: Path) -> Path:
     ax.axhline(data["target_max"], color="k", ls="--", lw=1, label=f"target <= {data['target_max']}")
     ax.axhline(1.0, color="grey", ls=":", lw=1, label="forward pass alone")
     ax.set_xticks(xs, labels, fontsize=8)
+    top = max(v for p in paths for v in p.values())
+    ax.set_ylim(0, max(data["target_max"], top) * 1.3)
     ax.set_ylabel("time / bare forward pass")
     ax.set_title("Statistics cost against inference\n" + _subtitle(result), fontsize=10)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, ncol=2, loc="upper center")
     return _save(fig, path)
 
 
@@ -87,12 +89,14 @@ def plot_stats_machine(result: dict, path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_clustering(result: dict, path: Path) -> Path:
+def plot_clustering(result: dict, path: Path, before: dict | None = None) -> Path:
     data = result["measurements"]["clustering"]
-    fig, (ax,) = _figure()
-    for key, label, style in (("from_stats", "from ChannelStats", "o-"),
-                              ("from_data", "from activations", "s-"),
-                              ("with_significance", "from activations + significance", "^-")):
+    old = (before or {}).get("measurements", {}).get("clustering")
+    fig, (ax,) = _figure(width=10.5)
+    series = (("from_stats", "from ChannelStats", "o-", "tab:blue"),
+              ("from_data", "from activations", "s-", "tab:orange"),
+              ("with_significance", "from activations + significance", "^-", "tab:green"))
+    for key, label, style, color in series:
         pts = [(r["channels"], r[key]["median_s"]) for r in data["rows"] if key in r]
         if not pts:
             continue
@@ -101,14 +105,20 @@ def plot_clustering(result: dict, path: Path) -> Path:
         if key == "with_significance":
             r0 = next(r for r in data["rows"] if key in r)
             extra += (f", {r0[key]['n_permutations']} perm + {r0[key]['n_resamples']} halves")
-        ax.loglog(*zip(*pts), style, label=label + extra)
+        ax.loglog(*zip(*pts), style, color=color, label=label + extra)
+        if old:
+            prev = [(r["channels"], r[key]["median_s"]) for r in old["rows"] if key in r]
+            if prev:
+                ax.loglog(*zip(*prev), style[0] + ":", color=color, alpha=0.45,
+                          label=f"{label}, before")
     ax.axhline(data["interactive_target_s"], color="k", ls="--", lw=1,
                label=f"interactive: {data['interactive_target_s']:g} s")
     ax.axvline(1024, color="grey", ls=":", lw=1, label="GoogLeNet's widest layer (1,024)")
     ax.set_xlabel("channels C")
     ax.set_ylabel("analyser wall time (s)")
-    ax.set_title("Clustering scale\n" + _subtitle(result), fontsize=10)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("Clustering scale" + (" (dotted: before)" if old else "") + "\n"
+                 + _subtitle(result), fontsize=10)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _save(fig, path)
 
 
@@ -134,7 +144,7 @@ def plot_hardware(result: dict, path: Path) -> Path:
     ax.legend(fontsize=8, loc="lower right")
     if sweep:
         b = axes[1]
-        labels = [f"{r['cluster_size']}ch {r['kernel_size']}x{r['kernel_size']}\nN={r['batch']}"
+        labels = [f"{r['cluster_size']}ch\n{r['kernel_size']}x{r['kernel_size']}\nN={r['batch']}"
                   for r in sweep]
         vals = [r["channels_last_over_nchw"] for r in sweep]
         b.bar(range(len(sweep)), vals,
@@ -151,25 +161,22 @@ def plot_hardware(result: dict, path: Path) -> Path:
 def plot_inference(result: dict, path: Path) -> Path:
     data = result["measurements"]["inference"]
     d, h = data["discovered"], data["googlenet_small"]
-    fig, (ax,) = _figure()
     batches = list(data["batches"])
-    xs = np.arange(len(batches))
+    fig, axes = _figure(ncols=len(batches), width=4.2)
     per = {"discovered": d["macs"], "googlenet_small": h["macs"]}
-    for i, (name, label) in enumerate((("discovered", f"discovered ({d['macs'] / 1e6:.1f}M MACs)"),
-                                       ("googlenet_small", f"googlenet_small@{h['width_mult']:.3f} "
-                                                           f"({h['macs'] / 1e6:.1f}M MACs)"))):
-        vals = [data["batches"][b][name]["ms_per_image"] / (per[name] / 1e6) for b in batches]
-        ax.bar(xs + (i - 0.5) * 0.38, vals, 0.38, label=label)
-    for x, b in zip(xs, batches):
-        top = max(data["batches"][b][n]["ms_per_image"] / (per[n] / 1e6) for n in per)
-        ax.annotate(f"ratio {data['batches'][b]['per_mac_ratio']:.2f}", (x, top), xytext=(0, 4),
-                    textcoords="offset points", ha="center", fontsize=9)
-    ax.set_xticks(xs, [f"batch {b}" for b in batches])
-    ax.set_yscale("log")
-    ax.set_ylabel("ms per image per million MACs (log scale)")
-    ax.set_title("Discovered vs hand-designed at inference (target ratio <= "
-                 f"{data['target_max']:.2f})\n" + _subtitle(result), fontsize=10)
-    ax.legend(fontsize=8)
+    names = {"discovered": f"discovered\n({d['macs'] / 1e6:.2f}M MACs)",
+             "googlenet_small": f"googlenet_small@{h['width_mult']:.3f}\n({h['macs'] / 1e6:.2f}M MACs)"}
+    for ax, b in zip(axes, batches):
+        row = data["batches"][b]
+        vals = [row[n]["ms_per_image"] / (per[n] / 1e6) for n in per]
+        ax.bar([0, 1], vals, color=["tab:blue", "tab:orange"], width=0.6)
+        ax.set_xticks([0, 1], [names[n] for n in per], fontsize=8)
+        ax.set_ylim(0, max(vals) * 1.25)
+        ax.set_ylabel("ms per image per million MACs")
+        ax.set_title(f"batch {b}: ratio {row['per_mac_ratio']:.3f} "
+                     f"(target <= {data['target_max']:.2f})", fontsize=10)
+    fig.suptitle("Discovered vs hand-designed at inference, latency per multiply-add\n"
+                 + _subtitle(result), fontsize=10)
     return _save(fig, path)
 
 
@@ -177,8 +184,15 @@ PLOTS = {"stats_cost": plot_stats_cost, "stats_machine": plot_stats_machine,
          "clustering": plot_clustering, "hardware": plot_hardware, "inference": plot_inference}
 
 
-def plot_all(result: dict, figures: str | Path) -> list[Path]:
+def plot_all(result: dict, figures: str | Path, before: dict | None = None) -> list[Path]:
+    """One PNG per measurement in ``result``; ``before`` (an earlier results dict) is drawn
+    faded where a plot supports it (the clustering scale)."""
     out = Path(figures)
     out.mkdir(parents=True, exist_ok=True)
-    return [fn(result, out / f"perf_{key}.png") for key, fn in PLOTS.items()
-            if key in result.get("measurements", {})]
+    paths = []
+    for key, fn in PLOTS.items():
+        if key not in result.get("measurements", {}):
+            continue
+        kwargs = {"before": before} if (before and key == "clustering") else {}
+        paths.append(fn(result, out / f"perf_{key}.png", **kwargs))
+    return paths

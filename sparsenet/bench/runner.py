@@ -159,7 +159,7 @@ def _clean(obj):
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true",
-                   help="smaller sizes and fewer repeats (about a minute on a 2-core CPU)")
+                   help="smaller sizes and fewer repeats (a minute or two on a busy 2-core CPU)")
     p.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # the test suite's sizes
     p.add_argument("--out", default="benchmarks/results",
                    help="directory of the results JSON (default benchmarks/results)")
@@ -174,6 +174,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "docs/examples/grow-mnist5k/network.json when present, else a planted one)")
     p.add_argument("--plot", default=None, metavar="RESULTS_JSON",
                    help="only draw the plots of an existing results file into --figures")
+    p.add_argument("--before", default=None, metavar="RESULTS_JSON",
+                   help="with --plot: an earlier results file drawn faded beside it (clustering)")
+
+
+def _read(path: str) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise SparsenetError(f"cannot read benchmark results {path!r}: {exc}") from None
 
 
 def main_args(args: argparse.Namespace, command: str) -> int:
@@ -182,11 +191,8 @@ def main_args(args: argparse.Namespace, command: str) -> int:
 
         if not args.figures:
             raise SparsenetError("--plot needs --figures DIR")
-        try:
-            result = json.loads(Path(args.plot).read_text())
-        except (OSError, ValueError) as exc:
-            raise SparsenetError(f"cannot read benchmark results {args.plot!r}: {exc}") from None
-        for p in plot_all(result, args.figures):
+        result, before = _read(args.plot), _read(args.before) if args.before else None
+        for p in plot_all(result, args.figures, before=before):
             print(f"wrote {p}")
         return 0
     mode = "tiny" if args.tiny else ("quick" if args.quick else "full")
