@@ -146,3 +146,13 @@ def test_plot_from_results_with_before(tiny, tmp_path, capsys):
     assert main(["bench", "--plot", path]) == 2
     assert "--plot needs --figures" in capsys.readouterr().err
     assert main(["bench", "--plot", str(tmp_path / "missing.json"), "--figures", str(tmp_path)]) == 2
+
+
+def test_summary_row_states_target_and_verdict():
+    from sparsenet.bench.timing import summary_row
+
+    assert summary_row("m", "c", 1.2, at_most=1.1) == {"measurement": "m", "case": "c", "value": 1.2,
+                                                        "target": "<= 1.1", "ok": False}
+    assert summary_row("m", "c", 0.8, at_least=0.7)["ok"] is True
+    assert summary_row("m", "c", 3.0, at_most=10, unit=" s")["target"] == "<= 10 s"
+    assert summary_row("m", "c", 3.0)["ok"] is None

@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from sparsenet.bench.timing import load_average
+from sparsenet.bench.timing import load_average, summary_row
 
 INTERACTIVE_S = 10.0
 
@@ -121,15 +121,11 @@ def summary_rows(result: dict) -> list[dict]:
     rows = []
     for r in result["rows"]:
         C = r["channels"]
-        target = f"<= {INTERACTIVE_S:g} s" if C == 1024 else ""
-        rows.append({"measurement": "analyser time (s), from ChannelStats", "case": f"C={C}",
-                     "value": r["from_stats"]["median_s"], "target": target,
-                     "ok": (r["from_stats"]["median_s"] <= INTERACTIVE_S) if C == 1024 else None})
-        rows.append({"measurement": "analyser time (s), from data", "case": f"C={C}",
-                     "value": r["from_data"]["median_s"], "target": "", "ok": None})
+        rows.append(summary_row("analyser time (s), from ChannelStats", f"C={C}", r["from_stats"]["median_s"],
+                                at_most=INTERACTIVE_S if C == 1024 else None, unit=" s"))
+        rows.append(summary_row("analyser time (s), from data", f"C={C}", r["from_data"]["median_s"]))
         if "with_significance" in r:
             w = r["with_significance"]
-            rows.append({"measurement": "analyser time (s), with significance",
-                         "case": f"C={C}, {w['n_permutations']} perm + {w['n_resamples']} halves",
-                         "value": w["median_s"], "target": "", "ok": None})
+            rows.append(summary_row("analyser time (s), with significance",
+                                    f"C={C}, {w['n_permutations']} perm + {w['n_resamples']} halves", w["median_s"]))
     return rows

@@ -44,7 +44,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from sparsenet.bench.timing import load_average, paired_ratio, time_side_by_side
+from sparsenet.bench.timing import load_average, paired_ratio, summary_row, time_side_by_side
 
 SPARSE_TARGET = 5.0
 IDEAL_TARGET = 1.5
@@ -260,21 +260,14 @@ def summary_rows(result: dict) -> list[dict]:
     m = result["module"]
     case = (f"C={m['in_channels']}, {m['clusters']} clusters, 3x3, {m['size']}x{m['size']}, "
             f"batch {m['batch']}")
-    rows = [
-        {"measurement": "sparse CSR time / sparsenet time", "case": case,
-         "value": result["sparse_over_sparsenet"], "target": f">= {SPARSE_TARGET:g}",
-         "ok": result["sparse_over_sparsenet"] >= SPARSE_TARGET},
-        {"measurement": "sparsenet time / ideal", "case": case,
-         "value": result["sparsenet_over_ideal"], "target": f"<= {IDEAL_TARGET:g}",
-         "ok": result["sparsenet_over_ideal"] <= IDEAL_TARGET},
-    ]
+    rows = [summary_row("sparse CSR time / sparsenet time", case, result["sparse_over_sparsenet"],
+                        at_least=SPARSE_TARGET),
+            summary_row("sparsenet time / ideal", case, result["sparsenet_over_ideal"], at_most=IDEAL_TARGET)]
     for n in ("masked_dense", "sparse_csr", "grouped_nchw", "grouped_channels_last", "per_cluster",
               "per_cluster_channels_last", "bmm_unfold"):
-        rows.append({"measurement": f"{n} time / ideal", "case": case,
-                     "value": result["realisations"][n]["vs_ideal"], "target": "", "ok": None})
+        rows.append(summary_row(f"{n} time / ideal", case, result["realisations"][n]["vs_ideal"]))
     for r in result.get("layout_sweep", []):
-        rows.append({"measurement": "grouped conv: channels-last / NCHW time",
-                     "case": f"{r['clusters']} clusters of {r['cluster_size']}, {r['kernel_size']}x"
-                             f"{r['kernel_size']}, batch {r['batch']}",
-                     "value": r["channels_last_over_nchw"], "target": "", "ok": None})
+        rows.append(summary_row("grouped conv: channels-last / NCHW time",
+                                f"{r['clusters']} clusters of {r['cluster_size']}, {r['kernel_size']}x"
+                                f"{r['kernel_size']}, batch {r['batch']}", r["channels_last_over_nchw"]))
     return rows

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from sparsenet.bench.timing import load_average, paired_ratio, time_side_by_side
+from sparsenet.bench.timing import load_average, paired_ratio, summary_row, time_side_by_side
 
 TARGET = 1.10
 DEFAULT_GROWN = Path("docs/examples/grow-mnist5k/network.json")
@@ -139,9 +139,7 @@ def summary_rows(result: dict) -> list[dict]:
     d, h = result["discovered"], result["googlenet_small"]
     rows = []
     for b, r in result["batches"].items():
-        rows.append({"measurement": "discovered / googlenet_small, latency per MAC",
-                     "case": f"batch {b}, {d['macs'] / 1e6:.1f}M vs {h['macs'] / 1e6:.1f}M MACs "
-                             f"(width_mult {h['width_mult']:.3f})",
-                     "value": r["per_mac_ratio"], "target": f"<= {TARGET:.2f}",
-                     "ok": r["per_mac_ratio"] <= TARGET})
+        rows.append(summary_row("discovered / googlenet_small, latency per MAC",
+                                f"batch {b}, {d['macs'] / 1e6:.1f}M vs {h['macs'] / 1e6:.1f}M MACs "
+                                f"(width_mult {h['width_mult']:.3f})", r["per_mac_ratio"], at_most=TARGET))
     return rows

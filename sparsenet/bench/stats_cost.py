@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from sparsenet.bench.timing import load_average, paired_ratio, time_side_by_side
+from sparsenet.bench.timing import load_average, paired_ratio, summary_row, time_side_by_side
 
 TARGET = 1.5
 _DATASETS: dict = {}
@@ -196,10 +196,8 @@ def summary_rows(result: dict) -> list[dict]:
     for name, r in result["cases"].items():
         for path, value in r["ratio_to_forward"].items():
             default = path == r["pipeline_path"]
-            rows.append({"measurement": "stats / inference",
-                         "case": f"{name} {'x'.join(map(str, r['layer_shape']))} ({path})",
-                         "value": value, "target": f"<= {TARGET}" if default else "",
-                         "ok": (value <= TARGET) if default else None})
+            rows.append(summary_row("stats / inference", f"{name} {'x'.join(map(str, r['layer_shape']))} ({path})",
+                                    value, at_most=TARGET if default else None))
     return rows
 
 

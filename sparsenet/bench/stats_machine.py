@@ -160,21 +160,20 @@ def run(*, channels: int, size: int, batch: int, samples: int, rate_configs: lis
 
 
 def summary_rows(result: dict) -> list[dict]:
+    from sparsenet.bench.timing import summary_row
+
     rows = []
     for r in result["rate_rows"]:
         use = {("float64", 0): ", analyser", ("float32", 0): ", null"}.get(
             (r["dtype"], r["max_radius"]), "")
-        rows.append({"measurement": "stats rate / mm rate",
-                     "case": f"C={r['channels']} {r['size']}x{r['size']} {r['dtype']} R={r['max_radius']} "
-                             f"{r['torch_threads']} thread(s){use}",
-                     "value": r["fraction_of_mm"], "target": f">= {RATE_TARGET}",
-                     "ok": r["fraction_of_mm"] >= RATE_TARGET})
+        rows.append(summary_row("stats rate / mm rate",
+                                f"C={r['channels']} {r['size']}x{r['size']} {r['dtype']} R={r['max_radius']} "
+                                f"{r['torch_threads']} thread(s){use}", r["fraction_of_mm"], at_least=RATE_TARGET))
     m = result["memory_rows"]
-    rows.append({"measurement": "peak memory, 10x samples",
-                 "case": f"{m[0]['samples_seen']} -> {m[1]['samples_seen']} maps, C={m[0]['channels']} "
-                         f"{m[0]['dtype']} R={m[0]['max_radius']}",
-                 "value": result["memory_growth_10x"], "target": f"<= {MEMORY_TARGET}",
-                 "ok": result["memory_growth_10x"] <= MEMORY_TARGET})
+    rows.append(summary_row("peak memory, 10x samples",
+                            f"{m[0]['samples_seen']} -> {m[1]['samples_seen']} maps, C={m[0]['channels']} "
+                            f"{m[0]['dtype']} R={m[0]['max_radius']}", result["memory_growth_10x"],
+                            at_most=MEMORY_TARGET))
     return rows
 
 

@@ -77,6 +77,18 @@ def paired_ratio(a: Timing, b: Timing) -> float:
     return statistics.median(x / y for x, y in zip(a.runs, b.runs))
 
 
+def summary_row(measurement: str, case: str, value: float, *, at_most: float | None = None,
+                at_least: float | None = None, unit: str = "") -> dict:
+    """One line of the benchmark table: the value, its target where it has one, and whether it is met."""
+    if at_most is not None:
+        target, ok = f"<= {at_most:g}{unit}", value <= at_most
+    elif at_least is not None:
+        target, ok = f">= {at_least:g}{unit}", value >= at_least
+    else:
+        target, ok = "", None
+    return {"measurement": measurement, "case": case, "value": value, "target": target, "ok": ok}
+
+
 def load_average() -> list[float]:
     try:
         return [round(v, 2) for v in os.getloadavg()]
