@@ -50,6 +50,7 @@ import torch
 from torch import nn
 
 from sparsenet.errors import SparsenetError
+from sparsenet.models.googlenet import init_weights
 from sparsenet.spec import (
     BranchSpec,
     ModuleSpec,
@@ -316,22 +317,13 @@ class SpecNetwork(nn.Module):
 
 
 def _init_weights(model: nn.Module) -> None:
-    # As googlenet_small: He-normal convs, zero biases, BN (1, 0), linear N(0, 0.01).  Masked
-    # weights are re-zeroed so that a fresh module starts with exactly the spec's connections.
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
+    # As googlenet_small (``init_weights``); then masked weights are re-zeroed so that a fresh
+    # module starts with exactly the spec's connections (masking draws nothing from the RNG)
+    init_weights(model)
+    with torch.no_grad():
+        for m in model.modules():
             if isinstance(m, MaskedConv2d) and m.mask is not None:
-                with torch.no_grad():
-                    m.weight.mul_(m.mask)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, std=0.01)
-            nn.init.zeros_(m.bias)
+                m.weight.mul_(m.mask)
 
 
 def build_module(spec: ModuleSpec, *, in_channels: int | None = None,

@@ -201,3 +201,28 @@ def test_grouped_5x5_buckets_run_channels_last_with_the_same_result(batch_norm):
     loss = module(x).square().mean()
     loss.backward()  # in-place ReLUs leave autograd intact
     assert all(p.grad is not None for p in module.parameters() if p.requires_grad)
+
+
+def test_init_is_googlenets_then_masked_weights_zeroed():
+    """The builder initialises as GoogLeNet (``init_weights``, the same RNG draws), then zeroes
+    the masked (padding) weights."""
+    import copy
+
+    from sparsenet.builder import _init_weights
+    from sparsenet.models.googlenet import init_weights
+
+    torch.manual_seed(0)
+    built = build_network(small_network())
+    built.blocks.append(build_module(cluster_spec(batch_norm=True)))  # padded buckets too
+    by_hand = copy.deepcopy(built)
+    torch.manual_seed(7)
+    _init_weights(built)
+    torch.manual_seed(7)
+    init_weights(by_hand)
+    masked = [m for m in by_hand.modules() if isinstance(m, MaskedConv2d) and m.mask is not None]
+    assert masked
+    with torch.no_grad():
+        for m in masked:
+            m.weight.mul_(m.mask)
+    expected = by_hand.state_dict()
+    assert all(torch.equal(v, expected[k]) for k, v in built.state_dict().items())

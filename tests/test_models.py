@@ -132,6 +132,27 @@ def test_model_info():
         model_info("nope")
 
 
+def test_googlenet_factories_take_their_models_keyword_arguments():
+    import inspect
+
+    from sparsenet.models.googlenet import GoogLeNet, GoogLeNetSmall, googlenet, googlenet_small
+
+    for factory, cls, name in ((googlenet, GoogLeNet, "googlenet"), (googlenet_small, GoogLeNetSmall, "googlenet_small")):
+        sig = inspect.signature(factory)
+        assert factory.__name__ == name and sig.return_annotation == cls.__name__
+        assert list(sig.parameters.values()) == list(inspect.signature(cls).parameters.values())
+        assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in sig.parameters.values())
+        with pytest.raises(TypeError):
+            factory(10)  # keyword-only, as the signature says
+        torch.manual_seed(0)
+        built = factory(num_classes=3, batch_norm=True)
+        torch.manual_seed(0)
+        direct = cls(num_classes=3, batch_norm=True)
+        assert type(built) is cls and built.num_classes == 3
+        assert all(torch.equal(v, direct.state_dict()[k]) for k, v in built.state_dict().items())
+    assert inspect.signature(googlenet_small).parameters["width_mult"].default == 1.0
+
+
 # --------------------------------------------------------------------------- forward shapes
 
 
@@ -299,6 +320,30 @@ def test_deterministic_given_seed():
     torch.manual_seed(3)
     b = get_model("googlenet_small", width_mult=0.25).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+
+def test_init_weights():
+    from sparsenet.models.googlenet import init_weights
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(64, 256, 3), nn.BatchNorm2d(256), nn.Conv2d(256, 8, 1, bias=False),
+                          nn.Flatten(), nn.Linear(512, 300))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(5.0)
+    init_weights(model)
+    conv, bn, conv2, _, fc = model
+    assert abs(conv.weight.std().item() - (2 / (64 * 9)) ** 0.5) < 0.002  # He-normal, fan-in
+    assert torch.all(conv.bias == 0) and torch.all(bn.weight == 1) and torch.all(bn.bias == 0)
+    assert abs(conv2.weight.std().item() - (2 / 256) ** 0.5) < 0.02
+    assert abs(fc.weight.std().item() - 0.01) < 0.0005 and torch.all(fc.bias == 0)
+    torch.manual_seed(1)
+    init_weights(model)
+    state = [p.clone() for p in model.parameters()]
+    torch.manual_seed(1)
+    init_weights(model)
+    assert all(torch.equal(a, b) for a, b in zip(state, model.parameters()))  # reproducible by seed
 
 
 # --------------------------------------------------------------------------- input checks

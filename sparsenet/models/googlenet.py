@@ -34,6 +34,7 @@ smaller inputs raise a ``SparsenetError``.  That is 47 x 47 for ``googlenet`` (7
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections import namedtuple
 from typing import Callable
@@ -52,7 +53,7 @@ from sparsenet.models.registry import (
     register_model,
 )
 
-__all__ = ["GoogLeNet", "GoogLeNetSmall", "GoogLeNetOutputs", "googlenet", "googlenet_small"]
+__all__ = ["GoogLeNet", "GoogLeNetSmall", "GoogLeNetOutputs", "googlenet", "googlenet_small", "init_weights"]
 
 # In train mode with aux_logits the model returns this tuple: (main, aux after 4a, aux after 4d).
 GoogLeNetOutputs = namedtuple("GoogLeNetOutputs", ["logits", "aux1", "aux2"])
@@ -74,9 +75,13 @@ def _min_size(fits: Callable[[int], bool], limit: int = 4096) -> int:
     raise AssertionError("no input size fits")  # pragma: no cover
 
 
-def _init_weights(model: nn.Module) -> None:
-    # He initialisation for the ReLU convolutions (trainable from scratch without batch norm),
-    # small normal weights for the linear layers, zero biases.
+def init_weights(model: nn.Module) -> None:
+    """Initialise ``model``'s layers in place, in ``model.modules()`` order (from the global RNG).
+
+    He-normal weights for the (ReLU) convolutions, so that a net without batch norm trains from
+    scratch; batch norm scale 1 and shift 0; linear weights N(0, 0.01); zero biases.  GoogLeNet,
+    GoogLeNetSmall and the builder's networks (``sparsenet.builder``) start this way.
+    """
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
@@ -177,7 +182,7 @@ class GoogLeNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(1024, num_classes)
-        _init_weights(self)
+        init_weights(self)
 
     @staticmethod
     def stage_sizes(side: int, aux_logits: bool = False) -> dict[str, int] | None:
@@ -286,7 +291,7 @@ class GoogLeNetSmall(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(channels, num_classes)
-        _init_weights(self)
+        init_weights(self)
 
     @staticmethod
     def stage_sizes(side: int, num_modules: int = 9) -> dict[str, int] | None:
@@ -316,40 +321,27 @@ class GoogLeNetSmall(nn.Module):
         return self.fc(x)  # N x num_classes
 
 
-@register_model(
+def _factory(name: str, cls: type[nn.Module]) -> Callable[..., nn.Module]:
+    """The registry factory ``name``: ``cls(**kwargs)``, with the keyword arguments (and
+    defaults) of ``cls.__init__`` as its signature, so they are written only once."""
+
+    def factory(**kwargs) -> nn.Module:
+        return cls(**kwargs)
+
+    factory.__name__ = factory.__qualname__ = name
+    factory.__doc__ = f"Build a :class:`{cls.__name__}`; the keyword arguments are its own."
+    factory.__signature__ = inspect.signature(cls).replace(return_annotation=cls.__name__)
+    return factory
+
+
+googlenet = register_model(
     "googlenet",
     default_input=(3, 224, 224),
     description="GoogLeNet as in Table 1 of Szegedy et al. 2014 (real 5x5 branches; optional aux heads, BN)",
-)
-def googlenet(
-    *,
-    num_classes: int = 1000,
-    in_channels: int = 3,
-    aux_logits: bool = False,
-    batch_norm: bool = False,
-    dropout: float = 0.4,
-) -> GoogLeNet:
-    return GoogLeNet(
-        num_classes=num_classes, in_channels=in_channels, aux_logits=aux_logits,
-        batch_norm=batch_norm, dropout=dropout,
-    )
+)(_factory("googlenet", GoogLeNet))
 
-
-@register_model(
+googlenet_small = register_model(
     "googlenet_small",
     default_input=(1, 28, 28),
     description="GoogLeNet's Inception modules for 28-32 px inputs (stride-1 stem; width_mult, num_modules)",
-)
-def googlenet_small(
-    *,
-    num_classes: int = 10,
-    in_channels: int = 1,
-    width_mult: float = 1.0,
-    num_modules: int = 9,
-    batch_norm: bool = False,
-    dropout: float = 0.4,
-) -> GoogLeNetSmall:
-    return GoogLeNetSmall(
-        num_classes=num_classes, in_channels=in_channels, width_mult=width_mult,
-        num_modules=num_modules, batch_norm=batch_norm, dropout=dropout,
-    )
+)(_factory("googlenet_small", GoogLeNetSmall))
