@@ -148,6 +148,10 @@ def _as_tensor(X: Any) -> torch.Tensor:
         )
     if arr.dtype.kind == "b":
         arr = arr.astype(np.uint8)
+    if not arr.flags.writeable:
+        # torch cannot wrap read-only memory (it warns and would allow writes); the statistics
+        # only read X, but a copy keeps the caller's array safe whatever a later change does
+        arr = arr.copy()
     try:
         return torch.from_numpy(arr)
     except ValueError:  # negative strides

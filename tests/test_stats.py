@@ -429,3 +429,16 @@ def test_cofiring_false_counts_active_samples_only(tmp_path):
         full.merge(lite)
     with pytest.raises(SparsenetError, match="cofiring="):
         ChannelStats(cofiring="yes")
+
+
+def test_read_only_input_is_accepted_without_warning():
+    import warnings
+
+    rng = np.random.default_rng(0)
+    X = rng.random((40, 3, 5, 5))
+    ref = ChannelStats().partial_fit(X.copy())
+    X.flags.writeable = False  # e.g. a memory-mapped file opened read-only
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = ChannelStats().partial_fit(X)
+    np.testing.assert_allclose(got.covariance_, ref.covariance_)
