@@ -261,3 +261,44 @@ def test_diverged_runs_are_recorded_not_fatal_and_not_retried(tmp_path):
     assert all(m["verdict"] == "n/a" for m in summary["matched"])
     again = run_comparison(load_experiment(config), out, progress=False, log=lambda m: None)
     assert again["trained"] == 0
+
+
+# ----------------------------------------------------------------------------- analysis/make_results.py
+
+def _make_results():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "analysis" / "make_results.py"
+    spec = importlib.util.spec_from_file_location("make_results", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_results_page_from_a_comparison_dir(smoke_run, tmp_path):
+    out, summary, _ = smoke_run
+    mr = _make_results()
+    assert mr.main([str(out), "--out", str(tmp_path)]) == 0
+    page = (tmp_path / "results.md").read_text()
+    assert "## smoke" in page and "### Candidates" in page and "Welch" in page
+    for m in summary["matched"]:
+        assert f"* **{m['candidate']}**" in page
+    for fig in ("pareto", "latency", "curves"):
+        assert (tmp_path / "figures" / f"results_smoke_{fig}.png").exists()
+
+
+def test_a_closer_check_supersedes_the_interpolated_verdict():
+    mr = _make_results()
+    assert mr._bracket(1.1e6, [0.8e6, 3.2e6, 12.8e6]) == 4.0
+    assert mr._bracket(1.1e6, [0.8e6, 1.0e6, 1.2e6, 3.2e6]) == pytest.approx(1.2)
+    assert mr._bracket(20e6, [0.8e6, 3.2e6]) == float("inf")
+    key = ("fashion-mnist", "{}", "grown")
+    wide = {"tag": "main", "key": key, "verdict": "better", "bracket": 4.0, "text": "grown better"}
+    close = {"tag": "matched", "key": key, "verdict": "tie", "bracket": 1.05, "text": "grown tie"}
+    other = {"tag": "main", "key": ("fashion-mnist", "{}", "swap"), "verdict": "tie", "bracket": 4.0,
+             "text": "swap tie"}
+    total, lines = mr.verdict_summary([("main", "", [wide, other]), ("matched", "", [close])])
+    assert total == {"tie": 2}
+    assert lines[0] == "* main: grown better, not counted: checked in matched against GoogLeNet measured " \
+                       "closer to its cost; swap tie"
+    assert lines[1] == "* matched: grown tie"
