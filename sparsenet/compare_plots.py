@@ -192,7 +192,8 @@ def plot_curves(histories: dict[str, list[list[float]]], roles: dict[str, tuple[
         ax.set_xticks(range(1, n_max + 1)) if n_max <= 12 else ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlim(0.5, n_max + 0.5)
         ax.grid(True, alpha=0.3)
-        ax.set_title(f"Training curves{': ' + title if title else ''}")
+        ax.set_title(f"Training curves{': ' + title if title else ''}"
+                     + ("\n(a single epoch: one point per candidate, the final test accuracy)" if n_max == 1 else ""))
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
         fig.tight_layout()
         atomic_savefig(fig, path, dpi=DPI)
