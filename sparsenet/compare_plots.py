@@ -84,9 +84,13 @@ def _draw(ax, candidates: list[dict[str, Any]], x_key: str, annotate_hand: bool 
         ax.errorbar(xs, ys, yerr=[_err(c) for c in pts], marker="o", color=colour[g], capsize=3, linewidth=1.5,
                     label=f"{g} (hand-designed GoogLeNet)")
         if annotate_hand:
-            for c, x, y in zip(pts, xs, ys):
-                ax.annotate(f"×{c['width_mult']:g}", (x, y), textcoords="offset points", xytext=(4, -12),
-                            fontsize=8, color=colour[g])
+            above = False
+            for i, (c, x, y) in enumerate(zip(pts, xs, ys)):
+                # a width close to the previous one (in log x) goes on the other side, so labels do not overlap
+                close = i > 0 and x > 0 and xs[i - 1] > 0 and math.log(x / xs[i - 1]) < 0.15
+                above = close and not above
+                ax.annotate(f"×{c['width_mult']:g}", (x, y), textcoords="offset points",
+                            xytext=(4, 6) if above else (4, -12), fontsize=8, color=colour[g])
     controls = [c for c in candidates if c["role"] == "control" and c.get(x_key)]
     for i, c in enumerate(controls):
         ax.errorbar([c[x_key]], [100 * c["accuracy_mean"]], yerr=[_err(c)], marker="o", markersize=8,
