@@ -98,24 +98,18 @@ def test_unknown_model_kind(smoke):
     _bad(smoke, r"candidates\[1\]\.kind is 'resnet50'; expected one of \['googlenet_small', 'plaincnn', 'grown', 'skeleton'\]")
 
 
-def test_candidate_consistency(smoke):
+@pytest.mark.parametrize("index,key,value,message", [
+    (2, "stage", "4a", r"candidates\[2\]\.stage is '4a'; with num_modules = 2 the stages are \['3a', '3b'\]"),
+    (2, "compare_to", "plain", r"candidates\[2\]\.compare_to is 'plain'; expected the name of a googlenet_small candidate"),
+    (4, "budget_like", "googlenet_small:9z", r"candidates\[4\]\.budget_like: stage '9z' is not an Inception stage"),
+    (4, "budget_like", "googlenet_small:3a", r"candidates\[4\]\.budget_like: give either budget_macs or budget_like, not both"),
+    (1, "name", "swap-3b", r"candidates\[2\]\.name: candidate name 'swap-3b' is used twice"),
+    (1, "name", "a/b", r"candidates\[1\]\.name is 'a/b'"),
+])
+def test_candidate_consistency(smoke, index, key, value, message):
     data = copy.deepcopy(smoke)
-    data["candidates"][2]["stage"] = "4a"
-    _bad(data, r"candidates\[2\]\.stage is '4a'; with num_modules = 2 the stages are \['3a', '3b'\]")
-    data = copy.deepcopy(smoke)
-    data["candidates"][2]["compare_to"] = "plain"
-    _bad(data, r"candidates\[2\]\.compare_to is 'plain'; expected the name of a googlenet_small candidate")
-    data = copy.deepcopy(smoke)
-    data["candidates"][4]["budget_like"] = "googlenet_small:9z"
-    _bad(data, r"candidates\[4\]\.budget_like: stage '9z' is not an Inception stage")
-    data["candidates"][4]["budget_like"] = "googlenet_small:3a"
-    _bad(data, r"candidates\[4\]\.budget_like: give either budget_macs or budget_like, not both")
-    data = copy.deepcopy(smoke)
-    data["candidates"][1]["name"] = "swap-3b"
-    _bad(data, r"candidates\[2\]\.name: candidate name 'swap-3b' is used twice")
-    data = copy.deepcopy(smoke)
-    data["candidates"][1]["name"] = "a/b"
-    _bad(data, r"candidates\[1\]\.name is 'a/b'")
+    data["candidates"][index][key] = value
+    _bad(data, message)
 
 
 def test_toml_syntax_error_names_the_line(tmp_path):
