@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sparsenet.errors import SparsenetError
-from sparsenet.io import atomic_write_json
+from sparsenet.io import atomic_write_json, jsonable
 
 FORMAT = "sparsenet.discovery"
 VERSION = 1
@@ -63,29 +63,14 @@ class Discovery:
             "channels": self.channels, "n_clusters": self.n_clusters,
             "labels": list(self.labels), "inactive": list(self.inactive),
             "clusters": clusters,
-            "significance": _jsonable(self.significance),
+            "significance": jsonable(self.significance),
             "stability": self.stability,
-            "provenance": _jsonable(self.provenance),
-            "settings": _jsonable(self.settings),
+            "provenance": jsonable(self.provenance),
+            "settings": jsonable(self.settings),
         }
 
     def save(self, path: str | Path) -> Path:
         return atomic_write_json(path, self.to_dict())
-
-
-def _jsonable(value: Any) -> Any:
-    """Plain JSON values (numpy scalars to Python, NaN/inf to None)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
-        value = value.item()
-    if hasattr(value, "tolist"):
-        return _jsonable(value.tolist())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def from_labels(labels, kernel_sizes, spatial_profiles=None, **extra) -> Discovery:

@@ -1,15 +1,32 @@
 """Atomic writes: a temporary file in the same directory, then ``os.replace``.
 
-An interrupted run never leaves a half-written result that looks whole.
+An interrupted run never leaves a half-written result that looks whole.  ``jsonable`` turns
+results into plain JSON values first.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON values: numpy/torch scalars and arrays to Python, keys to str, NaN/inf to None."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    if hasattr(value, "tolist"):
+        return jsonable(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _umask() -> int:

@@ -81,7 +81,7 @@ def run(*, mode: str = "full", only: list[str] | None = None, out: str | Path = 
 
     from sparsenet.bench.sizes import MODES
     from sparsenet.bench.timing import load_average, machine_info
-    from sparsenet.io import atomic_write_json
+    from sparsenet.io import atomic_write_json, jsonable
 
     if mode not in MODES:
         raise SparsenetError(f"unknown mode {mode!r}; accepted: {', '.join(MODES)}")
@@ -123,7 +123,7 @@ def run(*, mode: str = "full", only: list[str] | None = None, out: str | Path = 
     result["load_average_end"] = load_average()
     result["torch_threads"] = torch.get_num_threads()
     path = Path(out) / f"{name}.json"
-    atomic_write_json(path, _clean(result))
+    atomic_write_json(path, jsonable(result))
     result["path"] = str(path)
     if figures is not None:
         from sparsenet.bench.plots import plot_all
@@ -139,22 +139,6 @@ def run(*, mode: str = "full", only: list[str] | None = None, out: str | Path = 
         print(f"wrote {path}" + (f" and {len(result['figures'])} figure(s) in {figures}"
                                  if figures is not None else ""))
     return result
-
-
-def _clean(obj):
-    """JSON-safe: NaN/inf -> None, numpy scalars -> Python."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
-        try:
-            obj = obj.item()
-        except (TypeError, ValueError):
-            pass
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
