@@ -52,7 +52,7 @@ import torch
 from sparsenet import __version__
 from sparsenet.errors import SparsenetError, TrainingDiverged
 from sparsenet.experiment import Experiment, Point, diff_configs, parse_experiment
-from sparsenet.io import atomic_write_json, atomic_write_text
+from sparsenet.io import atomic_write_json, atomic_write_text, jsonable
 
 __all__ = ["run_comparison", "load_data", "preflight", "measure_latency", "summarise", "matched_comparisons",
            "paired_controls", "write_outputs", "read_results", "CSV_FIELDS", "LATENCY_NOTE"]
@@ -216,14 +216,15 @@ def _train(model_name: str, kwargs: dict[str, Any], dataset, experiment: Experim
         record = json.loads(failed.read_text())
         raise Diverged(record["error"], record, fresh=False)
     model, kw = build_model(model_name, dataset, seed, kwargs)
-    cost = measure(model, dataset.input_shape)
     t0 = time.perf_counter()
     try:
         metrics = train(model, dataset, experiment.train_config(seed), model_name=model_name, model_kwargs=kw,
                         out_dir=run_dir, resume=(run_dir / "checkpoint.pt").exists(), progress=progress, extra=extra)
     except TrainingDiverged as exc:
+        elapsed = time.perf_counter() - t0
+        cost = measure(model, dataset.input_shape)  # the architecture's; the NaN weights do not matter
         record = {"status": "diverged", "error": str(exc), "model": model_name, "params": cost.params,
-                  "macs": cost.macs, "time_s": time.perf_counter() - t0, **extra}
+                  "macs": cost.macs, "time_s": elapsed, **extra}
         atomic_write_json(failed, record)
         raise Diverged(str(exc), record, fresh=True) from None
     return metrics, True
@@ -309,13 +310,11 @@ def _run_skeleton(point, seed, dataset, experiment, out, run_dir, progress, log,
                 _failed_row(control, seed, exc.record)], int(exc.fresh)
     if not (run_dir / "network.json").exists():
         log(f"  discovering the input of stage {o['stage']} in the trained skeleton {control_name}")
-        t0 = time.perf_counter()
         model, _ = model_from_checkpoint(skel_dir / "checkpoint.pt")
-        discover_and_swap(model, skeleton, o["stage"], dataset, _analysis(point, seed), run_dir,
-                          connectivity=o["connectivity"], tolerance=o["tolerance"])
+        swap = discover_and_swap(model, skeleton, o["stage"], dataset, _analysis(point, seed), run_dir,
+                                 connectivity=o["connectivity"], tolerance=o["tolerance"])
+    else:
         swap = json.loads((run_dir / "swap.json").read_text())
-        atomic_write_json(run_dir / "swap.json", {**swap, "time_s": time.perf_counter() - t0})
-    swap = json.loads((run_dir / "swap.json").read_text())
     swapped = load_spec(run_dir / "network.json", kind="network")
     details = {"stage": o["stage"], "connectivity": o["connectivity"], "control": control_name,
                "hand_module_macs": swap["hand_module_macs"], "module_macs": swap["module_macs"],
@@ -358,10 +357,10 @@ def _run_grown(point, seed, dataset, experiment, out, run_dir, progress, log, ex
         grown_now = 1
     summary = json.loads((grow_dir / "metrics.json").read_text())
     network = load_spec(grow_dir / "network.json", kind="network")
+    grow_time = float(sum(s["wall_time_s"] for s in summary["steps"]))
     details = {"grow_accuracy": float(summary["final_test_accuracy"]), "modules": summary["modules"],
-               "grow_time_s": float(sum(s["wall_time_s"] for s in summary["steps"])),
-               "budget_macs_per_module": summary.get("budget_macs_per_module"),
-               "pipeline_time_s": float(sum(s["wall_time_s"] for s in summary["steps"]))}
+               "grow_time_s": grow_time, "budget_macs_per_module": summary.get("budget_macs_per_module"),
+               "pipeline_time_s": grow_time}
     try:
         metrics, trained = _train("specnet", {"spec": spec_to_dict(network)}, dataset, experiment, seed, run_dir,
                                   progress, {**extra, "part": "retrained from scratch"})
@@ -586,25 +585,14 @@ def _csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def _clean(value):
-    """JSON without NaN/inf (None instead)."""
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def write_outputs(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any], *, plots: bool = True) -> dict[str, Any]:
     """results.json, results.csv, summary.json, report.md and (with ``plots``) the figures."""
     from sparsenet.compare_plots import plot_all
 
     summary = {**meta, "written_at": _now(), "candidates": summarise(rows), "matched": matched_comparisons(rows),
                "controls": paired_controls(rows)}
-    summary = _clean(summary)
-    atomic_write_json(out / "results.json", _clean(rows))
+    summary = jsonable(summary)
+    atomic_write_json(out / "results.json", jsonable(rows))
     atomic_write_text(out / "results.csv", _csv(rows))
     figures = plot_all(rows, summary, out, histories=_histories(out, rows)) if plots else {}
     summary["figures"] = {k: Path(v).name for k, v in figures.items()}
@@ -704,10 +692,6 @@ def run_comparison(experiment: Experiment, out_dir: str | Path, *, config_text: 
 
 
 # ----------------------------------------------------------------------------- report.md
-
-def _pct(x) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.2f}"
-
 
 def _acc_ci(mean, half) -> str:
     if mean is None:

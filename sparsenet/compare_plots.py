@@ -71,7 +71,7 @@ def _err(c) -> float:
     return 0.0 if h is None or (isinstance(h, float) and math.isnan(h)) else 100 * h
 
 
-def _draw(ax, candidates: list[dict[str, Any]], x_key: str, annotate_hand: bool = True) -> None:
+def _draw(ax, candidates: list[dict[str, Any]], x_key: str) -> None:
     candidates = [c for c in candidates if c.get("accuracy_mean") is not None]   # all seeds failed: nothing to draw
     groups = sorted({c["group"] for c in candidates if c["role"] == "hand"})
     colour = {g: _HAND_COLOURS[i % len(_HAND_COLOURS)] for i, g in enumerate(groups)}
@@ -83,14 +83,13 @@ def _draw(ax, candidates: list[dict[str, Any]], x_key: str, annotate_hand: bool 
         xs, ys = [c[x_key] for c in pts], [100 * c["accuracy_mean"] for c in pts]
         ax.errorbar(xs, ys, yerr=[_err(c) for c in pts], marker="o", color=colour[g], capsize=3, linewidth=1.5,
                     label=f"{g} (hand-designed GoogLeNet)")
-        if annotate_hand:
-            above = False
-            for i, (c, x, y) in enumerate(zip(pts, xs, ys)):
-                # a width close to the previous one (in log x) goes on the other side, so labels do not overlap
-                close = i > 0 and x > 0 and xs[i - 1] > 0 and math.log(x / xs[i - 1]) < 0.15
-                above = close and not above
-                ax.annotate(f"×{c['width_mult']:g}", (x, y), textcoords="offset points",
-                            xytext=(4, 6) if above else (4, -12), fontsize=8, color=colour[g])
+        above = False
+        for i, (c, x, y) in enumerate(zip(pts, xs, ys)):
+            # a width close to the previous one (in log x) goes on the other side, so labels do not overlap
+            close = i > 0 and x > 0 and xs[i - 1] > 0 and math.log(x / xs[i - 1]) < 0.15
+            above = close and not above
+            ax.annotate(f"×{c['width_mult']:g}", (x, y), textcoords="offset points",
+                        xytext=(4, 6) if above else (4, -12), fontsize=8, color=colour[g])
     controls = [c for c in candidates if c["role"] == "control" and c.get(x_key)]
     for i, c in enumerate(controls):
         ax.errorbar([c[x_key]], [100 * c["accuracy_mean"]], yerr=[_err(c)], marker="o", markersize=8,
@@ -146,7 +145,7 @@ def plot_latency(candidates: list[dict[str, Any]], path, title: str = "") -> Pat
         fig, axes = plt.subplots(1, 2, figsize=(12, 5.8), sharey=True)
         for ax, key, label in ((axes[0], "latency_b1_ms", "ms per batch of 1 image"),
                                (axes[1], "latency_b64_ms", "ms per batch of 64 images")):
-            _draw(ax, candidates, key, annotate_hand=True)
+            _draw(ax, candidates, key)
             ax.set_xlabel(f"CPU latency, {label} (log scale)")
             _log_x(ax, lambda x, p: f"{x:g}")
             ax.set_title(f"batch {1 if key.endswith('b1_ms') else 64}")

@@ -154,6 +154,18 @@ def _clusters(path: str, value: Any) -> int | str:
     raise _fail(path, value, 'expected "auto" or an integer >= 1')
 
 
+def _affinity(path: str, value: Any) -> str:
+    from sparsenet.analysis.affinity import AFFINITIES  # the analyser's own list
+
+    return _choice(*AFFINITIES)(path, value)
+
+
+def _method(path: str, value: Any) -> str:
+    from sparsenet.analysis.clustering import METHODS
+
+    return _choice(*METHODS)(path, value)
+
+
 def _dataset(path: str, value: Any) -> str:
     from sparsenet.data.registry import USER_FORMATS, dataset_names
 
@@ -194,8 +206,8 @@ _REQUIRED = object()
 
 ANALYSIS_KEYS: dict[str, tuple[Callable, Any]] = {
     "clusters": (_clusters, "auto"),
-    "affinity": (_str, "pearson_abs"),
-    "method": (_choice("spectral", "hierarchical", "communities"), "spectral"),
+    "affinity": (_affinity, "pearson_abs"),
+    "method": (_method, "spectral"),
     "max_samples": (_int(10), 1000),
     "permutations": (_int(0), 10),
     "resamples": (_int(0), 3),

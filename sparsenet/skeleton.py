@@ -28,6 +28,7 @@ not assumed).
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -41,10 +42,7 @@ from sparsenet.models.inception import GOOGLENET_INCEPTION, INCEPTION_ORDER
 from sparsenet.spec import HeadSpec, ModuleSpec, NetworkSpec, StemSpec, conv_out
 
 __all__ = ["googlenet_spec", "pool_mismatch", "stage_index", "swap_module", "record_module_input",
-           "discover_and_swap", "SWAP_FILES"]
-
-# Files discover_and_swap writes into its directory (network.json last: its presence marks done).
-SWAP_FILES = ("discovery/discovery.json", "module.json", "swap.json", "network.json")
+           "discover_and_swap"]
 
 
 def _scale(width: int, width_mult: float) -> int:
@@ -180,26 +178,27 @@ def discover_and_swap(model: torch.nn.Module, skeleton: NetworkSpec, stage: str,
 
     Writes ``out_dir/discovery/`` (discovery.json, plots, report), ``module.json`` (the fitted
     module), ``swap.json`` (this summary) and ``network.json`` (the swapped network, written last).  Returns a summary with the
-    hand-designed module's multiply-adds (the target) and the new module's.
+    hand-designed module's multiply-adds (the target) and the new module's, and the wall time taken (``time_s``).
     """
     from sparsenet.data import normalize
     from sparsenet.discover import Activations, analyse, write_run
     from sparsenet.rules import fit_budget, module_from_discovery
     from sparsenet.spec import module_input_sizes, module_macs, save_spec
 
+    t0 = time.perf_counter()
     out = Path(out_dir)
     index = stage_index(skeleton, stage)
     mean, std = dataset.mean_std()
     x = normalize(dataset.x_train[: analysis.max_samples], mean, std)
     acts = record_module_input(model, index, x)
+    size = module_input_sizes(skeleton, dataset.input_shape[1:])[index]
+    if tuple(acts.shape[2:]) != tuple(size):  # before clustering and writing anything
+        raise SparsenetError(f"recorded input of stage {stage} is {tuple(acts.shape[2:])}, the spec says {size}")
     layer = "stem" if index == 0 else f"input of blocks.{index} (stage {stage})"
     info = Activations(acts, {"model": "specnet", "layer": layer, "data": dataset.name, "split": "train",
                               "layer_shape": list(acts.shape[1:]), "skeleton": skeleton.provenance})
     analyzer, discovery = analyse(info, analysis)
     write_run(analyzer, discovery, out / "discovery")
-    size = module_input_sizes(skeleton, dataset.input_shape[1:])[index]
-    if tuple(acts.shape[2:]) != tuple(size):
-        raise SparsenetError(f"recorded input of stage {stage} is {tuple(acts.shape[2:])}, the spec says {size}")
     hand = skeleton.modules[index]
     target = module_macs(hand, size)
     module = fit_budget(lambda f: module_from_discovery(discovery, connectivity=connectivity, width_scale=f),
@@ -212,7 +211,8 @@ def discover_and_swap(model: torch.nn.Module, skeleton: NetworkSpec, stage: str,
                "kernel_sizes": [c.kernel_size for c in discovery.clusters],
                "inactive": len(discovery.inactive), "connectivity": connectivity,
                "hand_out_channels": hand.out_channels, "module_out_channels": module.out_channels,
-               "significance": discovery.to_dict()["significance"], "stability": discovery.stability}
+               "significance": discovery.to_dict()["significance"], "stability": discovery.stability,
+               "time_s": time.perf_counter() - t0}
     save_spec(module, out / "module.json")
     atomic_write_json(out / "swap.json", summary)
     save_spec(swapped, out / "network.json")  # last: its presence marks the swap done

@@ -257,6 +257,14 @@ def test_diverged_runs_are_recorded_not_fatal_and_not_retried(tmp_path):
     assert again["trained"] == 0
 
 
+def test_cli_summary_of_candidates_that_all_diverged(tmp_path, capsys):
+    config = tmp_path / "diverge.toml"
+    config.write_text(SMOKE.read_text().replace("lr = 0.05", "lr = 1e9").replace("seeds = [0, 1]", "seeds = [0]"))
+    assert main(["compare", "--config", str(config), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy n/a %" in out and "Traceback" not in out
+
+
 # ----------------------------------------------------------------------------- analysis/make_results.py
 
 def _make_results():

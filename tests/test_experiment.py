@@ -105,6 +105,9 @@ def test_unknown_model_kind(smoke):
     (4, "budget_like", "googlenet_small:3a", r"candidates\[4\]\.budget_like: give either budget_macs or budget_like, not both"),
     (1, "name", "swap-3b", r"candidates\[2\]\.name: candidate name 'swap-3b' is used twice"),
     (1, "name", "a/b", r"candidates\[1\]\.name is 'a/b'"),
+    # the analyser's own lists, so a typo is refused before a skeleton is trained
+    (2, "analysis", {"affinity": "pearson"}, r"candidates\[2\]\.analysis\.affinity is 'pearson'; expected one of \['pearson_abs'"),
+    (2, "analysis", {"method": "kmeans"}, r"candidates\[2\]\.analysis\.method is 'kmeans'; expected one of \['spectral'"),
 ])
 def test_candidate_consistency(smoke, index, key, value, message):
     data = copy.deepcopy(smoke)

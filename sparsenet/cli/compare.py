@@ -22,7 +22,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from sparsenet.compare import load_data, preflight, run_comparison
+    from sparsenet.compare import _acc_ci, load_data, preflight, run_comparison
     from sparsenet.experiment import load_experiment
 
     experiment = load_experiment(args.config)
@@ -37,11 +37,10 @@ def run(args) -> int:
     summary = run_comparison(experiment, out, config_text=Path(args.config).read_text(), progress=not args.quiet,
                              command=command)
     print(f"{summary['trained']} network(s) trained now, {summary['reused']} run(s) reused")
-    for c in summary["candidates"]:
-        half = c["accuracy_ci_half"]
-        ci = f" ± {100 * half:.2f}" if half is not None else ""
-        print(f"  {c['candidate']:<28} {c['role']:<10} n={c['n']}  accuracy {100 * c['accuracy_mean']:.2f}{ci} %  "
-              f"mult-adds {c['macs']:,.0f}")
+    for c in summary["candidates"]:  # a candidate whose every run diverged has no accuracy (or cost)
+        macs = "n/a" if c["macs"] is None else f"{c['macs']:,.0f}"
+        print(f"  {c['candidate']:<28} {c['role']:<10} n={c['n']}  "
+              f"accuracy {_acc_ci(c['accuracy_mean'], c['accuracy_ci_half'])} %  mult-adds {macs}")
     for m in summary["matched"]:
         if "diff" in m:
             flag = " (extrapolated)" if m["extrapolated"] else ""
