@@ -63,9 +63,9 @@ def _pp(x) -> str:
 
 
 def _acc(mean, half) -> str:
-    if half is None or (isinstance(half, float) and math.isnan(half)):
-        return f"{100 * mean:.2f} %"
-    return f"{100 * mean:.2f} ± {100 * half:.2f} %"
+    from sparsenet.compare import _acc_ci
+
+    return f"{_acc_ci(mean, half)} %"
 
 
 def describe(m: dict, candidates: dict[str, dict]) -> str:

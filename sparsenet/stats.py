@@ -48,12 +48,13 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from typing import Any, Mapping
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 
+from sparsenet.blas import one_blas_thread
 from sparsenet.errors import SparsenetError
 
 __all__ = ["ChannelStats", "ClusterMapStats", "NotFittedError", "ring_offsets"]
@@ -148,12 +149,12 @@ def _as_tensor(X: Any) -> torch.Tensor:
         )
     if arr.dtype.kind == "b":
         arr = arr.astype(np.uint8)
-    if not arr.flags.writeable:
-        # torch cannot wrap read-only memory (it warns and would allow writes); the statistics
-        # only read X, but a copy keeps the caller's array safe whatever a later change does
-        arr = arr.copy()
     try:
-        return torch.from_numpy(arr)
+        with warnings.catch_warnings():
+            # read-only input (the datasets' arrays, memory maps): the statistics only read X, so
+            # wrapping it without a copy is safe; torch warns because it cannot enforce that
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            return torch.from_numpy(arr)
     except ValueError:  # negative strides
         return torch.from_numpy(np.ascontiguousarray(arr))
 
@@ -950,7 +951,7 @@ class ClusterMapStats:
         pairs = np.zeros_like(self._pairs)
         per_chunk = max(1, _CHUNK_BYTES // max(1, C * H * W * 8))
         with np.errstate(over="ignore", invalid="ignore"), \
-                threadpool_limits(limits=1, user_api="blas"):
+                one_blas_thread():
             # one thread: a few small products per chunk (see the module docstring)
             for start in range(0, N, per_chunk):
                 x = src[start:start + per_chunk].reshape(-1, C, H * W).astype(np.float64)

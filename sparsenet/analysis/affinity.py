@@ -32,6 +32,8 @@ import numpy as np
 from sparsenet.errors import SparsenetError
 
 AFFINITIES = ("pearson_abs", "pearson_pos", "cofire_lift", "cofire_jaccard", "arora")
+PEARSON_AFFINITIES = ("pearson_abs", "pearson_pos")  # from the correlation alone: no co-firing counts
+
 
 # Minimum Poisson z-score of a co-firing count above its independent expectation for an
 # "arora" edge.
@@ -62,7 +64,7 @@ def compute_affinity(stats, kind: str = "pearson_abs", *, graph_threshold: float
     """C x C affinity of kind ``kind`` from channel statistics; see the module docstring."""
     check_affinity_kind(kind)
     inactive = np.asarray(stats.inactive_, dtype=bool)
-    if kind in ("pearson_abs", "pearson_pos"):
+    if kind in PEARSON_AFFINITIES:
         corr = np.nan_to_num(np.asarray(stats.correlation_, dtype=np.float64))
         raw = np.abs(corr) if kind == "pearson_abs" else np.maximum(corr, 0.0)
     else:

@@ -22,8 +22,8 @@ import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.sparse.csgraph import laplacian
 from scipy.spatial.distance import squareform
-from threadpoolctl import threadpool_limits
 
+from sparsenet.blas import one_blas_thread
 from sparsenet.errors import SparsenetError
 
 METHODS = ("spectral", "hierarchical", "communities")
@@ -52,17 +52,9 @@ def check_method(method) -> str:
     return method
 
 
-def _one_blas_thread():
-    """The eigendecompositions run with one BLAS thread: they are chains of small (BLAS-2)
-    calls whose thread synchronisation costs more than it gains at these sizes, and far more on
-    a machine shared with other jobs (1,024 channels on 2 busy cores: spectrum 0.9 s with two
-    threads, 0.13-0.2 s with one; ``sparsenet bench``, docs/performance.md)."""
-    return threadpool_limits(limits=1, user_api="blas")
-
-
 def laplacian_spectrum(affinity: np.ndarray) -> np.ndarray:
     """Ascending eigenvalues of the symmetric normalised Laplacian of ``affinity``."""
-    with _one_blas_thread():
+    with one_blas_thread():
         eigenvalues = np.linalg.eigvalsh(laplacian(_connected(affinity), normed=True))
     return np.clip(np.sort(eigenvalues), 0.0, 2.0)
 
@@ -111,7 +103,7 @@ def spectral_labels(affinity: np.ndarray, k: int, seed: int) -> np.ndarray:
     model = SpectralClustering(
         n_clusters=k, affinity="precomputed", random_state=seed, assign_labels="cluster_qr"
     )
-    with warnings.catch_warnings(), _one_blas_thread():
+    with warnings.catch_warnings(), one_blas_thread():
         warnings.simplefilter("ignore", UserWarning)
         return model.fit_predict(_connected(affinity))
 

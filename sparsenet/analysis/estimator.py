@@ -10,7 +10,8 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from sparsenet.analysis.affinity import check_affinity_kind, check_graph_threshold, compute_affinity
+from sparsenet.analysis.affinity import (PEARSON_AFFINITIES, check_affinity_kind, check_graph_threshold,
+                                        compute_affinity)
 from sparsenet.analysis.clustering import (
     check_method,
     check_n_clusters,
@@ -295,7 +296,7 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         products.
         """
 
-        pairs = not self.affinity.startswith("pearson")  # co-firing counts feed the affinity
+        pairs = self.affinity not in PEARSON_AFFINITIES  # co-firing counts feed the affinity
 
         def run(Z):
             stats = ChannelStats(max_radius=0, threshold=thresholds, dtype="float32",
