@@ -128,28 +128,39 @@ def record_checkpoint(checkpoint: str | Path, layer: str | None, data: str | Non
     return Activations(values, provenance)
 
 
+def _default_dir(seed: int) -> Path:
+    return cache_dir() / f"default-{DEFAULT_MODEL}-{DEFAULT_DATA}-seed{seed}"
+
+
+def cached_default_checkpoint(seed: int = 0) -> Path | None:
+    """The cached trained default model, if it is there and whole (else None)."""
+    from sparsenet.checkpoint import load_checkpoint
+
+    path = _default_dir(seed) / "checkpoint.pt"
+    if not path.exists():
+        return None
+    try:
+        return path if load_checkpoint(path).get("epoch") == DEFAULT_EPOCHS else None
+    except SparsenetError:
+        return None  # a broken cache entry is retrained, not trusted
+
+
 def default_checkpoint(seed: int = 0, progress: bool = True) -> Path:
     """Train (once) the embedded default model on the embedded default dataset, cached."""
-    from sparsenet.checkpoint import load_checkpoint
     from sparsenet.data import load_dataset
     from sparsenet.training import TrainConfig, train_named
 
     config = TrainConfig(epochs=DEFAULT_EPOCHS, seed=seed)
-    out = cache_dir() / f"default-{DEFAULT_MODEL}-{DEFAULT_DATA}-seed{seed}"
-    path = out / "checkpoint.pt"
-    if path.exists():
-        try:
-            ckpt = load_checkpoint(path)
-            if ckpt.get("epoch") == config.epochs:
-                if progress:
-                    print(f"reusing the cached default model {path}")
-                return path
-        except SparsenetError:
-            pass  # a broken cache entry is retrained, not trusted
+    path = cached_default_checkpoint(seed)
+    if path is not None:
+        if progress:
+            print(f"reusing the cached default model {path}")
+        return path
+    out = _default_dir(seed)
     if progress:
         print(f"training the default model ({DEFAULT_MODEL} on {DEFAULT_DATA}, {config.epochs} epochs; cached in {out})")
     train_named(DEFAULT_MODEL, load_dataset(DEFAULT_DATA, seed=seed), config, out_dir=out, progress=progress)
-    return path
+    return out / "checkpoint.pt"
 
 
 # -- analysis and outputs ----------------------------------------------------------------------

@@ -66,23 +66,25 @@ def matched_googlenet(macs: int, n_modules: int, input_shape, num_classes: int):
     from sparsenet.accounting import count_macs
     from sparsenet.models import get_model
 
-    def at(m):
-        net = get_model("googlenet_small", width_mult=m, num_modules=n_modules,
-                        in_channels=input_shape[0], num_classes=num_classes)
-        return net, count_macs(net, input_shape)
+    def build(m):
+        return get_model("googlenet_small", width_mult=m, num_modules=n_modules,
+                         in_channels=input_shape[0], num_classes=num_classes)
 
-    lo, hi = 0.01, 4.0
+    def cost(m):
+        return count_macs(build(m), input_shape)
+
+    (lo, c_lo), (hi, c_hi) = (0.01, cost(0.01)), (4.0, cost(4.0))
     for _ in range(40):
         mid = (lo * hi) ** 0.5
-        if at(mid)[1] < macs:
-            lo = mid
+        c_mid = cost(mid)
+        if c_mid < macs:
+            lo, c_lo = mid, c_mid
         else:
-            hi = mid
+            hi, c_hi = mid, c_mid
         if hi / lo < 1.001:
             break
-    best = min((lo, hi), key=lambda m: abs(at(m)[1] - macs))
-    net, got = at(best)
-    return net.eval(), best, got
+    best, got = (lo, c_lo) if abs(c_lo - macs) <= abs(c_hi - macs) else (hi, c_hi)
+    return build(best).eval(), best, got
 
 
 def run(*, grown: str | Path | None, batches: tuple[int, ...], repeats: int,
@@ -116,15 +118,15 @@ def run(*, grown: str | Path | None, batches: tuple[int, ...], repeats: int,
 
         t = time_side_by_side({"discovered": run_d, "googlenet_small": run_h}, repeats=repeats,
                               warmup=2, min_time=0.05)
-        per_mac = paired_ratio(t["discovered"], t["googlenet_small"]) * macs_h / macs_d
+        ratio = paired_ratio(t["discovered"], t["googlenet_small"])
         rows[str(b)] = {
             "batch": b,
             "discovered": {**t["discovered"].to_dict(),
                            "ms_per_image": t["discovered"].median / b * 1e3},
             "googlenet_small": {**t["googlenet_small"].to_dict(),
                                 "ms_per_image": t["googlenet_small"].median / b * 1e3},
-            "latency_ratio": paired_ratio(t["discovered"], t["googlenet_small"]),
-            "per_mac_ratio": per_mac,
+            "latency_ratio": ratio,
+            "per_mac_ratio": ratio * macs_h / macs_d,
         }
     return {
         "discovered": {"source": source, "modules": len(spec.modules), "macs": macs_d,
