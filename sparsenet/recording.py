@@ -64,8 +64,13 @@ def get_layer(model: nn.Module, layer: str) -> nn.Module:
     return modules[layer]
 
 
-def iter_activations(model: nn.Module, layer: str, batches: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
-    """Yield the layer's output (detached, float32) for each input batch, in eval mode under no_grad."""
+def iter_activations(model: nn.Module, layer: str, batches: Iterable[torch.Tensor], *,
+                     inputs: bool = False) -> Iterator[torch.Tensor]:
+    """Yield the layer's output (detached, float32) for each input batch, in eval mode under no_grad.
+
+    With ``inputs`` the layer's (first) input is recorded instead, and the forward pass stops
+    before the layer runs.
+    """
     module = get_layer(model, layer)
     captured: list[torch.Tensor] = []
 
@@ -76,8 +81,11 @@ def iter_activations(model: nn.Module, layer: str, batches: Iterable[torch.Tenso
         captured.append(tensor.detach().float())
         raise _StopForward
 
+    def pre_hook(module_, args):
+        hook(module_, (), args)
+
     was_training = model.training
-    handle = module.register_forward_hook(hook)
+    handle = module.register_forward_pre_hook(pre_hook) if inputs else module.register_forward_hook(hook)
     try:
         model.eval()
         with torch.no_grad():
@@ -96,18 +104,20 @@ def iter_activations(model: nn.Module, layer: str, batches: Iterable[torch.Tenso
 
 
 def record(model: nn.Module, layer: str, x: torch.Tensor, *, batch_size: int = 256,
-           max_samples: int | None = None, consume: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor | None:
+           max_samples: int | None = None, consume: Callable[[torch.Tensor], None] | None = None,
+           inputs: bool = False) -> torch.Tensor | None:
     """Run ``x`` through ``model`` and return the layer's activations (N x C [x H x W]).
 
     With ``consume`` each batch of activations is handed over instead (streaming: nothing is
-    kept), and None is returned.
+    kept), and None is returned.  With ``inputs`` the layer's input is recorded, not its output.
     """
     if max_samples is not None:
         x = x[:max_samples]
     if len(x) == 0:
         raise SparsenetError("no samples to record")
     chunks = []
-    for act in iter_activations(model, layer, (x[i:i + batch_size] for i in range(0, len(x), batch_size))):
+    for act in iter_activations(model, layer, (x[i:i + batch_size] for i in range(0, len(x), batch_size)),
+                                inputs=inputs):
         if consume is not None:
             consume(act)
         else:

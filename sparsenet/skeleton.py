@@ -137,39 +137,11 @@ def swap_module(spec: NetworkSpec, index: int, module: ModuleSpec) -> NetworkSpe
     return replace(spec, modules=tuple(modules), provenance=provenance)
 
 
-class _Stop(Exception):
-    pass
-
-
-@torch.no_grad()
 def record_module_input(model: torch.nn.Module, index: int, x: torch.Tensor, batch_size: int = 250) -> torch.Tensor:
     """The input of ``model.blocks[index]`` (a SpecNetwork) for every image of ``x``, N x C x H x W."""
-    block = model.blocks[index]
-    captured: list[torch.Tensor] = []
+    from sparsenet.recording import record
 
-    def hook(_module, inputs):
-        captured.append(inputs[0].detach().float().clone())
-        raise _Stop
-
-    was_training = model.training
-    handle = block.register_forward_pre_hook(hook)
-    chunks = []
-    try:
-        model.eval()
-        for i in range(0, len(x), batch_size):
-            try:
-                model(x[i:i + batch_size])
-            except _Stop:
-                pass
-            if not captured:
-                raise SparsenetError(f"the hook on blocks.{index} captured nothing")
-            chunks.append(captured.pop())
-    finally:
-        handle.remove()
-        model.train(was_training)
-    if not chunks:
-        raise SparsenetError("no samples to record")
-    return torch.cat(chunks)
+    return record(model, f"blocks.{index}", x, batch_size=batch_size, inputs=True)
 
 
 def discover_and_swap(model: torch.nn.Module, skeleton: NetworkSpec, stage: str, dataset, analysis, out_dir,

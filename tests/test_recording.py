@@ -69,3 +69,16 @@ def test_unused_layer_is_an_error():
     with pytest.raises(SparsenetError, match="captured nothing"):
         list(iter_activations(net, "unused", [torch.randn(2, 3)]))
     assert _hook_count(net) == 0
+
+
+def test_record_inputs_is_the_previous_layers_output_and_stops_before_the_layer():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 3))
+    x = torch.randn(7, 1, 8, 8)
+    ran = []
+    handle = model[2].register_forward_hook(lambda *a: ran.append(1))
+    got = record(model, "2", x, batch_size=3, inputs=True)
+    handle.remove()
+    torch.testing.assert_close(got, record(model, "1", x, batch_size=3))
+    assert got.shape == (7, 4, 6, 6) and not ran
+    assert not model[2]._forward_pre_hooks  # hooks removed
