@@ -1,7 +1,7 @@
 """Specs to runnable modules: ``build_module(spec)`` and ``build_network(spec)``.
 
 A module's branches follow torchvision's Inception: ``_forward`` returns the branch outputs in
-spec order and ``forward`` concatenates them.  Every conv is followed by (BatchNorm and) ReLU.
+spec order and ``forward`` concatenates the same outputs (adjacent slices of one bucket merged).  Every conv is followed by (BatchNorm and) ReLU.
 
 How ``cluster`` connectivity is realised
 ----------------------------------------
@@ -246,32 +246,30 @@ class SpecInception(nn.Module):
             for j, i in enumerate(bucket.members):
                 where[i] = (bi, j * bucket.group_width, spec.branches[i].width)
         self._where = [where[i] for i in range(len(spec.branches))]  # (bucket, start, width) per branch
-        # the same, with consecutive slices of one bucket output merged: (bucket, start, width,
-        # whole bucket output?) -- forward concatenates these fewer, larger pieces
+        # the same, with consecutive slices of one bucket output merged: (bucket, start, width)
+        # -- forward concatenates these fewer, larger pieces (a whole bucket's narrow is a view)
         runs: list[list] = []
         for b, start, width in self._where:
             if runs and runs[-1][0] == b and runs[-1][1] + runs[-1][2] == start:
                 runs[-1][2] += width
             else:
                 runs.append([b, start, width])
-        totals = [bk.groups * bk.group_width for bk in self.plan]
-        self._runs = [(b, start, width, start == 0 and width == totals[b]) for b, start, width in runs]
+        self._runs = [tuple(r) for r in runs]
         _init_weights(self)
 
-    def _forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        # N x in_channels x H x W
+    def _pieces(self, x: torch.Tensor, slices) -> list[torch.Tensor]:
+        # N x in_channels x H x W -> the (bucket, start, width) slices of the buckets' outputs, then the pool
         fused = [bucket(x) for bucket in self.buckets]  # N x groups*group_width x H x W each
-        outputs = [fused[b].narrow(1, start, width) for b, start, width in self._where]
+        pieces = [fused[b].narrow(1, start, width) for b, start, width in slices]
         if self.pool is not None:
-            outputs.append(self.pool(x))  # N x projection x H x W
-        return outputs  # in spec order: branches, then pool
+            pieces.append(self.pool(x))  # N x projection x H x W
+        return pieces
+
+    def _forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self._pieces(x, self._where)  # one per branch, in spec order, then the pool
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        fused = [bucket(x) for bucket in self.buckets]
-        pieces = [fused[b] if whole else fused[b].narrow(1, start, width)
-                  for b, start, width, whole in self._runs]
-        if self.pool is not None:
-            pieces.append(self.pool(x))
+        pieces = self._pieces(x, self._runs)
         # a single piece (one bucket, no pool) needs no concatenation copy
         y = pieces[0] if len(pieces) == 1 else torch.cat(pieces, 1)
         return y.contiguous()  # N x out_channels x H x W, NCHW (channels-last buckets too)

@@ -922,11 +922,11 @@ class ClusterMapStats:
         self.labels = labels.astype(np.int64)
         self.max_radius = int(max_radius)
         self.n_clusters = K
-        # Z = P^T x - offset:  P[c, k] = 1 / std_c for the channels of cluster k
-        self._P = np.zeros((C, K))
+        # Z = P x - offset:  P[k, c] = 1 / std_c for the channels c of cluster k (K x C)
+        self._P = np.zeros((K, C))
         idx = np.flatnonzero(members)
-        self._P[idx, self.labels[idx]] = 1.0 / std[idx]
-        self._offset = self._P.T @ np.where(members, mean, 0.0)
+        self._P[self.labels[idx], idx] = 1.0 / std[idx]
+        self._offset = self._P @ np.where(members, mean, 0.0)
         self._acc = np.zeros((self.max_radius + 1, K))
         self._pairs = np.zeros(self.max_radius + 1, dtype=np.int64)
         self._images = 0
@@ -938,7 +938,7 @@ class ClusterMapStats:
     def partial_fit(self, X) -> "ClusterMapStats":
         """Add one batch of maps (N x C x H x W) and return ``self``."""
         T = _as_tensor(X)
-        C = self._P.shape[0]
+        C = self._P.shape[1]
         if T.ndim != 4 or T.shape[1] != C or T.numel() == 0:
             raise SparsenetError(f"X has shape {tuple(T.shape)}; accepted: non-empty N x {C} x H x W "
                                  f"maps (the channels the labels describe)")
@@ -946,7 +946,7 @@ class ClusterMapStats:
             T = T.to(torch.uint8)
         N, H, W = int(T.shape[0]), int(T.shape[2]), int(T.shape[3])
         src = T.cpu().numpy()
-        P = self._P.T.copy()  # K x C float64
+        P = self._P  # K x C float64
         acc = np.zeros_like(self._acc)
         pairs = np.zeros_like(self._pairs)
         per_chunk = max(1, _CHUNK_BYTES // max(1, C * H * W * 8))
