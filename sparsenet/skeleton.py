@@ -27,7 +27,6 @@ not assumed).
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -37,7 +36,8 @@ import torch
 
 from sparsenet.errors import SparsenetError
 from sparsenet.io import atomic_write_json
-from sparsenet.models.googlenet import STEM
+from sparsenet.models.googlenet import STEM, check_num_modules, pool_out, scale_width
+from sparsenet.models.registry import check_positive_float
 from sparsenet.models.inception import GOOGLENET_INCEPTION, INCEPTION_ORDER
 from sparsenet.spec import HeadSpec, ModuleSpec, NetworkSpec, StemSpec, conv_out
 
@@ -45,17 +45,9 @@ __all__ = ["googlenet_spec", "pool_mismatch", "stage_index", "swap_module", "rec
            "discover_and_swap"]
 
 
-def _scale(width: int, width_mult: float) -> int:
-    return max(1, math.floor(width * width_mult + 0.5))  # as GoogLeNetSmall
-
-
 def _check(width_mult: Any, num_modules: Any) -> None:
-    if isinstance(width_mult, bool) or not isinstance(width_mult, (int, float)) \
-            or not math.isfinite(width_mult) or width_mult <= 0:
-        raise SparsenetError(f"width_mult must be a positive number; got {width_mult!r}")
-    if isinstance(num_modules, bool) or not isinstance(num_modules, int) or not 1 <= num_modules <= 9:
-        raise SparsenetError(f"num_modules must be an integer from 1 to 9 (the first k of "
-                             f"{', '.join(INCEPTION_ORDER)}); got {num_modules!r}")
+    check_positive_float("width_mult", width_mult)
+    check_num_modules(num_modules)
 
 
 def pool_mismatch(num_modules: int, input_size: int | tuple[int, int]) -> list[str]:
@@ -65,7 +57,7 @@ def pool_mismatch(num_modules: int, input_size: int | tuple[int, int]) -> list[s
     out = []
     for name in pools:
         spec_hw = conv_out(h, 3, 2), conv_out(w, 3, 2)
-        model_hw = math.ceil((h - 3) / 2) + 1, math.ceil((w - 3) / 2) + 1
+        model_hw = pool_out(h), pool_out(w)
         if spec_hw != model_hw:
             out.append(f"{name}: {h}x{w} -> {spec_hw[0]}x{spec_hw[1]} in the spec, "
                        f"{model_hw[0]}x{model_hw[1]} in googlenet_small")
@@ -91,7 +83,7 @@ def googlenet_spec(width_mult: float = 1.0, num_modules: int = 9, *, num_classes
                 f"googlenet_small with {num_modules} modules cannot be written as a spec at input {input_size}: "
                 f"{'; '.join(bad)}. The builder's pools pad and round down; use an input size that keeps every "
                 "pooled map even (16 or 32 px), or at 28 px at most 7 modules")
-    c1, c2, c3 = (_scale(w, width_mult) for w in STEM)
+    c1, c2, c3 = (scale_width(w, width_mult) for w in STEM)
     stem = StemSpec(in_channels=in_channels, widths=(c1, c2, c3), kernel_sizes=(3, 1, 3), strides=(1, 1, 1),
                     pool=True, batch_norm=batch_norm)
     modules, channels, pool_after = [], c3, []
@@ -100,7 +92,7 @@ def googlenet_spec(width_mult: float = 1.0, num_modules: int = 9, *, num_classes
         if key in ("4a", "5a"):  # googlenet_small pools between 3b/4a and 4e/5a
             pool_after.append(i - 1)
         _, *widths = GOOGLENET_INCEPTION[key]
-        module = module_from_inception(channels, *(_scale(w, width_mult) for w in widths), batch_norm=batch_norm)
+        module = module_from_inception(channels, *(scale_width(w, width_mult) for w in widths), batch_norm=batch_norm)
         module = replace(module, provenance={"made_by": "googlenet_spec", "stage": key, "width_mult": width_mult})
         modules.append(module)
         channels = module.out_channels

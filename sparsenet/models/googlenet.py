@@ -37,7 +37,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections import namedtuple
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -62,9 +62,21 @@ GoogLeNetOutputs = namedtuple("GoogLeNetOutputs", ["logits", "aux1", "aux2"])
 STEM = (64, 64, 192)
 
 
-def _pool_out(size: int) -> int:
+def pool_out(size: int) -> int:
     """Output size of a 3x3/2 max pool with ceil_mode=True and no padding."""
     return math.ceil((size - 3) / 2) + 1
+
+
+def scale_width(width: int, width_mult: float) -> int:
+    """A Table 1 width times ``width_mult``, rounded half up, at least 1 (GoogLeNetSmall's rule)."""
+    return max(1, math.floor(width * width_mult + 0.5))
+
+
+def check_num_modules(num_modules: Any) -> int:
+    if isinstance(num_modules, bool) or not isinstance(num_modules, int) or not 1 <= num_modules <= 9:
+        raise SparsenetError(f"num_modules must be an integer from 1 to 9 (the first k of "
+                             f"{', '.join(INCEPTION_ORDER)}); got {num_modules!r}")
+    return num_modules
 
 
 def _min_size(fits: Callable[[int], bool], limit: int = 4096) -> int:
@@ -192,7 +204,7 @@ class GoogLeNet(nn.Module):
         for stage in ("conv3", "inception3", "inception4", "inception5"):  # each after a 3x3/2 pool
             if previous < 3:  # the 3x3 pooling window must fit
                 return None
-            previous = sizes[stage] = _pool_out(previous)
+            previous = sizes[stage] = pool_out(previous)
         if aux_logits and sizes["inception4"] < 5:  # the auxiliary 5x5 average pool must fit
             return None
         return sizes
@@ -251,11 +263,7 @@ class GoogLeNetSmall(nn.Module):
         check_positive_int("num_classes", num_classes)
         check_positive_int("in_channels", in_channels)
         width_mult = check_positive_float("width_mult", width_mult)
-        if isinstance(num_modules, bool) or not isinstance(num_modules, int) or not 1 <= num_modules <= 9:
-            raise SparsenetError(
-                f"num_modules must be an integer from 1 to 9 (the first k of "
-                f"{', '.join(INCEPTION_ORDER)}); got {num_modules!r}"
-            )
+        check_num_modules(num_modules)
         check_bool("batch_norm", batch_norm)
         dropout = check_probability("dropout", dropout)
         bn = batch_norm
@@ -267,7 +275,7 @@ class GoogLeNetSmall(nn.Module):
         self.min_input_size = (side, side)
 
         def scale(width: int) -> int:
-            return max(1, math.floor(width * width_mult + 0.5))
+            return scale_width(width, width_mult)
 
         c1, c2, c3 = (scale(w) for w in STEM)
         self.conv1 = BasicConv2d(in_channels, c1, 3, padding=1, batch_norm=bn)
@@ -303,7 +311,7 @@ class GoogLeNetSmall(nn.Module):
         for stage in stages:  # each after a 3x3/2 pool
             if previous < 3:  # the 3x3 pooling window must fit
                 return None
-            previous = sizes[stage] = _pool_out(previous)
+            previous = sizes[stage] = pool_out(previous)
         return sizes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
