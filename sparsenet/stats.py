@@ -99,6 +99,17 @@ def _valid_range(d: int, size: int) -> tuple[int, int]:
     return max(0, -d), min(size, size - d)
 
 
+def _ring_windows(r: int, H: int, W: int):
+    """For each half-ring offset d of radius r that fits an H x W map: the window of positions p
+    with p + d inside too, as (slice of p, slice of p + d) over the (H, W) axes."""
+    for dy, dx in ring_offsets(r, half=True):
+        h0, h1 = _valid_range(dy, H)
+        w0, w1 = _valid_range(dx, W)
+        if h0 < h1 and w0 < w1:
+            yield ((slice(h0, h1), slice(w0, w1)),
+                   (slice(h0 + dy, h1 + dy), slice(w0 + dx, w1 + dx)))
+
+
 def _parse_threshold(threshold: Any) -> tuple[str, Any]:
     """-> ("value", float) | ("quantile", q) | ("array", ndarray)."""
     if isinstance(threshold, str):
@@ -513,13 +524,9 @@ class ChannelStats:
             for r in range(1, self.max_radius + 1):
                 first = np.zeros((H, W))
                 second = np.zeros((H, W))
-                for dy, dx in ring_offsets(r, half=True):
-                    h0, h1 = _valid_range(dy, H)
-                    w0, w1 = _valid_range(dx, W)
-                    if h0 >= h1 or w0 >= w1:
-                        continue
-                    first[h0:h1, w0:w1] += 1
-                    second[h0 + dy:h1 + dy, w0 + dx:w1 + dx] += 1
+                for p, q in _ring_windows(r, H, W):
+                    first[p] += 1
+                    second[q] += 1
                 maps.append((first, second))
             self._count_maps[key] = maps
         return self._count_maps[key]
@@ -961,14 +968,10 @@ class ClusterMapStats:
                 acc[0] += np.einsum("nkhw,nkhw->k", Z, Z)
                 pairs[0] += Z.shape[0] * H * W
                 for r in range(1, self.max_radius + 1):
-                    for dy, dx in ring_offsets(r, half=True):
-                        h0, h1 = _valid_range(dy, H)
-                        w0, w1 = _valid_range(dx, W)
-                        if h0 >= h1 or w0 >= w1:
-                            continue
-                        acc[r] += np.einsum("nkhw,nkhw->k", Z[:, :, h0:h1, w0:w1],
-                                            Z[:, :, h0 + dy:h1 + dy, w0 + dx:w1 + dx])
-                        pairs[r] += Z.shape[0] * (h1 - h0) * (w1 - w0)
+                    for (ph, pw), (qh, qw) in _ring_windows(r, H, W):
+                        p = Z[:, :, ph, pw]
+                        acc[r] += np.einsum("nkhw,nkhw->k", p, Z[:, :, qh, qw])
+                        pairs[r] += p[:, 0].size
         if not np.all(np.isfinite(acc)):
             raise SparsenetError("X contains non-finite values (NaN or inf); accepted: finite maps")
         self._acc += acc
@@ -1029,19 +1032,15 @@ def _half_ring_sum(y: np.ndarray, x: np.ndarray, r: int) -> None:
     0 where ``p + d`` leaves the map; x and y are N x H x W x C (numpy, single-threaded)."""
     H, W = x.shape[1], x.shape[2]
     empty = True
-    for dy, dx in ring_offsets(r, half=True):
-        h0, h1 = _valid_range(dy, H)
-        w0, w1 = _valid_range(dx, W)
-        if h0 >= h1 or w0 >= w1:
-            continue
-        src = x[:, h0 + dy:h1 + dy, w0 + dx:w1 + dx, :]
-        dst = y[:, h0:h1, w0:w1, :]
+    for (ph, pw), (qh, qw) in _ring_windows(r, H, W):
+        src = x[:, qh, qw, :]
+        dst = y[:, ph, pw, :]
         if empty:  # first offset: copy, and zero only the strips it does not cover
             np.copyto(dst, src)
-            y[:, :h0] = 0
-            y[:, h1:] = 0
-            y[:, h0:h1, :w0] = 0
-            y[:, h0:h1, w1:] = 0
+            y[:, :ph.start] = 0
+            y[:, ph.stop:] = 0
+            y[:, ph, :pw.start] = 0
+            y[:, ph, pw.stop:] = 0
             empty = False
         else:
             np.add(dst, src, out=dst)
