@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from sparsenet.bench.timing import load_average, summary_row
+from sparsenet.bench.timing import Timing, load_average, summary_row
 
 INTERACTIVE_S = 10.0
 
@@ -48,11 +48,6 @@ def _clock(fn, repeats: int) -> tuple[list[float], object]:
         out = fn()
         runs.append(time.perf_counter() - t0)
     return runs, out
-
-
-def _summary(runs: list[float]) -> dict:
-    return {"median_s": float(np.median(runs)), "min_s": min(runs), "max_s": max(runs),
-            "repeats": len(runs)}
 
 
 def _stages(stats, est) -> dict:
@@ -94,15 +89,15 @@ def run(*, channels: tuple[int, ...], significance_channels: tuple[int, ...], im
         reps = repeats if C <= 256 else max(1, min(repeats, 2))
         runs, est = _clock(lambda: CorrelationAnalyzer(**quiet).fit(stats), reps)
         row = {"channels": C, "images": images, "size": size, "rows": images * size * size,
-               "from_stats": _summary(runs), "clusters_found": int(est.n_clusters_),
+               "from_stats": Timing(runs).to_dict(), "clusters_found": int(est.n_clusters_),
                "ari_to_planted": float(adjusted_rand_score(data.labels, est.labels_)),
                "stages": _stages(stats, est)}
         runs, _ = _clock(lambda: CorrelationAnalyzer(**quiet).fit(data.X), 1)
-        row["from_data"] = _summary(runs)
+        row["from_data"] = Timing(runs).to_dict()
         if C in significance_channels:
             runs, est2 = _clock(lambda: CorrelationAnalyzer(
                 n_permutations=n_permutations, n_resamples=n_resamples, random_state=0).fit(data.X), 1)
-            row["with_significance"] = {**_summary(runs), "n_permutations": n_permutations,
+            row["with_significance"] = {**Timing(runs).to_dict(), "n_permutations": n_permutations,
                                         "n_resamples": n_resamples,
                                         "z": float(est2.significance_["z"]) if est2.significance_ else None}
         row["load_average_after"] = load_average()

@@ -216,8 +216,7 @@ def run(*, channels: int, clusters: int, size: int, batch: int, repeats: int,
     with torch.no_grad():
         ref = fns["sparsenet"]()
         max_diff = {n: float((f() - ref).abs().max()) for n, f in fns.items() if not n.startswith("dense")}
-        timings = time_side_by_side({n: (lambda f=f: _nograd(f)) for n, f in fns.items()},
-                                    repeats=repeats, warmup=1)
+        timings = time_side_by_side(fns, repeats=repeats, warmup=1)
     b = module.plan[0]
     kept_macs = module_macs(spec, (size, size))
     G, r, w, s = len(b.members), b.group_reduce, b.group_width, b.group_inputs
