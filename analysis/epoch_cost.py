@@ -30,13 +30,13 @@ def main(argv=None) -> int:
     import torch
     import torch.nn.functional as F
 
-    from sparsenet.builder import build_network
+    from sparsenet.builder.modules import build_network
     from sparsenet.compare import _growth_config, _registered, _skeleton, load_data, skeleton_name
     from sparsenet.data import iterate_batches
     from sparsenet.experiment import load_experiment
     from sparsenet.growth import _budget
-    from sparsenet.spec import HeadSpec, NetworkSpec, StemSpec
-    from sparsenet.training import build_model
+    from sparsenet.builder.spec import HeadSpec, NetworkSpec, StemSpec
+    from sparsenet.training.loop import build_model
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", required=True)
@@ -85,7 +85,7 @@ def main(argv=None) -> int:
                 print(f"  {key:<24} {skeletons[key]:7.0f} s/epoch (shared skeleton)", flush=True)
             sec, factor = skeletons[key], 1.0
         else:
-            from sparsenet.rules import fit_budget, parse_budget_like, reference_module
+            from sparsenet.builder.rules import fit_budget, parse_budget_like, reference_module
 
             g = _growth_config(point)
             target = _budget(g)

@@ -70,8 +70,8 @@ def main(argv=None) -> int:
     from sparsenet.io import atomic_write_json, atomic_write_text
     from sparsenet.models import branch_membership
     from sparsenet.recording import record
-    from sparsenet.checkpoint import model_from_checkpoint
-    from sparsenet.training import TrainConfig, train_named
+    from sparsenet.training.checkpoint import model_from_checkpoint
+    from sparsenet.training.loop import TrainConfig, train_named
 
     args = parse_args(argv)
     torch.set_num_threads(args.threads)

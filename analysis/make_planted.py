@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sparsenet.synthetic import planted_groups
+from sparsenet.data.synthetic import planted_groups
 
 
 def main() -> None:

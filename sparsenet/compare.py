@@ -111,9 +111,9 @@ def _analysis(point: Point, seed: int):
 
 def preflight(experiment: Experiment, dataset) -> None:
     """Build every candidate once for the dataset, so that nothing that cannot run starts training."""
-    from sparsenet.builder import build_network
+    from sparsenet.builder.modules import build_network
     from sparsenet.models import validate_input
-    from sparsenet.training import build_model
+    from sparsenet.training.loop import build_model
 
     for seed in experiment.seeds:
         experiment.train_config(seed)
@@ -206,8 +206,8 @@ def _train(model_name: str, kwargs: dict[str, Any], dataset, experiment: Experim
     A run that diverges is recorded in ``run_dir/diverged.json`` and raises :class:`Diverged`,
     now and on every rerun (the same seed and recipe diverge again; it is not retried).
     """
-    from sparsenet.accounting import measure
-    from sparsenet.training import build_model, train
+    from sparsenet.models.accounting import measure
+    from sparsenet.training.loop import build_model, train
 
     done, failed = run_dir / "metrics.json", run_dir / "diverged.json"
     if done.exists():
@@ -291,9 +291,9 @@ def skeleton_name(point: Point) -> str:
 
 
 def _run_skeleton(point, seed, dataset, experiment, out, run_dir, progress, log, extra):
-    from sparsenet.checkpoint import model_from_checkpoint
+    from sparsenet.training.checkpoint import model_from_checkpoint
     from sparsenet.skeleton import discover_and_swap
-    from sparsenet.spec import load_spec, spec_to_dict
+    from sparsenet.builder.spec import load_spec, spec_to_dict
 
     o = point.options
     skeleton = _skeleton(point, dataset)
@@ -335,7 +335,7 @@ def _run_skeleton(point, seed, dataset, experiment, out, run_dir, progress, log,
 
 def _run_grown(point, seed, dataset, experiment, out, run_dir, progress, log, extra):
     from sparsenet.growth import grow
-    from sparsenet.spec import load_spec, spec_to_dict
+    from sparsenet.builder.spec import load_spec, spec_to_dict
 
     grow_dir = run_dir / "grow"
     grown_now = 0
@@ -409,7 +409,7 @@ def _latency_key(row: dict[str, Any]) -> str:
 
 def _latency_phase(rows: list[dict[str, Any]], experiment: Experiment, dataset, out: Path,
                    log: Callable[[str], None]) -> dict[str, Any]:
-    from sparsenet.checkpoint import model_from_checkpoint
+    from sparsenet.training.checkpoint import model_from_checkpoint
 
     settings = {**experiment.latency, "batch_sizes": [1, 64], "input_shape": list(dataset.input_shape),
                 "torch": torch.__version__, "machine": platform.machine(), "processor": platform.processor()}

@@ -108,7 +108,7 @@ def default_layer(model: torch.nn.Module, input_shape) -> str:
 def record_checkpoint(checkpoint: str | Path, layer: str | None, data: str | None, data_root: str | None,
                       max_samples: int, seed: int) -> Activations:
     """Activations of ``layer`` of a trained checkpoint on (the training split of) a dataset."""
-    from sparsenet.checkpoint import model_from_checkpoint
+    from sparsenet.training.checkpoint import model_from_checkpoint
     from sparsenet.data import load_dataset, normalize
     from sparsenet.models import validate_input
     from sparsenet.recording import get_layer, record
@@ -134,7 +134,7 @@ def _default_dir(seed: int) -> Path:
 
 def cached_default_checkpoint(seed: int = 0) -> Path | None:
     """The cached trained default model, if it is there and whole (else None)."""
-    from sparsenet.checkpoint import load_checkpoint
+    from sparsenet.training.checkpoint import load_checkpoint
 
     path = _default_dir(seed) / "checkpoint.pt"
     if not path.exists():
@@ -148,7 +148,7 @@ def cached_default_checkpoint(seed: int = 0) -> Path | None:
 def default_checkpoint(seed: int = 0, progress: bool = True) -> Path:
     """Train (once) the embedded default model on the embedded default dataset, cached."""
     from sparsenet.data import load_dataset
-    from sparsenet.training import TrainConfig, train_named
+    from sparsenet.training.loop import TrainConfig, train_named
 
     config = TrainConfig(epochs=DEFAULT_EPOCHS, seed=seed)
     path = cached_default_checkpoint(seed)

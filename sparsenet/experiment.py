@@ -13,7 +13,7 @@ A configuration names the dataset, the training recipe, the seeds and the candid
     image_size = 16                   # optional: resize every image to image_size x image_size
     split_seed = 0                    # the one train/test split every run uses (default 0)
 
-    [train]                           # sparsenet.training.TrainConfig without the seed
+    [train]                           # sparsenet.training.loop.TrainConfig without the seed
     epochs = 1
     batch_size = 64
 
@@ -181,7 +181,7 @@ def _dataset(path: str, value: Any) -> str:
 
 
 def _budget_like(path: str, value: Any) -> str:
-    from sparsenet.rules import parse_budget_like
+    from sparsenet.builder.rules import parse_budget_like
 
     _str(path, value)
     try:
@@ -335,7 +335,7 @@ class Experiment:
     source: str = "<config>"
 
     def train_config(self, seed: int):
-        from sparsenet.training import TrainConfig
+        from sparsenet.training.loop import TrainConfig
 
         return TrainConfig(seed=seed, **self.train).validate()
 

@@ -68,7 +68,7 @@ class GrowthConfig:
 
 
 def _initial_spec(dataset, config: GrowthConfig):
-    from sparsenet.spec import HeadSpec, NetworkSpec, StemSpec
+    from sparsenet.builder.spec import HeadSpec, NetworkSpec, StemSpec
 
     stem = StemSpec(in_channels=dataset.in_channels, widths=(config.stem_width,), kernel_sizes=(3,),
                     strides=(1,), pool=True)
@@ -79,7 +79,7 @@ def _budget(config: GrowthConfig) -> int | None:
     if config.budget_macs is not None:
         return int(config.budget_macs)
     if config.budget_like is not None:
-        from sparsenet.rules import parse_budget_like, reference_module
+        from sparsenet.builder.rules import parse_budget_like, reference_module
 
         model, mult, stage = parse_budget_like(config.budget_like)
         return reference_module(model, stage, mult).macs
@@ -88,8 +88,8 @@ def _budget(config: GrowthConfig) -> int | None:
 
 def _next_module(discovery, network, dataset, config: GrowthConfig, target: int | None):
     """The module the rules make from ``discovery``, scaled to the budget at its input size."""
-    from sparsenet.rules import fit_budget, module_from_discovery
-    from sparsenet.spec import NetworkSpec, module_input_sizes
+    from sparsenet.builder.rules import fit_budget, module_from_discovery
+    from sparsenet.builder.spec import NetworkSpec, module_input_sizes
 
     def make(f):
         return module_from_discovery(discovery, connectivity=config.connectivity, width_scale=f)
@@ -106,7 +106,7 @@ def _next_module(discovery, network, dataset, config: GrowthConfig, target: int 
 
 
 def _append(network, module, config: GrowthConfig):
-    from sparsenet.spec import NetworkSpec
+    from sparsenet.builder.spec import NetworkSpec
 
     n = len(network.modules) + 1
     return NetworkSpec(stem=network.stem, modules=network.modules + (module,),
@@ -145,13 +145,13 @@ def _check_settings(out: Path, settings: dict[str, Any]) -> None:
 def grow(dataset, config: GrowthConfig, train_config, analysis, out_dir: str | Path, *,
          progress: bool = True) -> dict[str, Any]:
     """Grow ``config.modules`` modules on ``dataset``; see the module docstring for the layout."""
-    from sparsenet.builder import build_network
-    from sparsenet.checkpoint import load_checkpoint
+    from sparsenet.builder.modules import build_network
+    from sparsenet.training.checkpoint import load_checkpoint
     from sparsenet.discover import Activations, analyse, write_run
     from sparsenet.data import normalize
     from sparsenet.recording import record
-    from sparsenet.spec import load_spec, save_spec, spec_to_dict
-    from sparsenet.training import train
+    from sparsenet.builder.spec import load_spec, save_spec, spec_to_dict
+    from sparsenet.training.loop import train
 
     config.validate()
     train_config.validate()
@@ -232,9 +232,9 @@ def _discovery_summary(step_dir: Path) -> dict[str, Any]:
 
 
 def _finish(out: Path, network, steps, config: GrowthConfig, dataset, target) -> dict[str, Any]:
-    from sparsenet.drawing import draw_comparison
-    from sparsenet.rules import parse_budget_like, reference_module
-    from sparsenet.spec import network_macs, network_params, save_spec
+    from sparsenet.builder.drawing import draw_comparison
+    from sparsenet.builder.rules import parse_budget_like, reference_module
+    from sparsenet.builder.spec import network_macs, network_params, save_spec
 
     last = out / f"step{config.modules}"
     save_spec(network, out / "network.json")

@@ -1,7 +1,7 @@
 """GoogLeNet's skeleton as a spec, and swapping a discovered module into it.
 
 ``googlenet_spec(width_mult, num_modules)`` writes ``googlenet_small`` (see
-:mod:`sparsenet.models.googlenet`) as a :class:`~sparsenet.spec.NetworkSpec`::
+:mod:`sparsenet.models.googlenet`) as a :class:`~sparsenet.builder.spec.NetworkSpec`::
 
     stem:  3x3/1 conv c1, 1x1 conv c2, 3x3/1 conv c3, 3x3/2 max pool    (STEM widths x width_mult)
     modules: inception3a, 3b, [pool] 4a .. 4e, [pool] 5a, 5b (the first num_modules; Table 1
@@ -19,7 +19,7 @@ aligned one pixel apart, so the two networks are the same architecture, not the 
 The swap (``discover_and_swap``): train the skeleton, record the *input* of stage S (a forward
 pre-hook on the module, i.e. the output of whatever precedes it, pools included), cluster it
 (:func:`sparsenet.discover.analyse`), build a module from the clusters with
-:func:`sparsenet.rules.fit_budget` at the multiply-adds of the hand-designed module it replaces,
+:func:`sparsenet.builder.rules.fit_budget` at the multiply-adds of the hand-designed module it replaces,
 and put it in stage S's place.  The module after S then reads the new module's channels (its
 ``in_channels`` changes, and with it its cost: the network's total multiply-adds are measured,
 not assumed).
@@ -39,7 +39,7 @@ from sparsenet.io import atomic_write_json
 from sparsenet.models.googlenet import STEM, check_num_modules, pool_out, scale_width
 from sparsenet.models.registry import check_positive_float
 from sparsenet.models.inception import GOOGLENET_INCEPTION, INCEPTION_ORDER
-from sparsenet.spec import HeadSpec, ModuleSpec, NetworkSpec, StemSpec, conv_out
+from sparsenet.builder.spec import HeadSpec, ModuleSpec, NetworkSpec, StemSpec, conv_out
 
 __all__ = ["googlenet_spec", "pool_mismatch", "stage_index", "swap_module", "record_module_input",
            "discover_and_swap"]
@@ -73,7 +73,7 @@ def googlenet_spec(width_mult: float = 1.0, num_modules: int = 9, *, num_classes
     With ``input_size`` a skeleton whose pools would not match googlenet_small's at that size is
     refused (so its cost equals the model's exactly).
     """
-    from sparsenet.rules import module_from_inception
+    from sparsenet.builder.rules import module_from_inception
 
     _check(width_mult, num_modules)
     if input_size is not None:
@@ -146,8 +146,8 @@ def discover_and_swap(model: torch.nn.Module, skeleton: NetworkSpec, stage: str,
     """
     from sparsenet.data import normalize
     from sparsenet.discover import Activations, analyse, write_run
-    from sparsenet.rules import fit_budget, module_from_discovery
-    from sparsenet.spec import module_input_sizes, module_macs, save_spec
+    from sparsenet.builder.rules import fit_budget, module_from_discovery
+    from sparsenet.builder.spec import module_input_sizes, module_macs, save_spec
 
     t0 = time.perf_counter()
     out = Path(out_dir)

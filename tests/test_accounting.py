@@ -37,7 +37,7 @@ import pytest
 import torch
 from torch import nn
 
-from sparsenet.accounting import Cost, count_macs, count_params, measure
+from sparsenet.models.accounting import Cost, count_macs, count_params, measure
 from sparsenet.errors import SparsenetError
 from sparsenet.models import get_model
 

@@ -17,7 +17,7 @@ from sparsenet.analysis.significance import modularity, permutation_test, sample
 from sparsenet.analysis.spatial import cluster_spatial_profiles
 from sparsenet.errors import SparsenetError
 from sparsenet.stats import ChannelStats
-from sparsenet.synthetic import arora_network, planted_groups
+from sparsenet.data.synthetic import arora_network, planted_groups
 
 
 def fast(**params):

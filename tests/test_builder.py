@@ -3,12 +3,12 @@
 import pytest
 import torch
 
-from sparsenet.accounting import count_macs, count_params
-from sparsenet.builder import MaskedConv2d, build_module, build_network, module_summary, plan_buckets
+from sparsenet.models.accounting import count_macs, count_params
+from sparsenet.builder.modules import MaskedConv2d, build_module, build_network, module_summary, plan_buckets
 from sparsenet.errors import SparsenetError
 from sparsenet.models.inception import GOOGLENET_INCEPTION, Inception
-from sparsenet.rules import module_from_inception
-from sparsenet.spec import (BranchSpec, HeadSpec, ModuleSpec, NetworkSpec, PoolSpec, StemSpec, module_macs,
+from sparsenet.builder.rules import module_from_inception
+from sparsenet.builder.spec import (BranchSpec, HeadSpec, ModuleSpec, NetworkSpec, PoolSpec, StemSpec, module_macs,
                             module_params, network_macs, network_params)
 
 
@@ -159,7 +159,7 @@ def test_summary_text():
 
 
 def test_draw_network_beside_reference(tmp_path):
-    from sparsenet.drawing import draw_comparison
+    from sparsenet.builder.drawing import draw_comparison
 
     reference = module_from_inception(*GOOGLENET_INCEPTION["3a"])
     path = draw_comparison(small_network(), reference, tmp_path / "net.png", titles=("grown", "GoogLeNet 3a"))
@@ -208,7 +208,7 @@ def test_init_is_googlenets_then_masked_weights_zeroed():
     the masked (padding) weights."""
     import copy
 
-    from sparsenet.builder import _init_weights
+    from sparsenet.builder.modules import _init_weights
     from sparsenet.models.googlenet import init_weights
 
     torch.manual_seed(0)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from sparsenet.cli import main
-from sparsenet.synthetic import planted_groups
+from sparsenet.data.synthetic import planted_groups
 
 FAST = ["--permutations", "3", "--resamples", "2"]
 

@@ -10,7 +10,7 @@ import sparsenet
 from sparsenet.analysis import CorrelationAnalyzer
 from sparsenet.errors import SparsenetError
 from sparsenet.stats import ChannelStats
-from sparsenet.synthetic import planted_groups
+from sparsenet.data.synthetic import planted_groups
 
 
 def fast(**params):

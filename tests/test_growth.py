@@ -10,8 +10,8 @@ from sparsenet.data import load_dataset
 from sparsenet.discover import AnalysisSettings
 from sparsenet.errors import SparsenetError
 from sparsenet.growth import GrowthConfig, grow
-from sparsenet.spec import load_spec
-from sparsenet.training import TrainConfig
+from sparsenet.builder.spec import load_spec
+from sparsenet.training.loop import TrainConfig
 
 ANALYSIS = AnalysisSettings(max_samples=150, permutations=2, resamples=2)
 TRAIN = TrainConfig(epochs=1, batch_size=64, seed=0)
@@ -45,7 +45,7 @@ def test_grow_end_to_end(grown, digits):
 
 
 def test_budget_met_per_module(grown, digits):
-    from sparsenet.spec import module_input_sizes, module_macs
+    from sparsenet.builder.spec import module_input_sizes, module_macs
 
     out, _ = grown
     network = load_spec(out / "network.json", kind="network")

@@ -22,7 +22,7 @@ from sparsenet.plots import (
     plot_spectrum,
 )
 from sparsenet.report import summary_table, write_report
-from sparsenet.synthetic import planted_groups
+from sparsenet.data.synthetic import planted_groups
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PROVENANCE = {"model": "plaincnn", "layer": "features.6", "data": "mnist5k", "samples": 48,

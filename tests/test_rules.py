@@ -8,9 +8,9 @@ from sparsenet.cli import main
 from sparsenet.discovery import from_labels
 from sparsenet.errors import SparsenetError
 from sparsenet.models.inception import GOOGLENET_INCEPTION
-from sparsenet.rules import (POOL_SHARE, REDUCE_RATIO_3X3, REDUCE_RATIO_5X5, fit_budget, module_from_discovery,
+from sparsenet.builder.rules import (POOL_SHARE, REDUCE_RATIO_3X3, REDUCE_RATIO_5X5, fit_budget, module_from_discovery,
                              module_from_inception, parse_budget_like, reference_module, scale_module)
-from sparsenet.spec import load_spec, module_macs
+from sparsenet.builder.spec import load_spec, module_macs
 
 # Planted structure: 4 clusters of known sizes and extents, interleaved, 4 inactive channels.
 SIZES, KERNELS = [16, 8, 24, 8], [1, 3, 3, 5]

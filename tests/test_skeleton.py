@@ -3,13 +3,13 @@
 import pytest
 import torch
 
-from sparsenet.accounting import measure
-from sparsenet.builder import build_network
+from sparsenet.models.accounting import measure
+from sparsenet.builder.modules import build_network
 from sparsenet.data import load_dataset
 from sparsenet.discover import AnalysisSettings
 from sparsenet.errors import SparsenetError
 from sparsenet.models import get_model
-from sparsenet.rules import module_from_inception
+from sparsenet.builder.rules import module_from_inception
 from sparsenet.skeleton import (
     discover_and_swap,
     googlenet_spec,
@@ -18,7 +18,7 @@ from sparsenet.skeleton import (
     stage_index,
     swap_module,
 )
-from sparsenet.spec import load_spec, module_input_sizes, module_macs
+from sparsenet.builder.spec import load_spec, module_input_sizes, module_macs
 
 
 @pytest.mark.parametrize("width_mult, num_modules, side", [

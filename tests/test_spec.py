@@ -5,7 +5,7 @@ import json
 import pytest
 
 from sparsenet.errors import SparsenetError
-from sparsenet.spec import (
+from sparsenet.builder.spec import (
     BranchSpec,
     HeadSpec,
     ModuleSpec,

@@ -342,7 +342,7 @@ def _two_path_profiles(X, labels, K, R=2, batches=3, **kw):
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_cluster_map_profiles_equal_channel_pair_profiles_on_planted_data(seed):
-    from sparsenet.synthetic import planted_groups
+    from sparsenet.data.synthetic import planted_groups
 
     p = planted_groups(n_samples=48, group_sizes=(6, 5, 7, 4), kernel_sizes=(1, 3, 5, 3), size=9,
                        n_dead=2, shuffle=True, random_state=seed)

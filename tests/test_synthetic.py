@@ -5,7 +5,7 @@ import pytest
 
 from sparsenet.errors import SparsenetError
 from sparsenet.stats import ChannelStats
-from sparsenet.synthetic import AroraSample, PlantedActivations, arora_network, planted_groups
+from sparsenet.data.synthetic import AroraSample, PlantedActivations, arora_network, planted_groups
 
 
 @pytest.fixture(scope="module")

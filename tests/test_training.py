@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
-from sparsenet.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from sparsenet.training.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from sparsenet.data import load_dataset
 from sparsenet.errors import CheckpointError, SparsenetError, TrainingDiverged
-from sparsenet.training import TrainConfig, build_model, train, train_named, warmup_factor
+from sparsenet.training.loop import TrainConfig, build_model, train, train_named, warmup_factor
 
 TINY = dict(width=4)
 

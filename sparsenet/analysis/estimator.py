@@ -88,7 +88,7 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         A cluster extends to radius r* = the last radius of the run r = 0, 1, ... where its
         spatial profile (autocorrelation of its summed standardised map, see
         :mod:`sparsenet.analysis.spatial`) stays above this level; its kernel is ``2r* + 1``.
-        Chosen on ``sparsenet.synthetic.planted_groups`` (seeds 0-5, noise 0.5 and 1.0, 64 and
+        Chosen on ``sparsenet.data.synthetic.planted_groups`` (seeds 0-5, noise 0.5 and 1.0, 64 and
         256 maps, true labels): the profile at the last radius inside a group's footprint was
         >= 0.156 (5x5 groups at r = 2, typically 0.19-0.21; 3x3 groups at r = 1: >= 0.33) and
         one radius beyond it <= 0.026; 0.1 sits near the middle of that gap.
@@ -168,7 +168,7 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
 
     Examples
     --------
-    >>> from sparsenet.synthetic import planted_groups
+    >>> from sparsenet.data.synthetic import planted_groups
     >>> planted = planted_groups(n_samples=64, random_state=0)
     >>> model = CorrelationAnalyzer(random_state=0).fit(planted.X)
     >>> model.n_clusters_, model.kernel_sizes_.tolist()

@@ -1,6 +1,6 @@
 """Clustering scale: how long the analyser takes for 64 ... 2,048 channels.
 
-Data: ``sparsenet.synthetic.planted_groups`` with C channels in 8 planted groups (kernel sizes
+Data: ``sparsenet.data.synthetic.planted_groups`` with C channels in 8 planted groups (kernel sizes
 1, 3, 5 in turn), ``images`` maps of ``size x size``.  Three ways, each timed separately:
 
 ``from_stats``
@@ -32,7 +32,7 @@ INTERACTIVE_S = 10.0
 
 
 def _planted(C: int, images: int, size: int, seed: int = 0):
-    from sparsenet.synthetic import planted_groups
+    from sparsenet.data.synthetic import planted_groups
 
     n_groups = 8 if C >= 16 else 2
     sizes = [C // n_groups + (1 if g < C % n_groups else 0) for g in range(n_groups)]

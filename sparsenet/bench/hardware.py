@@ -53,8 +53,8 @@ IDEAL_TARGET = 1.5
 def cluster_spec(channels: int, clusters: int, kernel_size: int = 3, seed: int = 0):
     """G equal clusters of channels scattered over the layer (as a discovery finds them), one
     k x k branch each, widths by the builder's rules, no pool branch."""
-    from sparsenet.rules import reduce_ratio, round_half_up
-    from sparsenet.spec import BranchSpec, ModuleSpec
+    from sparsenet.builder.rules import reduce_ratio, round_half_up
+    from sparsenet.builder.spec import BranchSpec, ModuleSpec
 
     s = channels // clusters
     r = max(1, round_half_up(s * reduce_ratio(kernel_size)))
@@ -85,7 +85,7 @@ def _weights(spec, module):
 
 def realisations(spec, batch: int, size: int, seed: int = 0):
     """name -> zero-argument callable computing the module on one fixed input batch."""
-    from sparsenet.builder import build_module
+    from sparsenet.builder.modules import build_module
 
     torch.manual_seed(seed)
     module = build_module(spec).eval()
@@ -208,8 +208,8 @@ def layout_sweep(configs, channels: int, size: int, repeats: int) -> list[dict]:
 
 def run(*, channels: int, clusters: int, size: int, batch: int, repeats: int,
         sweep: tuple = ()) -> dict:
-    from sparsenet.accounting import count_macs
-    from sparsenet.spec import module_macs
+    from sparsenet.models.accounting import count_macs
+    from sparsenet.builder.spec import module_macs
 
     spec = cluster_spec(channels, clusters)
     fns, module = realisations(spec, batch, size)

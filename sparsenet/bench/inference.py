@@ -38,8 +38,8 @@ def planted_network(n_modules: int = 3, width_mult: float = 0.25, seed: int = 0)
     import random
 
     from sparsenet.discovery import from_labels
-    from sparsenet.rules import fit_budget, module_from_discovery, reference_module
-    from sparsenet.spec import HeadSpec, NetworkSpec, StemSpec, module_input_sizes
+    from sparsenet.builder.rules import fit_budget, module_from_discovery, reference_module
+    from sparsenet.builder.spec import HeadSpec, NetworkSpec, StemSpec, module_input_sizes
 
     stem = StemSpec(in_channels=1, widths=(32,), kernel_sizes=(3,), strides=(1,), pool=True)
     target = reference_module("googlenet_small", "3a", width_mult).macs
@@ -63,7 +63,7 @@ def planted_network(n_modules: int = 3, width_mult: float = 0.25, seed: int = 0)
 
 def matched_googlenet(macs: int, n_modules: int, input_shape, num_classes: int):
     """googlenet_small with ``n_modules`` modules and the width_mult matching ``macs``."""
-    from sparsenet.accounting import count_macs
+    from sparsenet.models.accounting import count_macs
     from sparsenet.models import get_model
 
     def build(m):
@@ -89,9 +89,9 @@ def matched_googlenet(macs: int, n_modules: int, input_shape, num_classes: int):
 
 def run(*, grown: str | Path | None, batches: tuple[int, ...], repeats: int,
         input_shape=(1, 28, 28), planted_modules: int = 3) -> dict:
-    from sparsenet.accounting import count_macs
-    from sparsenet.builder import build_network
-    from sparsenet.spec import load_spec, network_macs
+    from sparsenet.models.accounting import count_macs
+    from sparsenet.builder.modules import build_network
+    from sparsenet.builder.spec import load_spec, network_macs
 
     if grown is not None and Path(grown).is_file():
         spec, source = load_spec(grown, kind="network"), str(grown)

@@ -66,7 +66,7 @@ def _model(case: CostCase):
 
     kwargs = dict(case.kwargs)
     if case.model == "plaincnn" and case.data == "mnist5k" and not kwargs:
-        from sparsenet.checkpoint import model_from_checkpoint
+        from sparsenet.training.checkpoint import model_from_checkpoint
         from sparsenet.discover import cached_default_checkpoint
 
         path = cached_default_checkpoint()

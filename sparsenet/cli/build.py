@@ -56,12 +56,12 @@ def run(args) -> int:
     from dataclasses import replace
     from pathlib import Path
 
-    from sparsenet.builder import DEFAULT_PAD_TOLERANCE, build_module, module_summary, network_summary
+    from sparsenet.builder.modules import DEFAULT_PAD_TOLERANCE, build_module, module_summary, network_summary
     from sparsenet.discovery import load_discovery
     from sparsenet.errors import SparsenetError
     from sparsenet.io import atomic_savefig
-    from sparsenet.rules import discovery_input_size, module_from_discovery, parse_budget_like, reference_module
-    from sparsenet.spec import ModuleSpec, check_fits, load_spec, save_spec
+    from sparsenet.builder.rules import discovery_input_size, module_from_discovery, parse_budget_like, reference_module
+    from sparsenet.builder.spec import ModuleSpec, check_fits, load_spec, save_spec
 
     tol = DEFAULT_PAD_TOLERANCE if args.pad_tolerance is None else args.pad_tolerance
     size = _input_size(args.input_size) if args.input_size else None
@@ -158,7 +158,7 @@ def _spec_size(spec):
 
 def _fit(make, args, reference, size):
     from sparsenet.errors import SparsenetError
-    from sparsenet.rules import fit_budget
+    from sparsenet.builder.rules import fit_budget
 
     if size is None:
         raise SparsenetError("a budget needs the module's input size: the discovery has no provenance.layer_shape; "
@@ -172,8 +172,8 @@ def _beside(discovery: "Path"):
 
 
 def _picture(spec, reference, size):
-    from sparsenet.drawing import comparison_figure
-    from sparsenet.spec import ModuleSpec, module_macs, module_params, network_macs, network_params
+    from sparsenet.builder.drawing import comparison_figure
+    from sparsenet.builder.spec import ModuleSpec, module_macs, module_params, network_macs, network_params
 
     if isinstance(spec, ModuleSpec):
         cost = f"{module_params(spec):,} params"

@@ -75,7 +75,7 @@ def run(args) -> int:
 
 
 def _list_layers(args) -> int:
-    from sparsenet.checkpoint import model_from_checkpoint
+    from sparsenet.training.checkpoint import model_from_checkpoint
     from sparsenet.models import get_model, model_info
     from sparsenet.recording import hookable_layers
 

@@ -42,7 +42,7 @@ def run(args) -> int:
     from sparsenet.discover import AnalysisSettings
     from sparsenet.errors import SparsenetError
     from sparsenet.growth import GrowthConfig, grow
-    from sparsenet.training import TrainConfig
+    from sparsenet.training.loop import TrainConfig
 
     try:
         pool_after = tuple(int(v) for v in args.pool_after.split(",") if v.strip())

@@ -9,7 +9,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from sparsenet.accounting import measure
+    from sparsenet.models.accounting import measure
     from sparsenet.models import get_model, list_models, model_info
 
     rows = []

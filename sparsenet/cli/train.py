@@ -28,7 +28,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from sparsenet.data import load_dataset
     from sparsenet.models import model_info
-    from sparsenet.training import TrainConfig, train_named
+    from sparsenet.training.loop import TrainConfig, train_named
 
     model_info(args.model)  # an unknown model is refused before any data is loaded
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sparsenet.data.transforms import resize
 from sparsenet.errors import DataNotFoundError, SparsenetError
 
 __all__ = [
@@ -390,7 +391,6 @@ def load_imagefolder(
     all_paths = [p for g in groups for p, _ in g]
     arrays = _images_to_arrays(all_paths, image_size)
     if len({a.shape for a in arrays}) > 1:  # mixed sizes: resize each one now
-        from sparsenet.data.registry import resize  # local import: registry imports us
 
         import torch
 

@@ -18,10 +18,10 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from sparsenet.data import formats
 from sparsenet.data.formats import RawSplit
+from sparsenet.data.transforms import resize
 from sparsenet.errors import DataNotFoundError, SparsenetError
 
 __all__ = [
@@ -30,7 +30,7 @@ __all__ = [
     "load_dataset",
     "list_datasets",
     "dataset_names",
-    "resize",
+    "resize",  # re-exported from transforms
     "FASHION_MNIST_ROOT",
     "FASHION_MNIST_CLASSES",
     "USER_FORMATS",
@@ -122,14 +122,6 @@ class DatasetInfo:
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def resize(x: torch.Tensor, image_size: int | None) -> torch.Tensor:
-    """Bilinear resize of an N x C x H x W float tensor to image_size x image_size (None: unchanged)."""
-    if image_size is None or tuple(x.shape[2:]) == (image_size, image_size):
-        return x
-    out = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True)
-    return out.clamp_(0.0, 1.0)
 
 
 def _to_unit(x: np.ndarray, what: str) -> torch.Tensor:

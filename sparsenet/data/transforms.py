@@ -14,7 +14,15 @@ import torch.nn.functional as F
 
 from sparsenet.errors import SparsenetError
 
-__all__ = ["normalize", "Augment"]
+__all__ = ["normalize", "resize", "Augment"]
+
+
+def resize(x: torch.Tensor, image_size: int | None) -> torch.Tensor:
+    """Bilinear resize of an N x C x H x W float tensor to image_size x image_size (None: unchanged)."""
+    if image_size is None or tuple(x.shape[2:]) == (image_size, image_size):
+        return x
+    out = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True)
+    return out.clamp_(0.0, 1.0)
 
 
 def normalize(

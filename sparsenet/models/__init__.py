@@ -1,6 +1,8 @@
 """Models and their registry.
 
-Importing this package registers ``googlenet``, ``googlenet_small``, ``plaincnn`` and ``specnet``.
+Importing this package registers ``googlenet``, ``googlenet_small`` and ``plaincnn``.  ``specnet`` (a
+network built from a spec) belongs to the builder, which registers it when :mod:`sparsenet.builder`
+is imported; the models never import the builder.
 """
 
 from sparsenet.models.registry import (
@@ -15,7 +17,6 @@ from sparsenet.models.registry import (
 from sparsenet.models.inception import GOOGLENET_INCEPTION, INCEPTION_ORDER, Inception, branch_membership
 from sparsenet.models.googlenet import GoogLeNet, GoogLeNetOutputs, GoogLeNetSmall
 from sparsenet.models.plaincnn import PlainCNN
-from sparsenet.models import specnet as _specnet  # noqa: F401  (registers 'specnet')
 
 __all__ = [
     "ModelInfo",

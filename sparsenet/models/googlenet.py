@@ -92,7 +92,7 @@ def init_weights(model: nn.Module) -> None:
 
     He-normal weights for the (ReLU) convolutions, so that a net without batch norm trains from
     scratch; batch norm scale 1 and shift 0; linear weights N(0, 0.01); zero biases.  GoogLeNet,
-    GoogLeNetSmall and the builder's networks (``sparsenet.builder``) start this way.
+    GoogLeNetSmall and the builder's networks (``sparsenet.builder.modules``) start this way.
     """
     for m in model.modules():
         if isinstance(m, nn.Conv2d):

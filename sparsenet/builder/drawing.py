@@ -21,7 +21,7 @@ from matplotlib.patches import FancyBboxPatch, Patch  # noqa: E402
 
 from sparsenet.errors import SparsenetError  # noqa: E402
 from sparsenet.io import atomic_savefig  # noqa: E402
-from sparsenet.spec import ModuleSpec, NetworkSpec  # noqa: E402
+from sparsenet.builder.spec import ModuleSpec, NetworkSpec  # noqa: E402
 
 __all__ = ["KERNEL_COLOURS", "POOL_COLOUR", "comparison_figure", "draw_comparison"]
 

@@ -2,7 +2,7 @@
 
 A spec says what a module is made of (branches with kernel sizes and widths, 1x1 reductions,
 a pool branch, which input channels each branch reads), never how it is computed; the builder
-(`sparsenet.builder`) chooses the realisation.  Specs are frozen dataclasses that validate
+(`sparsenet.builder.modules`) chooses the realisation.  Specs are frozen dataclasses that validate
 themselves on construction, and are saved as versioned JSON::
 
     {"format": "sparsenet.spec", "version": 1, "kind": "module", "in_channels": 64, ...}

@@ -39,7 +39,7 @@ from typing import Callable, Sequence
 from sparsenet.discovery import Discovery
 from sparsenet.errors import SparsenetError
 from sparsenet.models.inception import GOOGLENET_INCEPTION, INCEPTION_ORDER
-from sparsenet.spec import BranchSpec, ModuleSpec, PoolSpec, module_macs
+from sparsenet.builder.spec import BranchSpec, ModuleSpec, PoolSpec, module_macs
 
 __all__ = [
     "REDUCE_RATIO_3X3", "REDUCE_RATIO_5X5", "POOL_SHARE", "RULES_VERSION", "CONNECTIVITIES",
@@ -273,7 +273,7 @@ def reference_module(model: str, stage: str, width_mult: float = 1.0) -> Referen
     """
     import torch
 
-    from sparsenet.accounting import count_macs, count_params
+    from sparsenet.models.accounting import count_macs, count_params
     from sparsenet.models import get_model, model_info
     from sparsenet.models.inception import Inception
 

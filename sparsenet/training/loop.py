@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from sparsenet import __version__
-from sparsenet.checkpoint import load_checkpoint, save_checkpoint
+from sparsenet.training.checkpoint import load_checkpoint, save_checkpoint
 from sparsenet.errors import CheckpointError, SparsenetError, TrainingDiverged
 from sparsenet.io import atomic_write_json
 
@@ -118,7 +118,7 @@ def train(
     """
     from tqdm.auto import tqdm
 
-    from sparsenet.accounting import measure
+    from sparsenet.models.accounting import measure
     from sparsenet.data import Augment, iterate_batches
     from sparsenet.models import validate_input
 

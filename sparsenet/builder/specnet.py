@@ -17,8 +17,8 @@ from sparsenet.models.registry import register_model
 
 def default_spec() -> dict[str, Any]:
     """A small example: a 32-channel stem and GoogLeNet's 3a module at a quarter of its width."""
-    from sparsenet.rules import module_from_inception, scale_module
-    from sparsenet.spec import HeadSpec, NetworkSpec, StemSpec, spec_to_dict
+    from sparsenet.builder.rules import module_from_inception, scale_module
+    from sparsenet.builder.spec import HeadSpec, NetworkSpec, StemSpec, spec_to_dict
 
     module = scale_module(module_from_inception(32, 64, 96, 128, 16, 32, 32), 0.25)
     return spec_to_dict(NetworkSpec(stem=StemSpec(in_channels=1, widths=(32,), kernel_sizes=(3,), strides=(1,), pool=True),
@@ -28,8 +28,8 @@ def default_spec() -> dict[str, Any]:
 @register_model("specnet", default_input=(1, 28, 28),
                 description="Network built from a sparsenet NetworkSpec (spec=<dict>; grown by `sparsenet grow`)")
 def specnet(*, spec: dict | None = None, num_classes: int | None = None, in_channels: int | None = None) -> nn.Module:
-    from sparsenet.builder import build_network
-    from sparsenet.spec import NetworkSpec, spec_from_dict
+    from sparsenet.builder.modules import build_network
+    from sparsenet.builder.spec import NetworkSpec, spec_from_dict
 
     parsed = spec_from_dict(spec if spec is not None else default_spec(), source="specnet spec")
     if not isinstance(parsed, NetworkSpec):

@@ -14,7 +14,7 @@ import torch
 from sparsenet.errors import CheckpointError
 from sparsenet.io import atomic_torch_save
 
-FORMAT = "sparsenet.checkpoint"
+FORMAT = "sparsenet.checkpoint"  # the on-disk format name (the module moved; the files did not change)
 VERSION = 1
 REQUIRED = ("model", "model_kwargs", "state_dict")
 

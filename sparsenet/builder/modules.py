@@ -51,7 +51,7 @@ from torch import nn
 
 from sparsenet.errors import SparsenetError
 from sparsenet.models.googlenet import init_weights
-from sparsenet.spec import (
+from sparsenet.builder.spec import (
     BranchSpec,
     ModuleSpec,
     NetworkSpec,
@@ -346,8 +346,8 @@ def _fmt(n: int) -> str:
 def module_summary(spec: ModuleSpec, input_size=None, *, pad_tolerance: float = DEFAULT_PAD_TOLERANCE,
                    title: str = "module") -> str:
     """A text summary: branches, parameters and multiply-adds (as specified and as built)."""
-    from sparsenet.accounting import count_macs, count_params
-    from sparsenet.spec import module_macs, module_params
+    from sparsenet.models.accounting import count_macs, count_params
+    from sparsenet.builder.spec import module_macs, module_params
 
     model = build_module(spec, pad_tolerance=pad_tolerance)
     lines = [f"{title}: {spec.in_channels} -> {spec.out_channels} channels, connectivity {spec.connectivity}, "
@@ -378,8 +378,8 @@ def module_summary(spec: ModuleSpec, input_size=None, *, pad_tolerance: float = 
 
 
 def network_summary(spec: NetworkSpec, input_size=None, *, pad_tolerance: float = DEFAULT_PAD_TOLERANCE) -> str:
-    from sparsenet.accounting import count_macs, count_params
-    from sparsenet.spec import module_input_sizes, network_macs, network_params
+    from sparsenet.models.accounting import count_macs, count_params
+    from sparsenet.builder.spec import module_input_sizes, network_macs, network_params
 
     model = build_network(spec, pad_tolerance=pad_tolerance)
     s = spec.stem

@@ -1,0 +1,1 @@
+"""Training: the loop (``loop``: TrainConfig, train, train_named) and checkpoints (``checkpoint``)."""
