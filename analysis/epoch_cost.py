@@ -31,10 +31,10 @@ def main(argv=None) -> int:
     import torch.nn.functional as F
 
     from sparsenet.builder.modules import build_network
-    from sparsenet.compare import _growth_config, _registered, _skeleton, load_data, skeleton_name
+    from sparsenet.compare.run import _growth_config, _registered, _skeleton, load_data, skeleton_name
     from sparsenet.data import iterate_batches
-    from sparsenet.experiment import load_experiment
-    from sparsenet.growth import _budget
+    from sparsenet.compare.experiment import load_experiment
+    from sparsenet.grow import _budget
     from sparsenet.builder.spec import HeadSpec, NetworkSpec, StemSpec
     from sparsenet.training.loop import build_model
 

@@ -63,7 +63,7 @@ def _pp(x) -> str:
 
 
 def _acc(mean, half) -> str:
-    from sparsenet.compare import _acc_ci
+    from sparsenet.compare.run import _acc_ci
 
     return f"{_acc_ci(mean, half)} %"
 
@@ -90,8 +90,8 @@ def describe(m: dict, candidates: dict[str, dict]) -> str:
 
 
 def section(directory: Path, out: Path) -> tuple[list[str], tuple[str, str, list[dict]]]:
-    from sparsenet.compare import _histories, candidate_table, control_table, matched_table, read_results
-    from sparsenet.compare_plots import plot_all
+    from sparsenet.compare.run import _histories, candidate_table, control_table, matched_table, read_results
+    from sparsenet.compare.plots import plot_all
 
     rows, summary = read_results(directory)
     if not summary.get("written_at"):
@@ -233,7 +233,7 @@ def structure_section(directory: Path, out: Path) -> list[str]:
 def main(argv=None) -> int:
     from datetime import date
 
-    from sparsenet.compare import METHOD_NOTES
+    from sparsenet.compare.run import METHOD_NOTES
     from sparsenet.io import atomic_write_text
 
     args = parse_args(argv)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from sparsenet import __version__
-from sparsenet.discovery import Discovery, from_labels
+from sparsenet.discovery.value import Discovery, from_labels
 from sparsenet.errors import SparsenetError
 
 DEFAULT_MODEL = "plaincnn"
@@ -39,8 +39,8 @@ class AnalysisSettings:
 
     def validate(self) -> "AnalysisSettings":
         """Refuse bad settings before any training or recording starts."""
-        from sparsenet.analysis.affinity import AFFINITIES
-        from sparsenet.analysis.clustering import METHODS
+        from sparsenet.analyser.affinity import AFFINITIES
+        from sparsenet.analyser.clustering import METHODS
 
         if self.affinity not in AFFINITIES:
             raise SparsenetError(f"unknown affinity {self.affinity!r}; accepted: {', '.join(AFFINITIES)}")
@@ -167,7 +167,7 @@ def default_checkpoint(seed: int = 0, progress: bool = True) -> Path:
 
 def analyse(acts: Activations, settings: AnalysisSettings):
     """Fit the analyser; returns (analyzer, discovery)."""
-    from sparsenet.analysis import CorrelationAnalyzer
+    from sparsenet.analyser import CorrelationAnalyzer
 
     values = acts.values[: settings.max_samples]
     analyzer = CorrelationAnalyzer(
@@ -190,8 +190,8 @@ def analyse(acts: Activations, settings: AnalysisSettings):
 
 def write_run(analyzer, discovery: Discovery, out_dir: str | Path, command: str | None = None) -> Path:
     """Write discovery.json, the plots and report.md into out_dir, all or nothing."""
-    from sparsenet.plots import plot_discovery
-    from sparsenet.report import write_report
+    from sparsenet.discovery.plots import plot_discovery
+    from sparsenet.discovery.report import write_report
 
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)

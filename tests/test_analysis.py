@@ -5,16 +5,16 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from sparsenet.analysis import CorrelationAnalyzer, kernel_size_from_profile
-from sparsenet.analysis.affinity import AFFINITIES, compute_affinity
-from sparsenet.analysis.clustering import (
+from sparsenet.analyser import CorrelationAnalyzer, kernel_size_from_profile
+from sparsenet.analyser.affinity import AFFINITIES, compute_affinity
+from sparsenet.analyser.clustering import (
     canonical_labels,
     cluster_affinity,
     eigengap_n_clusters,
     laplacian_spectrum,
 )
-from sparsenet.analysis.significance import modularity, permutation_test, sample_rows, stability
-from sparsenet.analysis.spatial import cluster_spatial_profiles
+from sparsenet.analyser.significance import modularity, permutation_test, sample_rows, stability
+from sparsenet.analyser.spatial import cluster_spatial_profiles
 from sparsenet.errors import SparsenetError
 from sparsenet.stats import ChannelStats
 from sparsenet.data.synthetic import arora_network, planted_groups

@@ -11,10 +11,10 @@ import pytest
 from scipy import stats
 
 from sparsenet.cli import main
-from sparsenet.compare import matched_comparisons, run_comparison, summarise
+from sparsenet.compare.run import matched_comparisons, run_comparison, summarise
 from sparsenet.errors import SparsenetError
-from sparsenet.experiment import load_experiment, parse_experiment
-from sparsenet.stats_tests import interpolate_log, mean_ci, verdict, welch
+from sparsenet.compare.experiment import load_experiment, parse_experiment
+from sparsenet.compare.statistics import interpolate_log, mean_ci, verdict, welch
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "experiments" / "smoke.toml"
@@ -206,7 +206,7 @@ def test_parse_rejects_unknown_model_before_training(tmp_path):
 def test_measure_latency_times_every_model_at_both_batch_sizes():
     import torch
 
-    from sparsenet.compare import measure_latency
+    from sparsenet.compare.run import measure_latency
 
     calls = []
 
@@ -229,7 +229,7 @@ def test_measure_latency_times_every_model_at_both_batch_sizes():
 
 
 def test_paired_controls():
-    from sparsenet.compare import paired_controls
+    from sparsenet.compare.run import paired_controls
 
     rows = []
     for seed, (a, b) in enumerate([(0.90, 0.88), (0.91, 0.90), (0.93, 0.89)]):

@@ -7,7 +7,7 @@ from sklearn.base import clone
 from sklearn.utils.estimator_checks import check_estimator
 
 import sparsenet
-from sparsenet.analysis import CorrelationAnalyzer
+from sparsenet.analyser import CorrelationAnalyzer
 from sparsenet.errors import SparsenetError
 from sparsenet.stats import ChannelStats
 from sparsenet.data.synthetic import planted_groups

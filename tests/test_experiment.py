@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sparsenet.experiment import ConfigError, diff_configs, load_experiment, parse_experiment
+from sparsenet.compare.experiment import ConfigError, diff_configs, load_experiment, parse_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "experiments" / "smoke.toml"

@@ -9,7 +9,7 @@ from sparsenet.cli import main
 from sparsenet.data import load_dataset
 from sparsenet.discover import AnalysisSettings
 from sparsenet.errors import SparsenetError
-from sparsenet.growth import GrowthConfig, grow
+from sparsenet.grow import GrowthConfig, grow
 from sparsenet.builder.spec import load_spec
 from sparsenet.training.loop import TrainConfig
 
@@ -86,7 +86,7 @@ def test_unmeetable_budget_cli(capsys, tmp_path):
 
 
 def test_significance_rule_respects_the_permutation_floor():
-    from sparsenet.growth import _significant
+    from sparsenet.grow import _significant
 
     assert _significant({"z": 82.0, "p": 1 / 11, "n_permutations": 10})  # p at its floor, z large
     assert not _significant({"z": -31.6, "p": 1.0, "n_permutations": 10})

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from sparsenet import CorrelationAnalyzer
-from sparsenet.discovery import from_labels
+from sparsenet.discovery.value import from_labels
 from sparsenet.errors import SparsenetError
-from sparsenet.plots import (
+from sparsenet.discovery.plots import (
     cluster_order,
     plot_correlation,
     plot_dendrogram,
@@ -21,7 +21,7 @@ from sparsenet.plots import (
     plot_spatial_profiles,
     plot_spectrum,
 )
-from sparsenet.report import summary_table, write_report
+from sparsenet.discovery.report import summary_table, write_report
 from sparsenet.data.synthetic import planted_groups
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

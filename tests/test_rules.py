@@ -5,7 +5,7 @@ import json
 import pytest
 
 from sparsenet.cli import main
-from sparsenet.discovery import from_labels
+from sparsenet.discovery.value import from_labels
 from sparsenet.errors import SparsenetError
 from sparsenet.models.inception import GOOGLENET_INCEPTION
 from sparsenet.builder.rules import (POOL_SHARE, REDUCE_RATIO_3X3, REDUCE_RATIO_5X5, fit_budget, module_from_discovery,

@@ -10,7 +10,7 @@ from sparsenet.discover import AnalysisSettings
 from sparsenet.errors import SparsenetError
 from sparsenet.models import get_model
 from sparsenet.builder.rules import module_from_inception
-from sparsenet.skeleton import (
+from sparsenet.compare.skeleton import (
     discover_and_swap,
     googlenet_spec,
     pool_mismatch,

@@ -328,7 +328,7 @@ def test_half_precision_input_is_read_in_float32():
 # ----------------------------------------------------------------- ClusterMapStats (second pass)
 
 def _two_path_profiles(X, labels, K, R=2, batches=3, **kw):
-    from sparsenet.analysis.spatial import cluster_spatial_profiles
+    from sparsenet.analyser.spatial import cluster_spatial_profiles
     from sparsenet.stats import ClusterMapStats
 
     one = _fit(X, batches=batches, max_radius=R, **kw)
@@ -364,7 +364,7 @@ def test_cluster_map_profiles_with_large_means_varying_sizes_and_float32_first_p
     small = rng.normal(size=(5, 6, 4, 4)) + 50.0
     first = ChannelStats(max_radius=0).partial_fit(X).partial_fit(small)
     one = ChannelStats(max_radius=2).partial_fit(X).partial_fit(small)
-    from sparsenet.analysis.spatial import cluster_spatial_profiles
+    from sparsenet.analyser.spatial import cluster_spatial_profiles
 
     m = ClusterMapStats(labels, first.mean_, first.std_, max_radius=2)
     m.partial_fit(torch.from_numpy(X)).partial_fit(small)

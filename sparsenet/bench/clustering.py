@@ -52,9 +52,9 @@ def _clock(fn, repeats: int) -> tuple[list[float], object]:
 
 def _stages(stats, est) -> dict:
     """Seconds of each stage of a fit from statistics (one run each, the fitted K)."""
-    from sparsenet.analysis.affinity import compute_affinity
-    from sparsenet.analysis.clustering import laplacian_spectrum, spectral_labels
-    from sparsenet.analysis.spatial import cluster_spatial_profiles
+    from sparsenet.analyser.affinity import compute_affinity
+    from sparsenet.analyser.clustering import laplacian_spectrum, spectral_labels
+    from sparsenet.analyser.spatial import cluster_spatial_profiles
 
     out = {}
     t0 = time.perf_counter()
@@ -78,7 +78,7 @@ def run(*, channels: tuple[int, ...], significance_channels: tuple[int, ...], im
         size: int, n_permutations: int, n_resamples: int, repeats: int) -> dict:
     from sklearn.metrics import adjusted_rand_score
 
-    from sparsenet.analysis import CorrelationAnalyzer
+    from sparsenet.analyser import CorrelationAnalyzer
     from sparsenet.stats import ChannelStats
 
     rows = []

@@ -37,7 +37,7 @@ def planted_network(n_modules: int = 3, width_mult: float = 0.25, seed: int = 0)
     the second module."""
     import random
 
-    from sparsenet.discovery import from_labels
+    from sparsenet.discovery.value import from_labels
     from sparsenet.builder.rules import fit_budget, module_from_discovery, reference_module
     from sparsenet.builder.spec import HeadSpec, NetworkSpec, StemSpec, module_input_sizes
 

@@ -80,7 +80,7 @@ def _model(case: CostCase):
 
 def _labels(stats, seed: int = 0) -> np.ndarray:
     """Cluster labels from offset-0 statistics, as the analyser would find them (untimed)."""
-    from sparsenet.analysis import CorrelationAnalyzer
+    from sparsenet.analyser import CorrelationAnalyzer
 
     est = CorrelationAnalyzer(n_permutations=0, n_resamples=0, random_state=seed).fit(stats)
     return est.labels_
@@ -144,7 +144,7 @@ def measure_case(case: CostCase, repeats: int) -> dict:
 
         # the two paths agree (checked once, untimed)
         one = one_pass()
-        from sparsenet.analysis.spatial import cluster_spatial_profiles
+        from sparsenet.analyser.spatial import cluster_spatial_profiles
 
         ref = cluster_spatial_profiles(one.spatial_correlation(), labels, info["clusters"])
         info["max_profile_difference"] = float(np.abs(second_pass(stats0) - ref).max())

@@ -36,7 +36,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
-from sparsenet.discovery import Discovery
+from sparsenet.discovery.value import Discovery
 from sparsenet.errors import SparsenetError
 from sparsenet.models.inception import GOOGLENET_INCEPTION, INCEPTION_ORDER
 from sparsenet.builder.spec import BranchSpec, ModuleSpec, PoolSpec, module_macs
@@ -95,7 +95,7 @@ def module_from_discovery(discovery: Discovery, *, connectivity: str = DEFAULT_C
                           pool: bool = True) -> ModuleSpec:
     """The module spec the rules make from a discovery (see the module docstring)."""
     if not isinstance(discovery, Discovery):
-        raise SparsenetError(f"expected a Discovery (sparsenet.discovery.load_discovery); got {type(discovery).__name__}")
+        raise SparsenetError(f"expected a Discovery (sparsenet.discovery.value.load_discovery); got {type(discovery).__name__}")
     _check_connectivity(connectivity)
     f = _check_scale(width_scale)
     if connectivity == "full":

@@ -57,7 +57,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from sparsenet.builder.modules import DEFAULT_PAD_TOLERANCE, build_module, module_summary, network_summary
-    from sparsenet.discovery import load_discovery
+    from sparsenet.discovery.value import load_discovery
     from sparsenet.errors import SparsenetError
     from sparsenet.io import atomic_savefig
     from sparsenet.builder.rules import discovery_input_size, module_from_discovery, parse_budget_like, reference_module

@@ -22,8 +22,8 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from sparsenet.compare import _acc_ci, load_data, preflight, run_comparison
-    from sparsenet.experiment import load_experiment
+    from sparsenet.compare.run import _acc_ci, load_data, preflight, run_comparison
+    from sparsenet.compare.experiment import load_experiment
 
     experiment = load_experiment(args.config)
     out = Path(args.out) if args.out else Path("runs") / f"compare-{Path(args.config).stem}"

@@ -67,7 +67,7 @@ def run(args) -> int:
           + (f" of layer {acts.provenance['layer']}" if "layer" in acts.provenance else ""))
     analyzer, discovery = d.analyse(acts, settings)
     out = d.write_run(analyzer, discovery, args.out, command="sparsenet " + shlex.join(sys.argv[1:]))
-    from sparsenet.report import summary_table
+    from sparsenet.discovery.report import summary_table
 
     print(summary_table(discovery))
     print(f"wrote {out}/discovery.json, report.md and plots")

@@ -41,7 +41,7 @@ def run(args) -> int:
     from sparsenet.data import load_dataset
     from sparsenet.discover import AnalysisSettings
     from sparsenet.errors import SparsenetError
-    from sparsenet.growth import GrowthConfig, grow
+    from sparsenet.grow import GrowthConfig, grow
     from sparsenet.training.loop import TrainConfig
 
     try:

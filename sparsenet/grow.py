@@ -220,7 +220,7 @@ def _significant(sig: dict) -> bool:
 
 def _discovery_summary(step_dir: Path) -> dict[str, Any]:
     """What the step's discovery found (nothing for step 0, which has no discovery)."""
-    from sparsenet.discovery import load_discovery
+    from sparsenet.discovery.value import load_discovery
 
     path = step_dir / "discovery" / "discovery.json"
     if not path.exists():

@@ -10,16 +10,16 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from sparsenet.analysis.affinity import (PEARSON_AFFINITIES, check_affinity_kind, check_graph_threshold,
+from sparsenet.analyser.affinity import (PEARSON_AFFINITIES, check_affinity_kind, check_graph_threshold,
                                         compute_affinity)
-from sparsenet.analysis.clustering import (
+from sparsenet.analyser.clustering import (
     check_method,
     check_n_clusters,
     cluster_affinity,
     expand_labels,
 )
-from sparsenet.analysis.significance import modularity, permutation_test, stability
-from sparsenet.analysis.spatial import (
+from sparsenet.analyser.significance import modularity, permutation_test, stability
+from sparsenet.analyser.spatial import (
     check_extent_threshold,
     cluster_spatial_profiles,
     kernel_sizes_from_profiles,
@@ -87,7 +87,7 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     extent_threshold : float in (0, 1), default 0.1
         A cluster extends to radius r* = the last radius of the run r = 0, 1, ... where its
         spatial profile (autocorrelation of its summed standardised map, see
-        :mod:`sparsenet.analysis.spatial`) stays above this level; its kernel is ``2r* + 1``.
+        :mod:`sparsenet.analyser.spatial`) stays above this level; its kernel is ``2r* + 1``.
         Chosen on ``sparsenet.data.synthetic.planted_groups`` (seeds 0-5, noise 0.5 and 1.0, 64 and
         256 maps, true labels): the profile at the last radius inside a group's footprint was
         >= 0.156 (5x5 groups at r = 2, typically 0.19-0.21; 3x3 groups at r = 1: >= 0.33) and
@@ -104,7 +104,7 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         Seeds spectral clustering, the null's permutations and the half-splits.
     spatial_method : {"cluster_maps", "channel_pairs"}, default "cluster_maps"
         How the spatial profiles are measured when fitting activations (both give the same
-        profiles, to rounding; see :mod:`sparsenet.analysis.spatial`).
+        profiles, to rounding; see :mod:`sparsenet.analyser.spatial`).
 
         - "cluster_maps": two passes.  The first accumulates offset-0 statistics only
           (``ChannelStats(max_radius=0)``: covariance and co-firing, enough to cluster); after
@@ -141,7 +141,7 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     significance_ : dict or None
         ``{"statistic": "modularity", "value", "null_mean", "null_std", "z", "p",
         "n_permutations"}`` from the channel-shuffled null (see
-        :mod:`sparsenet.analysis.significance`): each channel is permuted across images and
+        :mod:`sparsenet.analyser.significance`): each channel is permuted across images and
         the same pipeline (thresholds, affinity, method, with K fixed at ``n_clusters_``) is
         re-run.  ``p = (1 + #{null >= value}) / (1 + n_permutations)``; z is 0 or +-inf when
         the null has no spread.  Data with more than 50,000 rows (image positions) are

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sparsenet.discovery import Discovery
+from sparsenet.discovery.value import Discovery
 from sparsenet.io import atomic_write_text
 
 PREVIEW_CHANNELS = 8  # channel indices listed per cluster before "+N more"
@@ -128,7 +128,7 @@ def summary_table(discovery: Discovery) -> str:
 def write_report(discovery: Discovery, plots: dict[str, Path], out_dir, *, command: str | None = None) -> Path:
     """Write ``out_dir/report.md`` (atomically) and return its path.
 
-    ``plots`` maps figure names (as returned by :func:`sparsenet.plots.plot_discovery`) to
+    ``plots`` maps figure names (as returned by :func:`sparsenet.discovery.plots.plot_discovery`) to
     paths, absolute or relative to ``out_dir``; they are linked relative to the report.
     """
     out = Path(out_dir)

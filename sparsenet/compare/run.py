@@ -1,13 +1,13 @@
 """The comparator: discovered topologies against hand-designed GoogLeNet, same data, recipe and seeds.
 
-``run_comparison(experiment, out_dir)`` trains every candidate of an :class:`~sparsenet.experiment.Experiment`
+``run_comparison(experiment, out_dir)`` trains every candidate of an :class:`~sparsenet.compare.experiment.Experiment`
 once per seed, then times CPU inference of all trained models together, and writes::
 
     DIR/config.json        the validated configuration (a rerun with another one is refused)
     DIR/config.toml        the configuration file as given
     DIR/runs/<candidate>/seed<k>/   checkpoint.pt, metrics.json (written last: the run is done)
         skeleton candidates also: discovery/, module.json, swap.json, network.json (the swapped
-        network); grown candidates also: grow/ (sparsenet.growth's directory)
+        network); grown candidates also: grow/ (sparsenet.grow's directory)
     DIR/runs/skeleton@<width>x<modules>/seed<k>/   the trained skeleton(s) the swaps start from
         (shared by the skeleton candidates with the same skeleton; reported as its control)
     DIR/latency.json       the latency phase (settings and per-run medians)
@@ -51,7 +51,7 @@ import torch
 
 from sparsenet import __version__
 from sparsenet.errors import SparsenetError, TrainingDiverged
-from sparsenet.experiment import Experiment, Point, diff_configs, parse_experiment
+from sparsenet.compare.experiment import Experiment, Point, diff_configs, parse_experiment
 from sparsenet.io import atomic_write_json, atomic_write_text, jsonable
 
 __all__ = ["run_comparison", "load_data", "preflight", "measure_latency", "summarise", "matched_comparisons",
@@ -86,7 +86,7 @@ def _registered(point: Point) -> tuple[str, dict[str, Any]]:
 
 
 def _skeleton(point: Point, dataset):
-    from sparsenet.skeleton import googlenet_spec
+    from sparsenet.compare.skeleton import googlenet_spec
 
     o = point.options
     return googlenet_spec(o["width_mult"], o["num_modules"], num_classes=dataset.num_classes,
@@ -95,7 +95,7 @@ def _skeleton(point: Point, dataset):
 
 
 def _growth_config(point: Point):
-    from sparsenet.growth import GrowthConfig
+    from sparsenet.grow import GrowthConfig
 
     o = point.options
     return GrowthConfig(modules=o["modules"], mode=o["mode"], connectivity=o["connectivity"],
@@ -126,7 +126,7 @@ def preflight(experiment: Experiment, dataset) -> None:
             elif p.kind == "skeleton":
                 validate_input(build_network(_skeleton(p, dataset)), dataset.input_shape)
             elif p.kind == "grown":
-                from sparsenet.growth import _budget
+                from sparsenet.grow import _budget
 
                 _budget(_growth_config(p))
         except SparsenetError as exc:
@@ -292,7 +292,7 @@ def skeleton_name(point: Point) -> str:
 
 def _run_skeleton(point, seed, dataset, experiment, out, run_dir, progress, log, extra):
     from sparsenet.training.checkpoint import model_from_checkpoint
-    from sparsenet.skeleton import discover_and_swap
+    from sparsenet.compare.skeleton import discover_and_swap
     from sparsenet.builder.spec import load_spec, spec_to_dict
 
     o = point.options
@@ -334,7 +334,7 @@ def _run_skeleton(point, seed, dataset, experiment, out, run_dir, progress, log,
 
 
 def _run_grown(point, seed, dataset, experiment, out, run_dir, progress, log, extra):
-    from sparsenet.growth import grow
+    from sparsenet.grow import grow
     from sparsenet.builder.spec import load_spec, spec_to_dict
 
     grow_dir = run_dir / "grow"
@@ -445,7 +445,7 @@ def _by_candidate(rows):
 
 def summarise(rows: list[dict[str, Any]], confidence: float = 0.95) -> list[dict[str, Any]]:
     """Per candidate: n seeds, accuracy mean and CI, mean params/MACs/latency/train time."""
-    from sparsenet.stats_tests import mean_ci
+    from sparsenet.compare.statistics import mean_ci
 
     out = []
     for name, all_rs in _by_candidate(rows).items():
@@ -495,7 +495,7 @@ def matched_comparisons(rows: list[dict[str, Any]], alpha: float = 0.05) -> list
     lie outside the measured widths' range is flagged ``extrapolated`` (the end segment of the
     curve is extended there: treat that comparison with suspicion).
     """
-    from sparsenet.stats_tests import interpolate_log, mean_ci, verdict, welch
+    from sparsenet.compare.statistics import interpolate_log, mean_ci, verdict, welch
 
     import numpy as np
 
@@ -549,7 +549,7 @@ def matched_comparisons(rows: list[dict[str, Any]], alpha: float = 0.05) -> list
 
 def paired_controls(rows: list[dict[str, Any]], alpha: float = 0.05) -> list[dict[str, Any]]:
     """Each swapped skeleton against its own unswapped skeleton (same seeds), by Welch's test."""
-    from sparsenet.stats_tests import verdict, welch
+    from sparsenet.compare.statistics import verdict, welch
 
     by = _by_candidate(rows)
     out = []
@@ -587,7 +587,7 @@ def _csv(rows: list[dict[str, Any]]) -> str:
 
 def write_outputs(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any], *, plots: bool = True) -> dict[str, Any]:
     """results.json, results.csv, summary.json, report.md and (with ``plots``) the figures."""
-    from sparsenet.compare_plots import plot_all
+    from sparsenet.compare.plots import plot_all
 
     summary = {**meta, "written_at": _now(), "candidates": summarise(rows), "matched": matched_comparisons(rows),
                "controls": paired_controls(rows)}

@@ -42,7 +42,7 @@ A configuration names the dataset, the training recipe, the seeds and the candid
     [candidates.analysis]
     max_samples = 300
 
-    [[candidates]]                    # a network grown module by module (sparsenet.growth)
+    [[candidates]]                    # a network grown module by module (sparsenet.grow)
     name = "grown"
     kind = "grown"
     modules = 1
@@ -155,13 +155,13 @@ def _clusters(path: str, value: Any) -> int | str:
 
 
 def _affinity(path: str, value: Any) -> str:
-    from sparsenet.analysis.affinity import AFFINITIES  # the analyser's own list
+    from sparsenet.analyser.affinity import AFFINITIES  # the analyser's own list
 
     return _choice(*AFFINITIES)(path, value)
 
 
 def _method(path: str, value: Any) -> str:
-    from sparsenet.analysis.clustering import METHODS
+    from sparsenet.analyser.clustering import METHODS
 
     return _choice(*METHODS)(path, value)
 

@@ -5,7 +5,7 @@ channels, and rows and columns of inactive channels (dead or constant) set to 0.
 computed from the running statistics of :class:`sparsenet.stats.ChannelStats` (any object with
 ``correlation_``, ``cofiring_``, ``n_samples_`` and ``inactive_`` will do).
 
-Kinds (the ``affinity`` option of :class:`~sparsenet.analysis.CorrelationAnalyzer`):
+Kinds (the ``affinity`` option of :class:`~sparsenet.analyser.CorrelationAnalyzer`):
 
 ``"pearson_abs"``
     ``|r_ij|``: channels that move together or in opposition.

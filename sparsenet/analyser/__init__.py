@@ -6,7 +6,7 @@ Modules, one concept each: ``affinity`` (how strongly channels fire together), `
 scikit-learn style estimator that ties them together).
 """
 
-from sparsenet.analysis.estimator import CorrelationAnalyzer
-from sparsenet.analysis.spatial import kernel_size_from_profile
+from sparsenet.analyser.estimator import CorrelationAnalyzer
+from sparsenet.analyser.spatial import kernel_size_from_profile
 
 __all__ = ["CorrelationAnalyzer", "kernel_size_from_profile"]

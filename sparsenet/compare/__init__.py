@@ -1,0 +1,1 @@
+"""The comparator: discovered networks against hand-designed GoogLeNet at equal compute."""
