@@ -66,7 +66,8 @@ def main(argv=None) -> int:
     from sklearn.metrics import adjusted_rand_score
 
     from sparsenet.data import load_dataset, normalize
-    from sparsenet.discover import Activations, AnalysisSettings, analyse
+    from sparsenet.analyser.settings import AnalysisSettings
+    from sparsenet.discover import Activations, analyse
     from sparsenet.io import atomic_write_json, atomic_write_text
     from sparsenet.models import branch_membership
     from sparsenet.recording import record

@@ -19,40 +19,13 @@ import numpy as np
 import torch
 
 from sparsenet import __version__
+from sparsenet.analyser.settings import AnalysisSettings
 from sparsenet.discovery.value import Discovery, from_labels
 from sparsenet.errors import SparsenetError
 
 DEFAULT_MODEL = "plaincnn"
 DEFAULT_DATA = "mnist5k"
 DEFAULT_EPOCHS = 3
-
-
-@dataclass(frozen=True)
-class AnalysisSettings:
-    clusters: int | str = "auto"      # K, or "auto" (eigengap of the normalised Laplacian)
-    affinity: str = "pearson_pos"     # see CorrelationAnalyzer (positive part: units that fire together)
-    method: str = "spectral"          # spectral | hierarchical | communities
-    max_samples: int = 2000           # images recorded (every spatial position is a sample)
-    seed: int = 0                     # clustering, null permutations and resampling
-    permutations: int = 20            # shuffled-null repeats for the significance test
-    resamples: int = 5                # half-splits for the stability score
-
-    def validate(self) -> "AnalysisSettings":
-        """Refuse bad settings before any training or recording starts."""
-        from sparsenet.analyser.affinity import AFFINITIES
-        from sparsenet.analyser.clustering import METHODS
-
-        if self.affinity not in AFFINITIES:
-            raise SparsenetError(f"unknown affinity {self.affinity!r}; accepted: {', '.join(AFFINITIES)}")
-        if self.method not in METHODS:
-            raise SparsenetError(f"unknown method {self.method!r}; accepted: {', '.join(METHODS)}")
-        if self.clusters != "auto" and not (isinstance(self.clusters, int) and self.clusters >= 1):
-            raise SparsenetError(f"clusters must be a positive integer or 'auto', got {self.clusters!r}")
-        if self.max_samples < 2:
-            raise SparsenetError(f"max_samples must be at least 2, got {self.max_samples}")
-        if self.permutations < 0 or self.resamples < 0:
-            raise SparsenetError("permutations and resamples must be >= 0 (0 skips the test)")
-        return self
 
 
 @dataclass

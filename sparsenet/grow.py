@@ -26,13 +26,13 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from sparsenet import __version__
 from sparsenet.errors import SparsenetError
 from sparsenet.io import atomic_write_json
+from sparsenet.training.config import TrainConfig
 
 MODES = ("greedy", "end2end")
+STEP_TRAINING = TrainConfig(epochs=2)  # `sparsenet grow`'s recipe per step: a step trains one new module
 
 
 @dataclass(frozen=True)
@@ -152,6 +152,7 @@ def grow(dataset, config: GrowthConfig, train_config, analysis, out_dir: str | P
     from sparsenet.recording import record
     from sparsenet.builder.spec import load_spec, save_spec, spec_to_dict
     from sparsenet.training.loop import train
+    import torch  # here, not at the top: the CLI reads this module's defaults without loading torch
 
     config.validate()
     train_config.validate()

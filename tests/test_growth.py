@@ -7,11 +7,11 @@ import pytest
 
 from sparsenet.cli import main
 from sparsenet.data import load_dataset
-from sparsenet.discover import AnalysisSettings
+from sparsenet.analyser.settings import AnalysisSettings
 from sparsenet.errors import SparsenetError
 from sparsenet.grow import GrowthConfig, grow
 from sparsenet.builder.spec import load_spec
-from sparsenet.training.loop import TrainConfig
+from sparsenet.training.config import TrainConfig
 
 ANALYSIS = AnalysisSettings(max_samples=150, permutations=2, resamples=2)
 TRAIN = TrainConfig(epochs=1, batch_size=64, seed=0)

@@ -6,7 +6,7 @@ import torch
 from sparsenet.models.accounting import measure
 from sparsenet.builder.modules import build_network
 from sparsenet.data import load_dataset
-from sparsenet.discover import AnalysisSettings
+from sparsenet.analyser.settings import AnalysisSettings
 from sparsenet.errors import SparsenetError
 from sparsenet.models import get_model
 from sparsenet.builder.rules import module_from_inception

@@ -18,6 +18,7 @@ from sparsenet.analyser.clustering import (
     cluster_affinity,
     expand_labels,
 )
+from sparsenet.analyser.settings import DISCOVER
 from sparsenet.analyser.significance import modularity, permutation_test, stability
 from sparsenet.analyser.spatial import (
     check_extent_threshold,
@@ -179,17 +180,17 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
 
     def __init__(
         self,
-        n_clusters="auto",
+        n_clusters=DISCOVER.clusters,
         *,
-        affinity="pearson_pos",
-        method="spectral",
+        affinity=DISCOVER.affinity,
+        method=DISCOVER.method,
         max_clusters=10,
         threshold=0.0,
         max_radius=2,
         extent_threshold=0.1,
         graph_threshold=2.0,
-        n_permutations=20,
-        n_resamples=5,
+        n_permutations=DISCOVER.permutations,
+        n_resamples=DISCOVER.resamples,
         random_state=None,
         spatial_method="cluster_maps",
     ):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 import sys
 
+from sparsenet.analyser.settings import AFFINITIES, DISCOVER, METHODS, AnalysisSettings
 from sparsenet.cli.common import positive_int
 
 
@@ -35,14 +36,18 @@ def add_parser(sub) -> None:
     src.add_argument("--model", default=None, help="with --list-layers and no checkpoint: a registered model (default plaincnn)")
     src.add_argument("--input-size", default=None, help="with --list-layers: input shape C,H,W (default: the model's)")
     ana = p.add_argument_group("analysis")
-    ana.add_argument("--clusters", type=_clusters, default="auto", help="number of clusters K, or 'auto' (default)")
-    ana.add_argument("--affinity", default="pearson_pos",
-                     help="pearson_abs | pearson_pos | cofire_lift | cofire_jaccard | arora (default pearson_pos)")
-    ana.add_argument("--method", default="spectral", help="spectral | hierarchical | communities (default spectral)")
-    ana.add_argument("--max-samples", type=positive_int, default=2000, help="images to record (default 2000)")
-    ana.add_argument("--permutations", type=int, default=20, help="shuffled-null repeats for significance (0 = skip)")
-    ana.add_argument("--resamples", type=int, default=5, help="half-splits for the stability score (0 = skip)")
-    ana.add_argument("--seed", type=int, default=0)
+    ana.add_argument("--clusters", type=_clusters, default=DISCOVER.clusters,
+                     help=f"number of clusters K, or 'auto' (default {DISCOVER.clusters})")
+    ana.add_argument("--affinity", default=DISCOVER.affinity,
+                     help=f"{' | '.join(AFFINITIES)} (default {DISCOVER.affinity})")
+    ana.add_argument("--method", default=DISCOVER.method, help=f"{' | '.join(METHODS)} (default {DISCOVER.method})")
+    ana.add_argument("--max-samples", type=positive_int, default=DISCOVER.max_samples,
+                     help=f"images to record (default {DISCOVER.max_samples})")
+    ana.add_argument("--permutations", type=int, default=DISCOVER.permutations,
+                     help=f"shuffled-null repeats for significance (0 = skip; default {DISCOVER.permutations})")
+    ana.add_argument("--resamples", type=int, default=DISCOVER.resamples,
+                     help=f"half-splits for the stability score (0 = skip; default {DISCOVER.resamples})")
+    ana.add_argument("--seed", type=int, default=DISCOVER.seed)
     p.add_argument("--out", default="runs/discover", help="run directory (default runs/discover)")
     p.set_defaults(func=run)
 
@@ -55,9 +60,9 @@ def run(args) -> int:
         return _list_layers(args)
     if args.activations and (args.checkpoint or args.layer or args.data):
         raise SparsenetError("--activations analyses a saved array; it cannot be combined with --checkpoint/--layer/--data")
-    settings = d.AnalysisSettings(clusters=args.clusters, affinity=args.affinity, method=args.method,
-                                  max_samples=args.max_samples, seed=args.seed,
-                                  permutations=args.permutations, resamples=args.resamples).validate()
+    settings = AnalysisSettings(clusters=args.clusters, affinity=args.affinity, method=args.method,
+                                max_samples=args.max_samples, seed=args.seed,
+                                permutations=args.permutations, resamples=args.resamples).validate()
     if args.activations:
         acts = d.load_activations(args.activations)
     else:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from sparsenet.analyser.settings import AFFINITIES, GROW, METHODS, AnalysisSettings
 from sparsenet.cli.common import positive_int
+from sparsenet.grow import MODES, STEP_TRAINING, GrowthConfig
+from sparsenet.training.config import TrainConfig
+
+SHAPE = GrowthConfig()  # the library's defaults
 
 
 def add_parser(sub) -> None:
@@ -11,27 +16,32 @@ def add_parser(sub) -> None:
                                    "build the next module from them, append it and train again; repeat.")
     p.add_argument("--data", default="mnist5k", help="dataset name or FORMAT:PATH (default mnist5k)")
     p.add_argument("--data-root", default=None, help="directory of the dataset files, where it applies")
-    p.add_argument("--modules", type=positive_int, default=2, help="modules to grow (default 2)")
-    p.add_argument("--mode", choices=["greedy", "end2end"], default="greedy",
+    p.add_argument("--modules", type=positive_int, default=SHAPE.modules, help=f"modules to grow (default {SHAPE.modules})")
+    p.add_argument("--mode", choices=MODES, default=SHAPE.mode,
                    help="greedy: train only the new module and the head each step; end2end: the whole network")
-    p.add_argument("--connectivity", choices=["cluster", "full"], default="cluster",
+    p.add_argument("--connectivity", choices=["cluster", "full"], default=SHAPE.connectivity,
                    help="cluster: each branch reads its own cluster (Arora); full: every branch reads all (GoogLeNet)")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--budget-macs", type=float, default=None, help="multiply-adds per module")
     budget.add_argument("--budget-like", default=None, help="per-module budget of a hand-designed module, e.g. googlenet_small:3a")
-    p.add_argument("--width-scale", type=float, default=1.0, help="without a budget: branch width = cluster size x this")
-    p.add_argument("--stem-width", type=positive_int, default=32)
+    p.add_argument("--width-scale", type=float, default=SHAPE.width_scale,
+                   help="without a budget: branch width = cluster size x this")
+    p.add_argument("--stem-width", type=positive_int, default=SHAPE.stem_width)
     p.add_argument("--pool-after", default="", help="comma-separated module indices followed by a stride-2 max pool")
-    p.add_argument("--epochs", type=positive_int, default=2, help="training epochs per step (default 2)")
-    p.add_argument("--batch-size", type=positive_int, default=64)
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--clusters", default="auto", help="K per discovery, or 'auto'")
-    p.add_argument("--affinity", default="pearson_pos")
-    p.add_argument("--method", default="spectral")
-    p.add_argument("--max-samples", type=positive_int, default=1000, help="images recorded per discovery")
-    p.add_argument("--permutations", type=int, default=20, help="shuffled-null repeats per discovery (0 = skip)")
-    p.add_argument("--resamples", type=int, default=3, help="half-splits for the stability score (0 = skip)")
+    p.add_argument("--epochs", type=positive_int, default=STEP_TRAINING.epochs,
+                   help=f"training epochs per step (default {STEP_TRAINING.epochs})")
+    p.add_argument("--batch-size", type=positive_int, default=STEP_TRAINING.batch_size)
+    p.add_argument("--lr", type=float, default=STEP_TRAINING.lr)
+    p.add_argument("--seed", type=int, default=STEP_TRAINING.seed)
+    p.add_argument("--clusters", default=GROW.clusters, help=f"K per discovery, or 'auto' (default {GROW.clusters})")
+    p.add_argument("--affinity", default=GROW.affinity, help=f"{' | '.join(AFFINITIES)} (default {GROW.affinity})")
+    p.add_argument("--method", default=GROW.method, help=f"{' | '.join(METHODS)} (default {GROW.method})")
+    p.add_argument("--max-samples", type=positive_int, default=GROW.max_samples,
+                   help=f"images recorded per discovery (default {GROW.max_samples})")
+    p.add_argument("--permutations", type=int, default=GROW.permutations,
+                   help=f"shuffled-null repeats per discovery (0 = skip; default {GROW.permutations})")
+    p.add_argument("--resamples", type=int, default=GROW.resamples,
+                   help=f"half-splits for the stability score (0 = skip; default {GROW.resamples})")
     p.add_argument("--out", default="runs/grow", help="output directory (default runs/grow); rerun to resume")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run)
@@ -39,10 +49,8 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from sparsenet.data import load_dataset
-    from sparsenet.discover import AnalysisSettings
     from sparsenet.errors import SparsenetError
-    from sparsenet.grow import GrowthConfig, grow
-    from sparsenet.training.loop import TrainConfig
+    from sparsenet.grow import grow
 
     try:
         pool_after = tuple(int(v) for v in args.pool_after.split(",") if v.strip())

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from sparsenet.cli.common import parse_key_values, positive_int
+from sparsenet.training.config import TrainConfig
+
+RECIPE = TrainConfig()  # the library's defaults
 
 
 def add_parser(sub) -> None:
@@ -12,12 +15,14 @@ def add_parser(sub) -> None:
     p.add_argument("--data-root", default=None, help="directory of the dataset files, where it applies")
     p.add_argument("--image-size", type=positive_int, default=None, help="resize images to this many pixels square")
     p.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="constructor argument, e.g. width_mult=0.5 (repeatable)")
-    p.add_argument("--epochs", type=positive_int, default=3)
-    p.add_argument("--batch-size", type=positive_int, default=64)
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--warmup-steps", type=int, default=0, help="linear learning-rate warm-up over the first N steps")
-    p.add_argument("--clip-grad-norm", type=float, default=0.0, help="clip the gradients' global norm (0: off)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=positive_int, default=RECIPE.epochs)
+    p.add_argument("--batch-size", type=positive_int, default=RECIPE.batch_size)
+    p.add_argument("--lr", type=float, default=RECIPE.lr)
+    p.add_argument("--warmup-steps", type=int, default=RECIPE.warmup_steps,
+                   help="linear learning-rate warm-up over the first N steps")
+    p.add_argument("--clip-grad-norm", type=float, default=RECIPE.clip_grad_norm,
+                   help="clip the gradients' global norm (0: off)")
+    p.add_argument("--seed", type=int, default=RECIPE.seed)
     p.add_argument("--augment", action="store_true", help="random crop (padding 2) and, where sensible, horizontal flip")
     p.add_argument("--out", default="runs/train", help="output directory (default runs/train)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
@@ -28,7 +33,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from sparsenet.data import load_dataset
     from sparsenet.models import model_info
-    from sparsenet.training.loop import TrainConfig, train_named
+    from sparsenet.training.loop import train_named
 
     model_info(args.model)  # an unknown model is refused before any data is loaded
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,

@@ -63,6 +63,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from sparsenet.analyser.settings import AFFINITIES, EXPERIMENT, METHODS
 from sparsenet.errors import SparsenetError
 
 __all__ = ["ConfigError", "Experiment", "Point", "load_experiment", "parse_experiment", "KINDS", "ROLES"]
@@ -154,18 +155,6 @@ def _clusters(path: str, value: Any) -> int | str:
     raise _fail(path, value, 'expected "auto" or an integer >= 1')
 
 
-def _affinity(path: str, value: Any) -> str:
-    from sparsenet.analyser.affinity import AFFINITIES  # the analyser's own list
-
-    return _choice(*AFFINITIES)(path, value)
-
-
-def _method(path: str, value: Any) -> str:
-    from sparsenet.analyser.clustering import METHODS
-
-    return _choice(*METHODS)(path, value)
-
-
 def _dataset(path: str, value: Any) -> str:
     from sparsenet.data.registry import USER_FORMATS, dataset_names
 
@@ -204,13 +193,13 @@ def _stage(path: str, value: Any) -> str:
 
 _REQUIRED = object()
 
-ANALYSIS_KEYS: dict[str, tuple[Callable, Any]] = {
-    "clusters": (_clusters, "auto"),
-    "affinity": (_affinity, "pearson_abs"),
-    "method": (_method, "spectral"),
-    "max_samples": (_int(10), 1000),
-    "permutations": (_int(0), 10),
-    "resamples": (_int(0), 3),
+ANALYSIS_KEYS: dict[str, tuple[Callable, Any]] = {  # defaults: the analyser's EXPERIMENT preset
+    "clusters": (_clusters, EXPERIMENT.clusters),
+    "affinity": (_choice(*AFFINITIES), EXPERIMENT.affinity),
+    "method": (_choice(*METHODS), EXPERIMENT.method),
+    "max_samples": (_int(10), EXPERIMENT.max_samples),
+    "permutations": (_int(0), EXPERIMENT.permutations),
+    "resamples": (_int(0), EXPERIMENT.resamples),
 }
 
 SECTIONS: dict[str, dict[str, tuple[Callable, Any]]] = {
@@ -335,7 +324,7 @@ class Experiment:
     source: str = "<config>"
 
     def train_config(self, seed: int):
-        from sparsenet.training.loop import TrainConfig
+        from sparsenet.training.config import TrainConfig
 
         return TrainConfig(seed=seed, **self.train).validate()
 

@@ -104,7 +104,7 @@ def _growth_config(point: Point):
 
 
 def _analysis(point: Point, seed: int):
-    from sparsenet.discover import AnalysisSettings
+    from sparsenet.analyser.settings import AnalysisSettings
 
     return AnalysisSettings(seed=seed, **point.options["analysis"])
 
