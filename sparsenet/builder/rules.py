@@ -36,15 +36,20 @@ import re
 from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
+import torch
+
 from sparsenet.discovery.value import Discovery
 from sparsenet.errors import SparsenetError
-from sparsenet.models.inception import GOOGLENET_INCEPTION, INCEPTION_ORDER
+from sparsenet.models import get_model, model_info
+from sparsenet.models.accounting import count_macs, count_params
+from sparsenet.models.inception import GOOGLENET_INCEPTION, INCEPTION_ORDER, Inception
+from sparsenet.recording import record
 from sparsenet.builder.spec import BranchSpec, ModuleSpec, PoolSpec, module_macs
 
 __all__ = [
     "REDUCE_RATIO_3X3", "REDUCE_RATIO_5X5", "POOL_SHARE", "RULES_VERSION", "CONNECTIVITIES",
     "round_half_up", "reduce_ratio", "module_from_discovery", "module_from_inception", "scale_module",
-    "fit_budget", "parse_budget_like", "Reference", "reference_module", "discovery_input_size",
+    "fit_budget", "parse_budget_like", "Reference", "reference_module", "reference_like", "discovery_input_size",
 ]
 
 RULES_VERSION = 1
@@ -237,6 +242,12 @@ def fit_budget(make: Callable[[float], ModuleSpec] | ModuleSpec, target_macs: in
 _LIKE = re.compile(r"^(?P<model>[A-Za-z0-9_]+)(?:@(?P<mult>[0-9]*\.?[0-9]+))?:(?P<stage>[0-9][a-z])$")
 
 
+def reference_like(text: str) -> "Reference":
+    """The reference module a ``MODEL[@MULT]:STAGE`` text names, e.g. 'googlenet_small@0.5:3a'."""
+    model, mult, stage = parse_budget_like(text)
+    return reference_module(model, stage, mult)
+
+
 def parse_budget_like(text: str) -> tuple[str, float, str]:
     """'googlenet_small@0.5:3a' -> ('googlenet_small', 0.5, '3a')."""
     m = _LIKE.match(text.strip()) if isinstance(text, str) else None
@@ -260,46 +271,20 @@ class Reference:
     params: int                      # parameters of the module
 
 
-class _Captured(Exception):
-    pass
-
-
 def reference_module(model: str, stage: str, width_mult: float = 1.0) -> Reference:
     """The Inception module ``inception<stage>`` of a registered model, measured where it runs.
 
-    The model is built (random weights) and run on one zero image of its default input size; a
-    forward hook on the module captures its input shape and stops the pass there.  The MACs
+    The model is built (random weights) and one zero image of its default input size is run
+    through it, recording the module's input (``recording.record(..., inputs=True)``).  The MACs
     are those of the module alone at that input (``accounting.count_macs``).
     """
-    import torch
-
-    from sparsenet.models.accounting import count_macs, count_params
-    from sparsenet.models import get_model, model_info
-    from sparsenet.models.inception import Inception
-
     kwargs = {} if width_mult == 1.0 else {"width_mult": width_mult}
     net = get_model(model, **kwargs)
     block = getattr(net, f"inception{stage}", None)
     if not isinstance(block, Inception):
         raise SparsenetError(f"model {model!r} has no Inception module 'inception{stage}'")
-    captured: list[torch.Size] = []
-
-    def hook(module, inputs):
-        captured.append(inputs[0].detach().shape)
-        raise _Captured
-
-    handle = block.register_forward_pre_hook(hook)
-    try:
-        with torch.no_grad():
-            net.eval()
-            net(torch.zeros(1, *model_info(model).default_input))
-    except _Captured:
-        pass
-    finally:
-        handle.remove()
-    if not captured:
-        raise SparsenetError(f"the hook on {model}.inception{stage} captured nothing")
-    _, c, h, w = captured[0]
+    seen = record(net, f"inception{stage}", torch.zeros(1, *model_info(model).default_input), inputs=True)
+    _, c, h, w = seen.shape
     spec = module_from_inception(
         c, block.branch1.conv.out_channels, block.branch2[0].conv.out_channels,
         block.branch2[1].conv.out_channels, block.branch3[0].conv.out_channels,

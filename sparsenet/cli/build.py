@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-DEFAULT_REFERENCE = "googlenet_small:3a"
+from sparsenet.errors import SparsenetError
 
 
 def _macs(text: str) -> float:
@@ -45,7 +45,7 @@ def add_parser(sub) -> None:
     p.add_argument("--in-channels", type=int, help="refuse unless the module reads this many channels")
     p.add_argument("--picture", metavar="PNG", help="draw the module beside the reference GoogLeNet module")
     p.add_argument("--reference", metavar="MODEL[@MULT]:STAGE",
-                   help=f"reference module for --picture (default: --budget-like, else {DEFAULT_REFERENCE})")
+                   help="reference module for --picture (default: --budget-like, else googlenet_small:3a)")
     p.add_argument("--pad-tolerance", type=float, default=None,
                    help="builder: extra multiply-adds allowed to fuse unequal clusters into one grouped conv "
                         "(default 0.25; 0 = equal shapes only); affects the summary only")
@@ -53,139 +53,25 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from dataclasses import replace
-    from pathlib import Path
+    from sparsenet.build import build
 
-    from sparsenet.builder.modules import DEFAULT_PAD_TOLERANCE, build_module, module_summary, network_summary
-    from sparsenet.discovery.value import load_discovery
-    from sparsenet.errors import SparsenetError
-    from sparsenet.io import atomic_savefig
-    from sparsenet.builder.rules import discovery_input_size, module_from_discovery, parse_budget_like, reference_module
-    from sparsenet.builder.spec import ModuleSpec, check_fits, load_spec, save_spec
-
-    tol = DEFAULT_PAD_TOLERANCE if args.pad_tolerance is None else args.pad_tolerance
-    size = _input_size(args.input_size) if args.input_size else None
-    like = args.budget_like
-    reference = None
-    if like:
-        reference = reference_module(*_swap(parse_budget_like(like)))
-
-    if args.discovery:
-        discovery = load_discovery(args.discovery)
-        if args.in_channels is not None and args.in_channels != discovery.channels:
-            raise SparsenetError(f"the discovery's layer has {discovery.channels} channels, but --in-channels is "
-                                 f"{args.in_channels}: the module would not fit the layer it follows")
-        size = size or discovery_input_size(discovery)
-
-        def make(f: float = 1.0) -> ModuleSpec:
-            return module_from_discovery(discovery, connectivity=args.connectivity,
-                                         batch_norm=args.batch_norm, width_scale=f)
-        spec = _fit(make, args, reference, size) if (args.budget_macs or like) else make()
-        provenance = {**spec.provenance, "discovery": str(args.discovery)}
-        if size is not None:
-            provenance["input_size"] = list(size)
-        if like:
-            provenance["budget"] = {**provenance["budget"], "like": reference.name}
-        spec = replace(spec, provenance=provenance)
-        out = Path(args.out) if args.out else _beside(Path(args.discovery))
-    else:
-        spec = load_spec(args.spec)
-        if args.in_channels is not None:
-            if isinstance(spec, ModuleSpec):
-                check_fits(spec, args.in_channels, after="the layer it follows (--in-channels)")
-            elif spec.stem.in_channels != args.in_channels:
-                raise SparsenetError(f"the network reads {spec.stem.in_channels} image channels, "
-                                     f"but --in-channels is {args.in_channels}")
-        size = size or _spec_size(spec)
-        if args.budget_macs or like:
-            if not isinstance(spec, ModuleSpec):
-                raise SparsenetError("--budget-macs/--budget-like rescale a module spec; this is a network spec")
-            spec = _fit(spec, args, reference, size)
-        out = Path(args.out) if args.out else None
-
-    # Everything that can fail happens before anything is written.
-    if isinstance(spec, ModuleSpec):
-        build_module(spec, pad_tolerance=tol)
-        text = module_summary(spec, size, pad_tolerance=tol)
-    else:
-        text = network_summary(spec, size, pad_tolerance=tol)
-    figure = None
-    if args.picture:
-        figure = _picture(spec, reference or reference_module(*_swap(parse_budget_like(args.reference or DEFAULT_REFERENCE))), size)
-    if out is not None:
-        save_spec(spec, out)
-    if figure is not None:
-        import matplotlib.pyplot as plt
-
-        try:
-            atomic_savefig(figure, args.picture, dpi=130)
-        finally:
-            plt.close(figure)
-    print(text)
-    budget = spec.provenance.get("budget") if isinstance(spec, ModuleSpec) else None
-    if budget and (args.budget_macs or like):
-        gap = budget["macs"] / budget["target_macs"] - 1
-        print(f"budget: target {budget['target_macs']:,} multiply-adds" + (f" ({reference.name})" if like else "")
-              + f", achieved {budget['macs']:,} ({gap:+.2%}) with width scale {budget['width_scale']:.4g}"
-              + f" and {budget['adjust_steps']} single-width steps")
-    if out is not None:
-        print(f"wrote {out}")
-    if figure is not None:
-        print(f"wrote {args.picture}")
+    built = build(discovery=args.discovery, spec=args.spec, out=args.out, connectivity=args.connectivity,
+                  batch_norm=args.batch_norm, budget_macs=args.budget_macs, budget_like=args.budget_like,
+                  input_size=_input_size(args.input_size) if args.input_size else None,
+                  in_channels=args.in_channels, picture=args.picture, reference=args.reference,
+                  pad_tolerance=args.pad_tolerance)
+    print(built.summary)
+    if (line := built.budget_line()) is not None:
+        print(line)
+    if built.out is not None:
+        print(f"wrote {built.out}")
+    if built.picture is not None:
+        print(f"wrote {built.picture}")
     return 0
 
 
-def _swap(parsed):
-    model, mult, stage = parsed
-    return model, stage, mult
-
-
 def _input_size(text: str) -> tuple[int, int]:
-    from sparsenet.errors import SparsenetError
-
     m = re.fullmatch(r"\s*(\d+)\s*[,x]\s*(\d+)\s*", text)
     if not m or int(m[1]) < 1 or int(m[2]) < 1:
         raise SparsenetError(f"--input-size {text!r} is not H,W; expected two positive integers, e.g. 14,14")
     return int(m[1]), int(m[2])
-
-
-def _spec_size(spec):
-    value = spec.provenance.get("input_size")
-    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) and v > 0 for v in value):
-        return tuple(value)
-    return None
-
-
-def _fit(make, args, reference, size):
-    from sparsenet.errors import SparsenetError
-    from sparsenet.builder.rules import fit_budget
-
-    if size is None:
-        raise SparsenetError("a budget needs the module's input size: the discovery has no provenance.layer_shape; "
-                             "give --input-size H,W")
-    target = args.budget_macs if args.budget_macs else reference.macs
-    return fit_budget(make, target, size)
-
-
-def _beside(discovery: "Path"):
-    return (discovery if discovery.is_dir() else discovery.parent) / "spec.json"
-
-
-def _picture(spec, reference, size):
-    from sparsenet.builder.drawing import comparison_figure
-    from sparsenet.builder.spec import ModuleSpec, module_macs, module_params, network_macs, network_params
-
-    if isinstance(spec, ModuleSpec):
-        cost = f"{module_params(spec):,} params"
-        if size is not None:
-            cost += f", {module_macs(spec, size) / 1e6:.2f}M MACs at {size[0]}x{size[1]}"
-        title = f"discovered ({spec.connectivity} connectivity)\n{cost}"
-    else:
-        cost = f"{network_params(spec):,} params"
-        if size is not None:
-            cost += f", {network_macs(spec, size) / 1e6:.2f}M MACs at {size[0]}x{size[1]}"
-        title = f"discovered network\n{cost}"
-    h, w = reference.input_size
-    ref_title = (f"hand-designed: {reference.name}\n{reference.params:,} params, "
-                 f"{reference.macs / 1e6:.2f}M MACs at {h}x{w}")
-    return comparison_figure(spec, reference.spec, (title, ref_title))
