@@ -63,7 +63,6 @@ def spec_from_discovery(path: str | Path, *, connectivity: str = DEFAULT_CONNECT
     if in_channels is not None and in_channels != discovery.channels:
         raise SparsenetError(f"the discovery's layer has {discovery.channels} channels, but --in-channels is "
                              f"{in_channels}: the module would not fit the layer it follows")
-    reference = reference_like(budget_like) if budget_like else None
     size = input_size or discovery_input_size(discovery)
 
     def make(f: float = 1.0) -> ModuleSpec:
