@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sparsenet.bench import main  # noqa: E402
+from sparsenet.cli.bench import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main(["--only", "stats_machine", "--name", "stats_memory"] + sys.argv[1:],

@@ -27,6 +27,6 @@ results it keeps (``benchmarks/results/``).
 
 from __future__ import annotations
 
-from sparsenet.bench.runner import MEASUREMENTS, main, run
+from sparsenet.bench.runner import MEASUREMENTS, run
 
-__all__ = ["MEASUREMENTS", "main", "run"]
+__all__ = ["MEASUREMENTS", "run"]

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -141,61 +139,16 @@ def run(*, mode: str = "full", only: list[str] | None = None, out: str | Path = 
     return result
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--quick", action="store_true",
-                   help="smaller sizes and fewer repeats (a minute or two on a busy 2-core CPU)")
-    p.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # the test suite's sizes
-    p.add_argument("--out", default="benchmarks/results",
-                   help="directory of the results JSON (default benchmarks/results)")
-    p.add_argument("--name", default=None, help="results file name without .json (default: the mode)")
-    p.add_argument("--only", default=None,
-                   help=f"comma-separated subset of: {', '.join(MEASUREMENTS)}")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch intra-op threads (default: torch's default, recorded in the JSON)")
-    p.add_argument("--figures", default=None, help="also write the perf_*.png plots into this directory")
-    p.add_argument("--grown", default=None,
-                   help="network spec of the discovered network for 'inference' (default "
-                        "docs/examples/grow-mnist5k/network.json when present, else a planted one)")
-    p.add_argument("--plot", default=None, metavar="RESULTS_JSON",
-                   help="only draw the plots of an existing results file into --figures")
-    p.add_argument("--before", default=None, metavar="RESULTS_JSON",
-                   help="with --plot: an earlier results file drawn faded beside it (clustering)")
-
-
-def _read(path: str) -> dict:
+def read_results(path: str | Path) -> dict:
+    """A results file written by ``run``."""
     try:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
         raise SparsenetError(f"cannot read benchmark results {path!r}: {exc}") from None
 
 
-def main_args(args: argparse.Namespace, command: str) -> int:
-    if args.plot:
-        from sparsenet.bench.plots import plot_all
+def replot(results: str | Path, figures: str | Path, before: str | Path | None = None) -> list[Path]:
+    """Draw the plots of an existing results file (and, faded beside it, an earlier one)."""
+    from sparsenet.bench.plots import plot_all
 
-        if not args.figures:
-            raise SparsenetError("--plot needs --figures DIR")
-        result, before = _read(args.plot), _read(args.before) if args.before else None
-        for p in plot_all(result, args.figures, before=before):
-            print(f"wrote {p}")
-        return 0
-    mode = "tiny" if args.tiny else ("quick" if args.quick else "full")
-    only = [k.strip() for k in args.only.split(",") if k.strip()] if args.only else None
-    run(mode=mode, only=only, out=args.out, name=args.name, threads=args.threads,
-        figures=args.figures, grown=args.grown, command=command)
-    return 0
-
-
-def main(argv: list[str] | None = None, prog: str = "python -m benchmarks") -> int:
-    """``python -m benchmarks``: the same options as ``sparsenet bench``."""
-    import shlex
-
-    ap = argparse.ArgumentParser(prog=prog, description=(__doc__ or "").split("\n")[0])
-    add_arguments(ap)
-    args = ap.parse_args(argv)
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        return main_args(args, command=" ".join([prog] + [shlex.quote(a) for a in argv]))
-    except SparsenetError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
+    return plot_all(read_results(results), figures, before=read_results(before) if before else None)
