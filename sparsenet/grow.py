@@ -188,7 +188,7 @@ def grow(dataset, config: GrowthConfig, train_config, analysis, out_dir: str | P
                                                "split": "train", "growth_step": step,
                                                "layer_shape": list(acts.shape[1:])})
                 analyzer, discovery = analyse(acts_info, analysis)
-                if progress and not _significant(discovery.significance):
+                if progress and not looks_significant(discovery.significance):
                     print(f"step {step}: warning: the clusters of {layer} are not significant "
                           f"({discovery.significance}); the module is built from them all the same")
                 write_run(analyzer, discovery, step_dir / "discovery")
@@ -211,7 +211,7 @@ def grow(dataset, config: GrowthConfig, train_config, analysis, out_dir: str | P
     return _finish(out, network, steps, config, dataset, target)
 
 
-def _significant(sig: dict) -> bool:
+def looks_significant(sig: dict) -> bool:
     """z >= 3 and p at 0.05 or as small as the permutations allow (1 / (n + 1))."""
     if not sig or sig.get("z") is None:
         return True  # not tested (no permutations): nothing to warn about

@@ -208,7 +208,7 @@ def test_init_is_googlenets_then_masked_weights_zeroed():
     the masked (padding) weights."""
     import copy
 
-    from sparsenet.builder.modules import _init_weights
+    from sparsenet.builder.modules import init_masked_weights
     from sparsenet.models.googlenet import init_weights
 
     torch.manual_seed(0)
@@ -216,7 +216,7 @@ def test_init_is_googlenets_then_masked_weights_zeroed():
     built.blocks.append(build_module(cluster_spec(batch_norm=True)))  # padded buckets too
     by_hand = copy.deepcopy(built)
     torch.manual_seed(7)
-    _init_weights(built)
+    init_masked_weights(built)
     torch.manual_seed(7)
     init_weights(by_hand)
     masked = [m for m in by_hand.modules() if isinstance(m, MaskedConv2d) and m.mask is not None]

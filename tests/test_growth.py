@@ -86,9 +86,9 @@ def test_unmeetable_budget_cli(capsys, tmp_path):
 
 
 def test_significance_rule_respects_the_permutation_floor():
-    from sparsenet.grow import _significant
+    from sparsenet.grow import looks_significant
 
-    assert _significant({"z": 82.0, "p": 1 / 11, "n_permutations": 10})  # p at its floor, z large
-    assert not _significant({"z": -31.6, "p": 1.0, "n_permutations": 10})
-    assert not _significant({"z": 1.0, "p": 0.04, "n_permutations": 100})
-    assert _significant({})  # not tested: nothing to warn about
+    assert looks_significant({"z": 82.0, "p": 1 / 11, "n_permutations": 10})  # p at its floor, z large
+    assert not looks_significant({"z": -31.6, "p": 1.0, "n_permutations": 10})
+    assert not looks_significant({"z": 1.0, "p": 0.04, "n_permutations": 100})
+    assert looks_significant({})  # not tested: nothing to warn about

@@ -15,7 +15,7 @@ from sparsenet.models import (
     register_model,
     validate_input,
 )
-from sparsenet.models.registry import _unregister
+from sparsenet.models.registry import unregister_model
 
 # Table 1 of Szegedy et al. 2014, copied here independently of the model code:
 # (in, #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj, output size)
@@ -64,7 +64,7 @@ def test_duplicate_name_refused():
         with pytest.raises(SparsenetError, match="already registered"):
             register_model("googlenet", default_input=(3, 224, 224), description="x")(first)
     finally:
-        _unregister("_test_dup")
+        unregister_model("_test_dup")
     assert "_test_dup" not in list_models()
 
 

@@ -3,7 +3,7 @@ next to a plain matrix multiply of the same shape and precision, and its peak me
 number of samples grows.
 
 Folded in from ``benchmarks/stats_memory.py``.  Every configuration runs in a fresh subprocess
-(``sparsenet.bench.stats_machine._main`` with ``--child``) so that its peak resident memory is
+(``sparsenet.bench.stats_machine.child_main`` with ``--child``) so that its peak resident memory is
 its own.  The child streams ``samples`` maps of C channels at H x W through
 ``ChannelStats.partial_fit`` in batches (a few random ReLU batches generated once and cycled,
 so generation is not timed) and after every batch times ``torch.mm(M.T, M)`` of one batch's
@@ -122,7 +122,7 @@ def run_child(cfg: dict) -> dict:
     # the child imports the same sparsenet as this process (installed, editable or a checkout)
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     code = (f"import sys; sys.path.insert(0, {root!r}); "
-            "from sparsenet.bench.stats_machine import _main; sys.exit(_main())")
+            "from sparsenet.bench.stats_machine import child_main; sys.exit(child_main())")
     cmd = [sys.executable, "-c", code, "--child", json.dumps(cfg)]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
@@ -177,7 +177,7 @@ def summary_rows(result: dict) -> list[dict]:
     return rows
 
 
-def _main(argv=None) -> int:
+def child_main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="child process of the stats/machine benchmark")
     ap.add_argument("--child", required=True, help="JSON configuration")
     args = ap.parse_args(argv)
@@ -186,4 +186,4 @@ def _main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_main())
+    sys.exit(child_main())

@@ -255,7 +255,7 @@ class SpecInception(nn.Module):
             else:
                 runs.append([b, start, width])
         self._runs = [tuple(r) for r in runs]
-        _init_weights(self)
+        init_masked_weights(self)
 
     def _pieces(self, x: torch.Tensor, slices) -> list[torch.Tensor]:
         # N x in_channels x H x W -> the (bucket, start, width) slices of the buckets' outputs, then the pool
@@ -302,7 +302,7 @@ class SpecNetwork(nn.Module):
         self.dropout = nn.Dropout(spec.head.dropout)
         self.fc = nn.Linear(spec.features, spec.head.num_classes)
         self.in_channels, self.num_classes = spec.stem.in_channels, spec.head.num_classes
-        _init_weights(self)
+        init_masked_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)  # N x stem.out_channels x H' x W'
@@ -314,7 +314,7 @@ class SpecNetwork(nn.Module):
         return self.fc(self.dropout(x))  # N x num_classes
 
 
-def _init_weights(model: nn.Module) -> None:
+def init_masked_weights(model: nn.Module) -> None:
     # As googlenet_small (``init_weights``); then masked weights are re-zeroed so that a fresh
     # module starts with exactly the spec's connections (masking draws nothing from the RNG)
     init_weights(model)

@@ -199,7 +199,7 @@ def model_info(name: str) -> ModelInfo:
     return ModelInfo(name, entry.default_input, entry.description, defaults)
 
 
-def _unregister(name: str) -> None:
+def unregister_model(name: str) -> None:
     """Remove ``name`` (for tests that register throw-away models)."""
     _REGISTRY.pop(name, None)
 
