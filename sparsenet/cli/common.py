@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 
+from sparsenet.analyser.settings import AFFINITIES, METHODS, AnalysisSettings
 from sparsenet.errors import SparsenetError
 
 
@@ -31,3 +32,38 @@ def positive_int(text: str) -> int:
 
 
 positive_int.__name__ = "positive integer"
+
+
+def clusters(text: str):
+    """argparse type: K (a positive integer) or 'auto'."""
+    if text == "auto":
+        return "auto"
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+clusters.__name__ = "K (a positive integer) or 'auto'"
+
+
+def add_analysis_arguments(group, preset: AnalysisSettings, *, samples: str) -> None:
+    """The analysis options of a command, with the defaults of its preset (analyser/settings.py).
+    ``samples`` says what --max-samples counts for this command."""
+    group.add_argument("--clusters", type=clusters, default=preset.clusters,
+                       help=f"number of clusters K, or 'auto' (default {preset.clusters})")
+    group.add_argument("--affinity", default=preset.affinity, help=f"{' | '.join(AFFINITIES)} (default {preset.affinity})")
+    group.add_argument("--method", default=preset.method, help=f"{' | '.join(METHODS)} (default {preset.method})")
+    group.add_argument("--max-samples", type=positive_int, default=preset.max_samples,
+                       help=f"{samples} (default {preset.max_samples})")
+    group.add_argument("--permutations", type=int, default=preset.permutations,
+                       help=f"shuffled-null repeats for significance (0 = skip; default {preset.permutations})")
+    group.add_argument("--resamples", type=int, default=preset.resamples,
+                       help=f"half-splits for the stability score (0 = skip; default {preset.resamples})")
+
+
+def analysis_settings(args) -> AnalysisSettings:
+    """The validated settings the analysis options (and --seed) ask for."""
+    return AnalysisSettings(clusters=args.clusters, affinity=args.affinity, method=args.method,
+                            max_samples=args.max_samples, seed=args.seed, permutations=args.permutations,
+                            resamples=args.resamples).validate()

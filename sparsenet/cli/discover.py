@@ -5,20 +5,9 @@ from __future__ import annotations
 import shlex
 import sys
 
-from sparsenet.analyser.settings import AFFINITIES, DISCOVER, METHODS, AnalysisSettings
-from sparsenet.cli.common import positive_int
-
-
-def _clusters(text: str):
-    if text == "auto":
-        return "auto"
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
-
-
-_clusters.__name__ = "K (a positive integer) or 'auto'"
+from sparsenet.analyser.settings import DISCOVER
+from sparsenet.errors import SparsenetError
+from sparsenet.cli.common import add_analysis_arguments, analysis_settings
 
 
 def add_parser(sub) -> None:
@@ -36,17 +25,7 @@ def add_parser(sub) -> None:
     src.add_argument("--model", default=None, help="with --list-layers and no checkpoint: a registered model (default plaincnn)")
     src.add_argument("--input-size", default=None, help="with --list-layers: input shape C,H,W (default: the model's)")
     ana = p.add_argument_group("analysis")
-    ana.add_argument("--clusters", type=_clusters, default=DISCOVER.clusters,
-                     help=f"number of clusters K, or 'auto' (default {DISCOVER.clusters})")
-    ana.add_argument("--affinity", default=DISCOVER.affinity,
-                     help=f"{' | '.join(AFFINITIES)} (default {DISCOVER.affinity})")
-    ana.add_argument("--method", default=DISCOVER.method, help=f"{' | '.join(METHODS)} (default {DISCOVER.method})")
-    ana.add_argument("--max-samples", type=positive_int, default=DISCOVER.max_samples,
-                     help=f"images to record (default {DISCOVER.max_samples})")
-    ana.add_argument("--permutations", type=int, default=DISCOVER.permutations,
-                     help=f"shuffled-null repeats for significance (0 = skip; default {DISCOVER.permutations})")
-    ana.add_argument("--resamples", type=int, default=DISCOVER.resamples,
-                     help=f"half-splits for the stability score (0 = skip; default {DISCOVER.resamples})")
+    add_analysis_arguments(ana, DISCOVER, samples="images to record")
     ana.add_argument("--seed", type=int, default=DISCOVER.seed)
     p.add_argument("--out", default="runs/discover", help="run directory (default runs/discover)")
     p.set_defaults(func=run)
@@ -54,15 +33,11 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from sparsenet import discover as d
-    from sparsenet.errors import SparsenetError
-
     if args.list_layers:
         return _list_layers(args)
     if args.activations and (args.checkpoint or args.layer or args.data):
         raise SparsenetError("--activations analyses a saved array; it cannot be combined with --checkpoint/--layer/--data")
-    settings = AnalysisSettings(clusters=args.clusters, affinity=args.affinity, method=args.method,
-                                max_samples=args.max_samples, seed=args.seed,
-                                permutations=args.permutations, resamples=args.resamples).validate()
+    settings = analysis_settings(args)
     if args.activations:
         acts = d.load_activations(args.activations)
     else:
@@ -99,8 +74,6 @@ def _list_layers(args) -> int:
 
 
 def _input_size(text: str) -> tuple[int, int, int]:
-    from sparsenet.errors import SparsenetError
-
     try:
         shape = tuple(int(v) for v in text.split(","))
     except ValueError:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from sparsenet.analyser.settings import AFFINITIES, GROW, METHODS, AnalysisSettings
-from sparsenet.cli.common import positive_int
+from sparsenet.analyser.settings import GROW
+from sparsenet.errors import SparsenetError
+from sparsenet.cli.common import add_analysis_arguments, analysis_settings, positive_int
 from sparsenet.grow import MODES, STEP_TRAINING, GrowthConfig
 from sparsenet.training.config import TrainConfig
 
@@ -33,15 +34,7 @@ def add_parser(sub) -> None:
     p.add_argument("--batch-size", type=positive_int, default=STEP_TRAINING.batch_size)
     p.add_argument("--lr", type=float, default=STEP_TRAINING.lr)
     p.add_argument("--seed", type=int, default=STEP_TRAINING.seed)
-    p.add_argument("--clusters", default=GROW.clusters, help=f"K per discovery, or 'auto' (default {GROW.clusters})")
-    p.add_argument("--affinity", default=GROW.affinity, help=f"{' | '.join(AFFINITIES)} (default {GROW.affinity})")
-    p.add_argument("--method", default=GROW.method, help=f"{' | '.join(METHODS)} (default {GROW.method})")
-    p.add_argument("--max-samples", type=positive_int, default=GROW.max_samples,
-                   help=f"images recorded per discovery (default {GROW.max_samples})")
-    p.add_argument("--permutations", type=int, default=GROW.permutations,
-                   help=f"shuffled-null repeats per discovery (0 = skip; default {GROW.permutations})")
-    p.add_argument("--resamples", type=int, default=GROW.resamples,
-                   help=f"half-splits for the stability score (0 = skip; default {GROW.resamples})")
+    add_analysis_arguments(p, GROW, samples="images recorded per discovery")
     p.add_argument("--out", default="runs/grow", help="output directory (default runs/grow); rerun to resume")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run)
@@ -49,23 +42,18 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from sparsenet.data import load_dataset
-    from sparsenet.errors import SparsenetError
     from sparsenet.grow import grow
 
     try:
         pool_after = tuple(int(v) for v in args.pool_after.split(",") if v.strip())
-        clusters = args.clusters if args.clusters == "auto" else int(args.clusters)
     except ValueError:
-        raise SparsenetError(f"--pool-after expects indices like 0,2 and --clusters an integer or 'auto'; "
-                             f"got {args.pool_after!r}, {args.clusters!r}") from None
+        raise SparsenetError(f"--pool-after expects module indices like 0,2; got {args.pool_after!r}") from None
     config = GrowthConfig(modules=args.modules, mode=args.mode, connectivity=args.connectivity,
                           budget_macs=int(args.budget_macs) if args.budget_macs is not None else None,
                           budget_like=args.budget_like, width_scale=args.width_scale,
                           stem_width=args.stem_width, pool_after=pool_after).validate()
     train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed).validate()
-    analysis = AnalysisSettings(clusters=clusters, affinity=args.affinity, method=args.method,
-                                max_samples=args.max_samples, seed=args.seed,
-                                permutations=args.permutations, resamples=args.resamples).validate()
+    analysis = analysis_settings(args)
     dataset = load_dataset(args.data, args.data_root, seed=args.seed)
     summary = grow(dataset, config, train_config, analysis, args.out, progress=not args.quiet)
     print(f"grown {summary['modules']} modules on {summary['data']}: test accuracy "
