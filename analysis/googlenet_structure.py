@@ -179,12 +179,9 @@ def render(result) -> str:
 
 
 def plot(result, path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from sparsenet.io import atomic_savefig
+    from sparsenet.figures import save_figure  # sparsenet's figure style: Agg, its DPI
 
     entries = [(m["module"].replace("inception", ""), r) for m in result["modules"] for r in m["results"]]
     fig, ax = plt.subplots(figsize=(max(7.5, 1.1 * len(entries) + 2), 5))
@@ -207,9 +204,7 @@ def plot(result, path) -> Path:
     ax.legend(loc="upper left")
     ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
-    atomic_savefig(fig, path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
 import struct
@@ -173,15 +174,31 @@ def test_cluster_order_puts_inactive_last():
     assert blocks == [("0", 0, 2), ("1", 2, 4), ("inactive", 4, 6)]
 
 
-def test_plots_that_do_not_apply_say_why(run, tmp_path):
+# The plots that apply only to some fits: the attribute they draw, the reason given without it.
+OPTIONAL_PLOTS = {"spatial_profiles": (plot_spatial_profiles, "spatial_profiles_", "flat"),
+                  "dendrogram": (plot_dendrogram, "linkage_", "hierarchical")}
+
+
+@pytest.mark.parametrize("name", list(OPTIONAL_PLOTS))
+def test_plots_that_do_not_apply_say_why(run, tmp_path, name):
+    """Each case's expected plots (CASES) decide: drawn when it applies, refused with the reason
+    and nothing written when it does not; an analyser without the attribute is always refused."""
+    plot, attribute, why = OPTIONAL_PLOTS[name]
     analyzer = run["analyzer"]
-    if analyzer.spatial_profiles_ is None:
-        with pytest.raises(SparsenetError, match="flat"):
-            plot_spatial_profiles(analyzer, tmp_path / "p.png")
-    if analyzer.linkage_ is None:
-        with pytest.raises(SparsenetError, match="hierarchical"):
-            plot_dendrogram(analyzer, tmp_path / "d.png")
-    assert not list(tmp_path.iterdir())
+    if name in run["expected"]:
+        assert getattr(analyzer, attribute) is not None
+        assert Path(run["plots"][name]).is_file()
+        assert plot(analyzer, tmp_path / "drawn.png") == tmp_path / "drawn.png"
+        assert (tmp_path / "drawn.png").is_file()
+        analyzer = copy.copy(analyzer)  # the same fit, as if it had not produced what the plot draws
+        setattr(analyzer, attribute, None)
+    else:
+        assert getattr(analyzer, attribute) is None
+        assert name not in run["plots"] and not (run["out"] / f"{name}.png").exists()
+    with pytest.raises(SparsenetError, match=why):
+        plot(analyzer, tmp_path / "refused.png")
+    assert not (tmp_path / "refused.png").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["drawn.png"] if name in run["expected"] else [])
 
 
 def test_unfitted_analyser_is_refused(tmp_path):

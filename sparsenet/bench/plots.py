@@ -4,29 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.patches import Patch
+
+from sparsenet.figures import kernel_colour, save_figure
 
 
 def _figure(ncols: int = 1, width: float = 6.4):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    # layout="tight": the tight layout is applied when the figure is saved, after everything is drawn
     fig, axes = plt.subplots(1, ncols, figsize=(width * ncols if ncols > 1 else width, 4.2),
-                             squeeze=False)
+                             squeeze=False, layout="tight")
     return fig, axes[0]
-
-
-def _save(fig, path: Path) -> Path:
-    from sparsenet.io import atomic_savefig
-
-    fig.tight_layout()
-    atomic_savefig(fig, path, dpi=110)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return path
 
 
 def _subtitle(result: dict) -> str:
@@ -57,7 +46,7 @@ def plot_stats_cost(result: dict, path: Path) -> Path:
     ax.set_ylabel("time / bare forward pass")
     ax.set_title("Statistics cost against inference\n" + _subtitle(result), fontsize=10)
     ax.legend(fontsize=8, ncol=2, loc="upper center")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_stats_machine(result: dict, path: Path) -> Path:
@@ -86,7 +75,7 @@ def plot_stats_machine(result: dict, path: Path) -> Path:
     b.set_title(f"Memory as samples grow 10x: peak x{data['memory_growth_10x']:.3f}", fontsize=10)
     b.legend(fontsize=8)
     fig.suptitle(_subtitle(result), fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_clustering(result: dict, path: Path, before: dict | None = None) -> Path:
@@ -119,7 +108,7 @@ def plot_clustering(result: dict, path: Path, before: dict | None = None) -> Pat
     ax.set_title("Clustering scale" + (" (dotted: before)" if old else "") + "\n"
                  + _subtitle(result), fontsize=10)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_hardware(result: dict, path: Path) -> Path:
@@ -147,15 +136,15 @@ def plot_hardware(result: dict, path: Path) -> Path:
         labels = [f"{r['cluster_size']}ch\n{r['kernel_size']}x{r['kernel_size']}\nN={r['batch']}"
                   for r in sweep]
         vals = [r["channels_last_over_nchw"] for r in sweep]
-        b.bar(range(len(sweep)), vals,
-              color=["tab:blue" if r["kernel_size"] >= 5 else "tab:orange" for r in sweep])
-        b.axhline(1.0, color="k", lw=1, label="NCHW")
+        b.bar(range(len(sweep)), vals, color=[kernel_colour(r["kernel_size"]) for r in sweep])
+        nchw = b.axhline(1.0, color="k", lw=1)
         b.set_xticks(range(len(sweep)), labels, fontsize=7)
         b.set_ylabel("channels-last time / NCHW time")
-        b.set_title("Grouped conv layout (blue: 5x5, orange: 3x3;\nlayout copies included)",
-                    fontsize=9)
-        b.legend(fontsize=8)
-    return _save(fig, path)
+        b.set_title("Grouped conv layout, by kernel size\n(layout copies included)", fontsize=9)
+        sizes = sorted({r["kernel_size"] for r in sweep})
+        b.legend([nchw] + [Patch(color=kernel_colour(k)) for k in sizes],
+                 ["NCHW"] + [f"{k}x{k} conv" for k in sizes], fontsize=8)
+    return save_figure(fig, path)
 
 
 def plot_inference(result: dict, path: Path) -> Path:
@@ -177,7 +166,7 @@ def plot_inference(result: dict, path: Path) -> Path:
                      f"(target <= {data['target_max']:.2f})", fontsize=10)
     fig.suptitle("Discovered vs hand-designed at inference, latency per multiply-add\n"
                  + _subtitle(result), fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 PLOTS = {"stats_cost": plot_stats_cost, "stats_machine": plot_stats_machine,

@@ -3,9 +3,10 @@
 ``draw_comparison(discovered, reference, path)`` writes a PNG: each module is drawn as
 GoogLeNet's Figure 2b is, input on top, one column per branch (1x1 reduction, then the k x k
 conv; the pool branch as max pool then projection) and the concatenation at the bottom.  Boxes
-are coloured by kernel size, their width grows with the channel count, and the channel count
-is written inside.  A network is drawn as one row per module, each a bar split into its
-branches in proportion to their widths.
+are coloured by kernel size (the colours of :mod:`sparsenet.figures`, as in the discovery
+plots), their width grows with the channel count, and the channel count is written inside.
+A network is drawn as one row per module, each a bar split into its branches in proportion to
+their widths.
 """
 
 from __future__ import annotations
@@ -13,26 +14,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
+import matplotlib.pyplot as plt
+from matplotlib.patches import FancyBboxPatch, Patch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.patches import FancyBboxPatch, Patch  # noqa: E402
+from sparsenet.builder.spec import ModuleSpec, NetworkSpec
+from sparsenet.errors import SparsenetError
+from sparsenet.figures import IO_COLOUR, KERNEL_COLOURS, POOL_COLOUR, kernel_colour, save_figure
 
-from sparsenet.errors import SparsenetError  # noqa: E402
-from sparsenet.io import atomic_savefig  # noqa: E402
-from sparsenet.builder.spec import ModuleSpec, NetworkSpec  # noqa: E402
-
+# The colours live in sparsenet.figures; the two named here stay importable from this module.
 __all__ = ["KERNEL_COLOURS", "POOL_COLOUR", "comparison_figure", "draw_comparison"]
-
-KERNEL_COLOURS = {1: "#7fb3e6", 3: "#f6bd60", 5: "#e76f51", 7: "#9b5de5"}
-OTHER_COLOUR = "#6d6875"
-POOL_COLOUR = "#c7c7c7"
-IO_COLOUR = "#f1f1f1"
-
-
-def _colour(k: int) -> str:
-    return KERNEL_COLOURS.get(k, OTHER_COLOUR)
 
 
 def _box(ax, x, y, w, h, colour, text, *, fontsize=9, alpha=1.0, bold=False, style="round,pad=0.0,rounding_size=0.06"):
@@ -74,14 +64,14 @@ def _draw_module(ax, spec: ModuleSpec, title: str) -> None:
         reads = f"reads {n_in}" if n_in != spec.in_channels else "reads all"
         if kind == "pool":
             _box(ax, x, y_top, bw(n_in if n_in < biggest else biggest), h, POOL_COLOUR, f"{k}x{k}\nmax pool", fontsize=fontsize)
-            _box(ax, x, y_main, bw(width), h, _colour(1), f"1x1 proj\n{width}", fontsize=fontsize, bold=True)
+            _box(ax, x, y_main, bw(width), h, kernel_colour(1), f"1x1 proj\n{width}", fontsize=fontsize, bold=True)
             first = y_top
         elif k == 1:
-            _box(ax, x, y_main, bw(width), h, _colour(1), f"1x1\n{width}", fontsize=fontsize, bold=True)
+            _box(ax, x, y_main, bw(width), h, kernel_colour(1), f"1x1\n{width}", fontsize=fontsize, bold=True)
             first = y_main
         else:
-            _box(ax, x, y_top, bw(reduce), h, _colour(1), f"1x1 red\n{reduce}", fontsize=fontsize, alpha=0.55)
-            _box(ax, x, y_main, bw(width), h, _colour(k), f"{k}x{k}\n{width}", fontsize=fontsize, bold=True)
+            _box(ax, x, y_top, bw(reduce), h, kernel_colour(1), f"1x1 red\n{reduce}", fontsize=fontsize, alpha=0.55)
+            _box(ax, x, y_main, bw(width), h, kernel_colour(k), f"{k}x{k}\n{width}", fontsize=fontsize, bold=True)
             _arrow(ax, x, y_top - h / 2, x, y_main + h / 2)
             first = y_top
         if kind == "pool":
@@ -106,7 +96,7 @@ def _draw_network(ax, spec: NetworkSpec, title: str) -> None:
          f"stem: {stem.in_channels} ch -> {convs}" + (" -> max pool 3x3/2" if stem.pool else ""), fontsize=9, style="square,pad=0")
     for i, m in enumerate(spec.modules):
         y = rows - i
-        parts = [(_colour(b.kernel_size), b.width, f"{b.kernel_size}x{b.kernel_size}") for b in m.branches]
+        parts = [(kernel_colour(b.kernel_size), b.width, f"{b.kernel_size}x{b.kernel_size}") for b in m.branches]
         if m.pool is not None:
             parts.append((POOL_COLOUR, m.pool.projection, "pool"))
         x = 0.0
@@ -155,8 +145,8 @@ def comparison_figure(discovered: ModuleSpec | NetworkSpec, reference: ModuleSpe
         _draw_module(axes[0], discovered, titles[0])
     _draw_module(axes[1], reference, titles[1])
     kernels = sorted({b.kernel_size for s in _module_list(discovered) + [reference] for b in s.branches} | {1})
-    handles = [Patch(facecolor=_colour(k), edgecolor="#333333", label=f"{k}x{k} conv") for k in kernels]
-    handles.append(Patch(facecolor=_colour(1), alpha=0.55, edgecolor="#333333", label="1x1 reduction"))
+    handles = [Patch(facecolor=kernel_colour(k), edgecolor="#333333", label=f"{k}x{k} conv") for k in kernels]
+    handles.append(Patch(facecolor=kernel_colour(1), alpha=0.55, edgecolor="#333333", label="1x1 reduction"))
     handles.append(Patch(facecolor=POOL_COLOUR, edgecolor="#333333", label="max pool"))
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=9)
     fig.text(0.5, 0.075, "numbers are channels (branch widths); box width grows with the channel count (within each panel)",
@@ -172,8 +162,4 @@ def _module_list(spec) -> list[ModuleSpec]:
 def draw_comparison(discovered: ModuleSpec | NetworkSpec, reference: ModuleSpec, path: str | Path,
                     titles: Sequence[str] | None = None) -> Path:
     """Draw ``discovered`` beside ``reference`` and save the PNG at ``path`` atomically."""
-    fig = comparison_figure(discovered, reference, titles)
-    try:
-        return atomic_savefig(fig, path, dpi=130)
-    finally:
-        plt.close(fig)
+    return save_figure(comparison_figure(discovered, reference, titles), path)

@@ -1,6 +1,6 @@
 """Figures of a comparison: accuracy against multiply-adds (the Pareto picture), accuracy against
 CPU latency, and training curves.  Each function draws one figure, saves it atomically
-(:func:`sparsenet.io.atomic_savefig`), closes it and returns the path.
+(:func:`sparsenet.figures.save_figure`), closes it and returns the path.
 
 Markers are fixed by role: hand-designed GoogLeNet is a line with circles (one curve per
 googlenet_small candidate, each point labelled with its width multiplier), its controls (the
@@ -15,20 +15,14 @@ import math
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-matplotlib.use("Agg", force=False)
-
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
-
-from sparsenet.io import atomic_savefig  # noqa: E402
+from sparsenet.figures import STYLE, save_figure
 
 __all__ = ["plot_pareto", "plot_latency", "plot_curves", "plot_all"]
 
-DPI = 120
-_STYLE = {"font.size": 10, "axes.titlesize": 12, "axes.labelsize": 11, "xtick.labelsize": 9,
-          "ytick.labelsize": 9, "legend.fontsize": 8.5}
+_STYLE = {**STYLE, "legend.fontsize": 8.5}  # long candidate names in the legends
 _HAND_COLOURS = ["#1f77b4", "#9467bd", "#17becf", "#8c564b"]
 _ROLE_STYLE = {
     "discovered:skeleton": dict(marker="^", color="#d62728", markersize=9, linestyle="none"),
@@ -134,9 +128,7 @@ def plot_pareto(candidates: list[dict[str, Any]], path, title: str = "") -> Path
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
                   title="mean over seeds, bars: 95% CI", title_fontsize=8.5)
         fig.tight_layout()
-        atomic_savefig(fig, path, dpi=DPI)
-        plt.close(fig)
-    return Path(path)
+        return save_figure(fig, path)
 
 
 def plot_latency(candidates: list[dict[str, Any]], path, title: str = "") -> Path:
@@ -157,9 +149,7 @@ def plot_latency(candidates: list[dict[str, Any]], path, title: str = "") -> Pat
                      "(mean over seeds, bars: 95% CI)")
         n_rows = math.ceil(len(labels) / 3)
         fig.tight_layout(rect=(0, 0.05 + 0.045 * n_rows, 1, 1))
-        atomic_savefig(fig, path, dpi=DPI)
-        plt.close(fig)
-    return Path(path)
+        return save_figure(fig, path)
 
 
 def plot_curves(histories: dict[str, list[list[float]]], roles: dict[str, tuple[str, str]], path,
@@ -199,9 +189,7 @@ def plot_curves(histories: dict[str, list[list[float]]], roles: dict[str, tuple[
                      + ("\n(a single epoch: one point per candidate, the final test accuracy)" if n_max == 1 else ""))
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
         fig.tight_layout()
-        atomic_savefig(fig, path, dpi=DPI)
-        plt.close(fig)
-    return Path(path)
+        return save_figure(fig, path)
 
 
 def plot_all(rows: list[dict[str, Any]], summary: dict[str, Any], out, *, histories=None, prefix: str = "",

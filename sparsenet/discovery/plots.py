@@ -1,46 +1,30 @@
 """Figures of a fitted :class:`sparsenet.CorrelationAnalyzer`, written as PNG files.
 
 Each function takes the fitted analyser and a path, draws one figure, saves it atomically
-(:func:`sparsenet.io.atomic_savefig`), closes it and returns the path.  ``title`` (usually the
+(:func:`sparsenet.figures.save_figure`), closes it and returns the path.  ``title`` (usually the
 layer name) is added to every figure's heading.  :func:`plot_discovery` writes all of those
 that apply into a directory and returns ``{name: path}``.
 
-Kernel sizes have fixed colours across every figure (1x1 blue, 3x3 orange, 5x5 green, 7x7 red),
-so a cluster looks the same in the profile plot and the size chart.
+Kernel sizes have the colours of :mod:`sparsenet.figures` (1x1 sky blue, 3x3 orange, 5x5 green,
+7x7 vermillion), so a cluster looks the same in the profile plot, the size chart and the
+builder's drawing of the module made from it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg", force=False)  # files only; never needs a display
+from sparsenet.errors import SparsenetError
+from sparsenet.figures import INACTIVE_COLOUR, STYLE, kernel_colour, save_figure
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from sparsenet.errors import SparsenetError  # noqa: E402
-from sparsenet.io import atomic_savefig  # noqa: E402
-
-DPI = 120
 MAX_EIGENVALUES = 30       # eigenvalues shown in the spectrum plot (at least K + 1)
 MAX_LEGEND_CLUSTERS = 12   # profile lines named in the legend; the rest are counted
 MAX_DENDROGRAM_LABELS = 60  # leaves labelled with their channel index
-
-_STYLE = {
-    "font.size": 10, "axes.titlesize": 12, "axes.labelsize": 11, "xtick.labelsize": 9,
-    "ytick.labelsize": 9, "legend.fontsize": 9, "figure.titlesize": 13,
-}
-_KERNEL_COLOURS = {1: "#1f77b4", 3: "#ff7f0e", 5: "#2ca02c", 7: "#d62728", 9: "#9467bd", 11: "#8c564b"}
-_INACTIVE_COLOUR = "#9e9e9e"
-
-
-def kernel_colour(kernel_size: int) -> str:
-    """The colour used for clusters of this kernel size in every figure."""
-    return _KERNEL_COLOURS.get(int(kernel_size), "#7f7f7f")
 
 
 def _heading(what: str, title: str | None) -> str:
@@ -54,14 +38,6 @@ def _fitted(analyzer, *names: str) -> None:
             f"the analyser has no {', '.join(missing)}; call fit() on it before plotting "
             f"(got {type(analyzer).__name__})"
         )
-
-
-def _save(fig, path) -> Path:
-    path = Path(path)
-    try:
-        return atomic_savefig(fig, path, dpi=DPI)
-    finally:
-        plt.close(fig)
 
 
 def _labels(analyzer) -> np.ndarray:
@@ -108,7 +84,7 @@ def plot_correlation(analyzer, path, title=None) -> Path:
     shown = np.ma.masked_invalid(corr[np.ix_(order, order)])
     cmap = plt.get_cmap("RdBu_r").with_extremes(bad="#d9d9d9")  # bad: inactive channels
 
-    with plt.rc_context(_STYLE):
+    with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(7.6, 6.4), layout="constrained")
         im = ax.imshow(shown, cmap=cmap, vmin=-1, vmax=1, interpolation="nearest",
                        extent=(0, n, n, 0))
@@ -126,12 +102,12 @@ def plot_correlation(analyzer, path, title=None) -> Path:
         if inactive:
             note += f", {inactive} inactive (last, grey)"
         ax.text(0.0, -0.1, note, transform=ax.transAxes, fontsize=9, va="top", color="#444444")
-        return _save(fig, path)
+        return save_figure(fig, path)
 
 
 def _block_ticks(ax, blocks, labels, kernels, n) -> None:
     """Cluster ids (x) and 'id: kxk' (y) at the centre of each block big enough to read."""
-    # A 5.5-inch axis at DPI shows ~650 px; a 9 pt label needs ~16 px vertically, ~24 across.
+    # A 5.5-inch axis at figures.DPI shows ~650 px; a 9 pt label needs ~16 px vertically, ~24 across.
     min_rows, min_cols = n * 16 / 650, n * 26 / 650
     yt, yl, xt, xl = [], [], [], []
     for name, start, stop in blocks:
@@ -174,7 +150,7 @@ def plot_spectrum(analyzer, path, title=None) -> Path:
     else:
         how = "eigengap"
 
-    with plt.rc_context(_STYLE):
+    with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(7.2, 4.6), layout="constrained")
         ax.plot(x, eig[:shown], "o-", color="#1f77b4", ms=4.5, lw=1.2, label="eigenvalue λ_i")
         if 1 <= k <= shown:
@@ -198,7 +174,7 @@ def plot_spectrum(analyzer, path, title=None) -> Path:
         sub = f" (first {shown} of {len(eig)})" if shown < len(eig) else ""
         ax.set_title(_heading("Laplacian spectrum" + sub, title))
         ax.legend(loc="lower right")
-        return _save(fig, path)
+        return save_figure(fig, path)
 
 
 def plot_dendrogram(analyzer, path, title=None) -> Path:
@@ -219,7 +195,7 @@ def plot_dendrogram(analyzer, path, title=None) -> Path:
     if 1 < k <= len(z):  # between the merges that leave k and k - 1 clusters
         cut = (z[leaves - k - 1, 2] + z[leaves - k, 2]) / 2 if leaves - k - 1 >= 0 else z[0, 2] / 2
 
-    with plt.rc_context(_STYLE):
+    with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(max(7.0, min(14.0, 0.16 * leaves + 3)), 4.8), layout="constrained")
         dendrogram(z, ax=ax, labels=names, no_labels=names is None or leaves > MAX_DENDROGRAM_LABELS,
                    color_threshold=cut if cut is not None else 0, above_threshold_color="#7f7f7f",
@@ -232,7 +208,7 @@ def plot_dendrogram(analyzer, path, title=None) -> Path:
                                    else f" ({leaves} leaves, labels omitted)"))
         ax.set_ylabel("distance 1 − affinity (average linkage)")
         ax.set_title(_heading("Hierarchical clustering of channels", title))
-        return _save(fig, path)
+        return save_figure(fig, path)
 
 
 # -- spatial profiles -------------------------------------------------------------------------
@@ -251,7 +227,7 @@ def plot_spatial_profiles(analyzer, path, title=None) -> Path:
     threshold = getattr(analyzer, "extent_threshold", None)
     markers = "osD^v<>ph*"
 
-    with plt.rc_context(_STYLE):
+    with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(7.6, 4.8), layout="constrained")
         # The legend names the largest clusters (in id order); smaller ones are drawn faint.
         named_ids = set(sorted(range(len(prof)), key=lambda c: (-sizes[c], c))[:MAX_LEGEND_CLUSTERS])
@@ -281,7 +257,7 @@ def plot_spatial_profiles(analyzer, path, title=None) -> Path:
         ax.grid(alpha=0.3)
         ax.set_title(_heading("Spatial extent of each cluster", title))
         ax.legend(handles, texts, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-        return _save(fig, path)
+        return save_figure(fig, path)
 
 
 # -- cluster sizes ----------------------------------------------------------------------------
@@ -296,7 +272,7 @@ def plot_cluster_sizes(analyzer, path, title=None) -> Path:
     groups = sorted(set(int(v) for v in kernels))
     analyzer_flat = getattr(analyzer, "spatial_profiles_", None) is None
 
-    with plt.rc_context(_STYLE):
+    with plt.rc_context(STYLE):
         fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10.0, 4.6), layout="constrained",
                                       gridspec_kw={"width_ratios": [3, 1.2]})
         x, pos, centres = 0.0, [], []
@@ -336,7 +312,7 @@ def plot_cluster_sizes(analyzer, path, title=None) -> Path:
 
         names = [f"{ks}x{ks}" for ks in groups] + (["inactive"] if inactive else [])
         totals = [int(sizes[kernels == ks].sum()) for ks in groups] + ([inactive] if inactive else [])
-        colours = [kernel_colour(ks) for ks in groups] + ([_INACTIVE_COLOUR] if inactive else [])
+        colours = [kernel_colour(ks) for ks in groups] + ([INACTIVE_COLOUR] if inactive else [])
         bars = ax2.bar(range(len(names)), totals, color=colours, width=0.7)
         ax2.bar_label(bars, fontsize=9, padding=2)
         ax2.set_xticks(range(len(names)), names)
@@ -346,7 +322,7 @@ def plot_cluster_sizes(analyzer, path, title=None) -> Path:
         ax2.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax2.set_title(f"Channels per kernel size\n({len(labels)} total, {inactive} inactive)", fontsize=11)
         ax2.grid(axis="y", alpha=0.3)
-        return _save(fig, path)
+        return save_figure(fig, path)
 
 
 # -- everything -------------------------------------------------------------------------------
