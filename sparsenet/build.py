@@ -18,12 +18,11 @@ from sparsenet.builder.spec import (ModuleSpec, NetworkSpec, check_fits, load_sp
                                     network_macs, network_params, save_spec)
 from sparsenet.discovery.value import load_discovery
 from sparsenet.errors import SparsenetError
-from sparsenet.io import atomic_savefig
+from sparsenet.figures import save_figure
 
 __all__ = ["DEFAULT_REFERENCE", "Built", "build", "spec_from_discovery", "rescale_spec"]
 
 DEFAULT_REFERENCE = "googlenet_small:3a"  # the module a picture is drawn beside when no budget names one
-PICTURE_DPI = 130
 
 
 @dataclass(frozen=True)
@@ -149,11 +148,6 @@ def build(*, discovery: str | Path | None = None, spec: str | Path | None = None
     if out is not None:
         save_spec(made, out)
     if figure is not None:
-        import matplotlib.pyplot as plt
-
-        try:
-            atomic_savefig(figure, picture, dpi=PICTURE_DPI)
-        finally:
-            plt.close(figure)
+        save_figure(figure, picture)
     return Built(made, text, size, ref, Path(out) if out is not None else None,
                  Path(picture) if picture else None)
