@@ -56,6 +56,7 @@ import torch
 
 from sparsenet.blas import one_blas_thread
 from sparsenet.errors import SparsenetError
+from sparsenet.io import atomic_write_with
 
 __all__ = ["ChannelStats", "ClusterMapStats", "NotFittedError", "ring_offsets"]
 
@@ -843,10 +844,8 @@ class ChannelStats:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write ``to_dict()`` with ``np.savez`` atomically (temporary file, then rename)."""
-        from sparsenet.io import _atomic
-
         d = self.to_dict()
-        _atomic(path, lambda f: np.savez(f, **d), "wb")
+        atomic_write_with(path, lambda f: np.savez(f, **d), "wb")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ChannelStats":
