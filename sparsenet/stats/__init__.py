@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from typing import Any, Mapping
 
 import numpy as np
@@ -57,6 +56,10 @@ import torch
 from sparsenet.blas import one_blas_thread
 from sparsenet.errors import SparsenetError
 from sparsenet.io import atomic_write_with
+from sparsenet.stats import kernels
+from sparsenet.stats.inputs import as_batch, as_tensor, float32_floor, parse_threshold
+from sparsenet.stats.kernels import gram_acc, half_ring_sum, sum_rows64, zero_tensor
+from sparsenet.stats.rings import count_maps, ring_offsets, ring_windows
 
 __all__ = ["ChannelStats", "ClusterMapStats", "NotFittedError", "ring_offsets"]
 
@@ -64,119 +67,10 @@ _FORMAT = "sparsenet.ChannelStats"
 _VERSION = 1
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 _DEFAULT_TOL = {"float64": 1e-10, "float32": 1e-6}
-# Rows per float32 co-firing product: every partial sum of 0/1 products is an integer
-# <= 2**24, hence exact in float32 whatever order BLAS adds them in.
-_COUNT_CHUNK = 1 << 24
-_SMALL_PRODUCT = 1 << 20  # multiply-adds below which a product runs single-threaded in numpy
-_CHUNK_BYTES = 32 << 20  # maps per chunk: about this many bytes of channels-last data (few
-#                          products per batch, few thread-pool regions; docs/performance.md)
 
 
 class NotFittedError(SparsenetError, AttributeError):
     """A fitted attribute was read before ``partial_fit`` saw any data."""
-
-
-def ring_offsets(r: int, *, half: bool = False) -> list[tuple[int, int]]:
-    """Offsets ``(dy, dx)`` at Chebyshev distance ``r`` (``max(|dy|, |dx|) == r``).
-
-    ``half=True`` keeps one of each pair ``{d, -d}`` (``dy > 0``, or ``dy == 0`` and ``dx > 0``):
-    ``4 r`` offsets instead of ``8 r``.  ``r == 0`` is the single offset ``(0, 0)``.
-    """
-    if r == 0:
-        return [(0, 0)]
-    out = []
-    for dy in range(-r, r + 1):
-        for dx in range(-r, r + 1):
-            if max(abs(dy), abs(dx)) != r:
-                continue
-            if half and not (dy > 0 or (dy == 0 and dx > 0)):
-                continue
-            out.append((dy, dx))
-    return out
-
-
-def _valid_range(d: int, size: int) -> tuple[int, int]:
-    """Positions ``p`` (one axis) with both ``p`` and ``p + d`` inside ``[0, size)``."""
-    return max(0, -d), min(size, size - d)
-
-
-def _ring_windows(r: int, H: int, W: int):
-    """For each half-ring offset d of radius r that fits an H x W map: the window of positions p
-    with p + d inside too, as (slice of p, slice of p + d) over the (H, W) axes."""
-    for dy, dx in ring_offsets(r, half=True):
-        h0, h1 = _valid_range(dy, H)
-        w0, w1 = _valid_range(dx, W)
-        if h0 < h1 and w0 < w1:
-            yield ((slice(h0, h1), slice(w0, w1)),
-                   (slice(h0 + dy, h1 + dy), slice(w0 + dx, w1 + dx)))
-
-
-def _parse_threshold(threshold: Any) -> tuple[str, Any]:
-    """-> ("value", float) | ("quantile", q) | ("array", ndarray)."""
-    if isinstance(threshold, str):
-        kind, _, q = threshold.partition(":")
-        try:
-            qv = float(q)
-        except ValueError:
-            qv = float("nan")
-        if kind.strip() != "quantile" or not (0.0 < qv < 1.0):
-            raise SparsenetError(
-                f"threshold={threshold!r} is not understood; accepted: a number (a channel is "
-                f"active where its value > threshold), 'quantile:q' with 0 < q < 1 (per-channel "
-                f"q-quantile of the first batch), or one number per channel"
-            )
-        return "quantile", qv
-    if isinstance(threshold, (bool, np.bool_)):
-        raise SparsenetError(f"threshold={threshold!r} is a bool; accepted: a number, "
-                             f"'quantile:q' or one number per channel")
-    if isinstance(threshold, (int, float, np.integer, np.floating)):
-        t = float(threshold)
-        if not math.isfinite(t):
-            raise SparsenetError(f"threshold={threshold!r} is not finite; "
-                                 f"accepted: a finite number")
-        return "value", t
-    try:
-        arr = np.asarray(threshold, dtype=np.float64)
-    except (TypeError, ValueError):
-        arr = None
-    if arr is None or arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr)):
-        raise SparsenetError(
-            f"threshold of type {type(threshold).__name__} is not understood; accepted: a "
-            f"number, 'quantile:q' with 0 < q < 1, or a 1-D array of finite per-channel numbers"
-        )
-    return "array", arr.copy()
-
-
-def _as_tensor(X: Any) -> torch.Tensor:
-    if isinstance(X, torch.Tensor):
-        return X.detach()
-    try:
-        arr = np.asarray(X)
-    except Exception as exc:  # pragma: no cover - exotic inputs
-        raise SparsenetError(f"X of type {type(X).__name__} could not be read as an array: {exc}")
-    if arr.dtype.kind not in "biuf":
-        raise SparsenetError(
-            f"X has dtype {arr.dtype} (type {type(X).__name__}); accepted: a numeric numpy array "
-            f"or torch tensor of shape N x C or N x C x H x W"
-        )
-    if arr.dtype.kind == "b":
-        arr = arr.astype(np.uint8)
-    try:
-        with warnings.catch_warnings():
-            # read-only input (the datasets' arrays, memory maps): the statistics only read X, so
-            # wrapping it without a copy is safe; torch warns because it cannot enforce that
-            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-            return torch.from_numpy(arr)
-    except ValueError:  # negative strides
-        return torch.from_numpy(np.ascontiguousarray(arr))
-
-
-def _float32_floor(t: np.ndarray) -> np.ndarray:
-    """Largest float32 <= t (so ``x32 > floor32(t)`` iff ``x32 > t`` for float32 x)."""
-    f = t.astype(np.float32)
-    up = f.astype(np.float64) > t
-    f[up] = np.nextafter(f[up], np.float32(-np.inf))
-    return f
 
 
 class ChannelStats:
@@ -239,7 +133,7 @@ class ChannelStats:
         self.dtype = dtype
         self.tol = tol
         self.cofiring = bool(cofiring)
-        self._threshold_kind, self._threshold_value = _parse_threshold(threshold)
+        self._threshold_kind, self._threshold_value = parse_threshold(threshold)
         self._reset()
 
     # ------------------------------------------------------------------ state
@@ -290,25 +184,7 @@ class ChannelStats:
 
     # ------------------------------------------------------------ validation
     def _validate_batch(self, X: Any) -> torch.Tensor:
-        T = _as_tensor(X)
-        if T.ndim not in (2, 4):
-            raise SparsenetError(
-                f"X has {T.ndim} dimensions (shape {tuple(T.shape)}); accepted: N x C (flat "
-                f"features) or N x C x H x W (maps)"
-                + ("; for a single map use X[None]" if T.ndim == 3 else "")
-            )
-        if T.is_complex() or not (T.is_floating_point() or T.dtype in (
-                torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.bool)):
-            raise SparsenetError(f"X has dtype {T.dtype}; accepted: a real numeric dtype")
-        if T.dtype == torch.bool:
-            T = T.to(torch.uint8)
-        elif T.dtype in (torch.float16, torch.bfloat16):  # sums would overflow or round badly
-            T = T.to(torch.float32)
-        if T.numel() == 0:
-            raise SparsenetError(
-                f"X is empty (shape {tuple(T.shape)}); accepted: at least one sample, one channel "
-                f"and (for maps) one position"
-            )
+        T = as_batch(X)
         C = int(T.shape[1])
         spatial = T.ndim == 4
         if self._fitted:
@@ -360,7 +236,7 @@ class ChannelStats:
         For maps every ``(n, h, w)`` position is one sample of the C channels.  A batch that
         raises leaves the statistics unchanged.
 
-        The batch is processed in chunks of whole maps of about ``_CHUNK_BYTES`` each (a
+        The batch is processed in chunks of whole maps of about ``kernels.CHUNK_BYTES`` each (a
         bounded scratch memory, whatever the batch size).  A chunk's element-wise work (the
         channels-last copy, thresholding, centring, shifted ring sums) runs in numpy,
         single-threaded; only its ``2 + R`` matrix products run in torch's multithreaded BLAS
@@ -382,14 +258,14 @@ class ChannelStats:
         src = T4.cpu().numpy()
 
         # pass 1: channel sums in float64 (NaN/inf propagate into them: scan only then)
-        colsum = _sum_rows64(src.sum(axis=(2, 3)))
+        colsum = sum_rows64(src.sum(axis=(2, 3)))
         if not np.all(np.isfinite(colsum)):
             self._raise_nonfinite(T)
         if self._fitted:
             thresholds, K = self._thresholds, self._shift
         else:
             thresholds, K = self._first_thresholds(T4), colsum / n
-        thr = _float32_floor(thresholds) if cd == torch.float32 else thresholds
+        thr = float32_floor(thresholds) if cd == torch.float32 else thresholds
         thr = np.ascontiguousarray(thr, dtype=nd)
         # shift by the batch mean rounded to the compute dtype; the sum t of the shifted data
         # makes the batch mean and M2 exact whatever the rounding of the shift
@@ -403,12 +279,12 @@ class ChannelStats:
         # into int64 before that
         shape = (C, C) if self.cofiring else (C,)
         cof_state = {"cof": np.zeros(shape, dtype=np.int64),
-                     "acc": _zeros(shape, np.float32), "rows": 0}
-        P_acc = _zeros((C, C), nd)  # x^T x, summed over the chunks
-        S_acc = _zeros((len(live), C, C), nd) if live else None  # x^T Y_r per ring
+                     "acc": zero_tensor(shape, np.float32), "rows": 0}
+        P_acc = zero_tensor((C, C), nd)  # x^T x, summed over the chunks
+        S_acc = zero_tensor((len(live), C, C), nd) if live else None  # x^T Y_r per ring
         Tpos = np.zeros((H, W, C))  # per-position sums over the maps (float64)
-        per_chunk = max(1, _CHUNK_BYTES // (H * W * C * np.dtype(nd).itemsize))
-        per_chunk = min(per_chunk, max(1, _COUNT_CHUNK // (H * W)), N)
+        per_chunk = max(1, kernels.CHUNK_BYTES // (H * W * C * np.dtype(nd).itemsize))
+        per_chunk = min(per_chunk, max(1, kernels.COUNT_CHUNK // (H * W)), N)
         bufs = {"x": self._buffer("x", (per_chunk, H, W, C), nd),
                 "a": self._buffer("a", (per_chunk * H * W, C), np.float32)}
         if live:
@@ -463,7 +339,7 @@ class ChannelStats:
         np.copyto(x, part.transpose(0, 2, 3, 1), casting="unsafe")
         x2 = x.reshape(rows, C)
         # co-firing: raw values against the thresholds
-        if cof_state["rows"] + rows > _COUNT_CHUNK:
+        if cof_state["rows"] + rows > kernels.COUNT_CHUNK:
             cof_state["cof"] += np.rint(cof_state["acc"].numpy()).astype(np.int64)
             cof_state["acc"].numpy()[...] = 0
             cof_state["rows"] = 0
@@ -471,7 +347,7 @@ class ChannelStats:
         np.greater(x2, thr, out=a2, casting="unsafe")
         if self.cofiring:
             a2t = torch.from_numpy(a2)
-            _gram_acc(cof_state["acc"], a2t, a2t)
+            gram_acc(cof_state["acc"], a2t, a2t)
         else:  # active counts only (exact: float32 sums of at most 2**24 ones)
             acc = cof_state["acc"].numpy()
             acc += a2.sum(axis=0)
@@ -479,15 +355,15 @@ class ChannelStats:
         # offset 0
         np.subtract(x, shift_c, out=x)
         x2t = torch.from_numpy(x2)
-        _gram_acc(P_acc, x2t, x2t)
+        gram_acc(P_acc, x2t, x2t)
         Tpos += x.sum(axis=0)
         # rings: Y_r(p) = sum over the half ring of x(p + d), 0 where p + d leaves the map
         # (Y in a buffer of its own: numpy copies operands that share one with their output)
         if live:
             y = bufs["y"][:k]
             for j, r in enumerate(live):
-                _half_ring_sum(y, x, r)
-                _gram_acc(S_acc[j], x2t, torch.from_numpy(y.reshape(rows, C)))
+                half_ring_sum(y, x, r)
+                gram_acc(S_acc[j], x2t, torch.from_numpy(y.reshape(rows, C)))
 
     def _first_thresholds(self, T4: torch.Tensor) -> np.ndarray:
         C = T4.shape[1]
@@ -521,15 +397,7 @@ class ChannelStats:
         (h,w) as p (first factor) or as p + d (second factor) with both inside the map."""
         key = (H, W)
         if key not in self._count_maps:
-            maps = []
-            for r in range(1, self.max_radius + 1):
-                first = np.zeros((H, W))
-                second = np.zeros((H, W))
-                for p, q in _ring_windows(r, H, W):
-                    first[p] += 1
-                    second[q] += 1
-                maps.append((first, second))
-            self._count_maps[key] = maps
+            self._count_maps[key] = count_maps(self.max_radius, H, W)
         return self._count_maps[key]
 
     # ----------------------------------------------------------------- merge
@@ -943,7 +811,7 @@ class ClusterMapStats:
 
     def partial_fit(self, X) -> "ClusterMapStats":
         """Add one batch of maps (N x C x H x W) and return ``self``."""
-        T = _as_tensor(X)
+        T = as_tensor(X)
         C = self._P.shape[1]
         if T.ndim != 4 or T.shape[1] != C or T.numel() == 0:
             raise SparsenetError(f"X has shape {tuple(T.shape)}; accepted: non-empty N x {C} x H x W "
@@ -955,7 +823,7 @@ class ClusterMapStats:
         P = self._P  # K x C float64
         acc = np.zeros_like(self._acc)
         pairs = np.zeros_like(self._pairs)
-        per_chunk = max(1, _CHUNK_BYTES // max(1, C * H * W * 8))
+        per_chunk = max(1, kernels.CHUNK_BYTES // max(1, C * H * W * 8))
         with np.errstate(over="ignore", invalid="ignore"), \
                 one_blas_thread():
             # one thread: a few small products per chunk (see the module docstring)
@@ -967,7 +835,7 @@ class ClusterMapStats:
                 acc[0] += np.einsum("nkhw,nkhw->k", Z, Z)
                 pairs[0] += Z.shape[0] * H * W
                 for r in range(1, self.max_radius + 1):
-                    for (ph, pw), (qh, qw) in _ring_windows(r, H, W):
+                    for (ph, pw), (qh, qw) in ring_windows(r, H, W):
                         p = Z[:, :, ph, pw]
                         acc[r] += np.einsum("nkhw,nkhw->k", p, Z[:, :, qh, qw])
                         pairs[r] += p[:, 0].size
@@ -1007,53 +875,6 @@ class ClusterMapStats:
         ok = cov[:, 0] > 1e-12
         out[ok] = cov[ok] / cov[ok, :1]
         return out
-
-
-def _zeros(shape: tuple, dtype) -> torch.Tensor:
-    """A zero torch tensor allocated by numpy (single-threaded: a small torch fill would start
-    the thread pool, which costs milliseconds on a busy machine)."""
-    return torch.from_numpy(np.zeros(shape, dtype=dtype))
-
-
-def _gram_acc(acc: torch.Tensor, L: torch.Tensor, R: torch.Tensor) -> None:
-    """``acc += L^T R`` in ``acc``'s dtype.  Large products use torch's multithreaded BLAS; small
-    ones numpy's single-threaded call, which avoids the thread start-up and synchronisation
-    that dominate a tiny product (milliseconds on a busy machine)."""
-    if L.shape[0] * L.shape[1] * R.shape[1] < _SMALL_PRODUCT:
-        out = acc.numpy()
-        out += L.numpy().T @ R.numpy()
-    else:
-        acc.addmm_(L.t(), R)
-
-
-def _half_ring_sum(y: np.ndarray, x: np.ndarray, r: int) -> None:
-    """``y(p) = sum of x(p + d)`` over the half ring of radius r (``ring_offsets(r, half=True)``),
-    0 where ``p + d`` leaves the map; x and y are N x H x W x C (numpy, single-threaded)."""
-    H, W = x.shape[1], x.shape[2]
-    empty = True
-    for (ph, pw), (qh, qw) in _ring_windows(r, H, W):
-        src = x[:, qh, qw, :]
-        dst = y[:, ph, pw, :]
-        if empty:  # first offset: copy, and zero only the strips it does not cover
-            np.copyto(dst, src)
-            y[:, :ph.start] = 0
-            y[:, ph.stop:] = 0
-            y[:, ph, :pw.start] = 0
-            y[:, ph, pw.stop:] = 0
-            empty = False
-        else:
-            np.add(dst, src, out=dst)
-    if empty:
-        y[...] = 0
-
-
-def _sum_rows64(M: np.ndarray, block: int = 4096) -> np.ndarray:
-    """Column sums of a 2-D array as float64: contiguous blocks of ``block`` rows summed in the
-    array's dtype (numpy's pairwise summation), the block sums added in float64."""
-    out = np.zeros(M.shape[1], dtype=np.float64)
-    for start in range(0, M.shape[0], block):
-        out += M[start:start + block].sum(axis=0).astype(np.float64)
-    return out
 
 
 def _chan_merge(na, mean_a, m2a, nb, mean_b, m2b):
