@@ -109,7 +109,7 @@ class ClusterMapStats:
         per_chunk = max(1, kernels.CHUNK_BYTES // max(1, C * H * W * 8))
         with np.errstate(over="ignore", invalid="ignore"), \
                 one_blas_thread():
-            # one thread: a few small products per chunk (threads: the docstring of sparsenet.stats)
+            # one thread: a few small products per chunk (threads: the docstring of sparsenet.stats.engine)
             for start in range(0, N, per_chunk):
                 x = src[start:start + per_chunk].reshape(-1, C, H * W).astype(np.float64)
                 Z = np.matmul(P, x)  # n x K x HW: summed standardised maps (before centring)
