@@ -1,8 +1,8 @@
 """The running sums of ``ChannelStats``: one value that the engine, the merge, the read-outs and
 the persistence share, and the error for reading it before there is one.
 
-Memory is ``(R + 2) * C * C`` float64 numbers (``m2``, ``cofire`` and the R ``ring_s``) plus
-``O(C * R)``, whatever the number of samples.
+Memory is ``(R + 2) * C * C`` numbers of 8 bytes (``m2``, the int64 ``cofire`` and the R
+``ring_s``) plus ``O(C * R)``, whatever the number of samples.
 """
 
 from __future__ import annotations
