@@ -35,7 +35,8 @@ def _umask() -> int:
     return current
 
 
-def _atomic(path: str | os.PathLike, write: Callable[[Any], None], mode: str) -> Path:
+def atomic_write_with(path: str | os.PathLike, write: Callable[[Any], None], mode: str) -> Path:
+    """Call ``write(f)`` on a temporary file opened with ``mode``, then move it onto ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -54,11 +55,11 @@ def _atomic(path: str | os.PathLike, write: Callable[[Any], None], mode: str) ->
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    return _atomic(path, lambda f: f.write(text), "w")
+    return atomic_write_with(path, lambda f: f.write(text), "w")
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    return _atomic(path, lambda f: f.write(data), "wb")
+    return atomic_write_with(path, lambda f: f.write(data), "wb")
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
@@ -68,10 +69,10 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
 def atomic_torch_save(path: str | os.PathLike, obj: Any) -> Path:
     import torch
 
-    return _atomic(path, lambda f: torch.save(obj, f), "wb")
+    return atomic_write_with(path, lambda f: torch.save(obj, f), "wb")
 
 
 def atomic_savefig(fig, path: str | os.PathLike, **kwargs) -> Path:
     """Save a matplotlib figure atomically (format taken from the final suffix)."""
     fmt = Path(path).suffix.lstrip(".") or "png"
-    return _atomic(path, lambda f: fig.savefig(f, format=fmt, **kwargs), "wb")
+    return atomic_write_with(path, lambda f: fig.savefig(f, format=fmt, **kwargs), "wb")

@@ -290,11 +290,11 @@ def test_memory_is_independent_of_number_of_batches():
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_chunked_pipeline_and_blas_path_match_numpy(monkeypatch, dtype):
     """Force several chunks per batch, the torch (BLAS) product path and co-firing flushes."""
-    import sparsenet.stats as st
+    from sparsenet.stats import kernels as st
 
-    monkeypatch.setattr(st, "_CHUNK_BYTES", 3 * 6 * 7 * 5 * 8)  # 3 maps (float64) per chunk
-    monkeypatch.setattr(st, "_SMALL_PRODUCT", 0)
-    monkeypatch.setattr(st, "_COUNT_CHUNK", 100)  # flush float32 counts every 2 maps
+    monkeypatch.setattr(st, "CHUNK_BYTES", 3 * 6 * 7 * 5 * 8)  # 3 maps (float64) per chunk
+    monkeypatch.setattr(st, "SMALL_PRODUCT", 0)
+    monkeypatch.setattr(st, "COUNT_CHUNK", 100)  # flush float32 counts every 2 maps
     X = np.maximum(_maps(seed=13, shape=(11, 5, 6, 7), offset=0.2), 0)
     s = _fit(X.astype(dtype), batches=2, dtype=dtype, max_radius=2)
     tol = 1e-10 if dtype == "float64" else 1e-5

@@ -67,13 +67,12 @@ def _rss_now_mb() -> float | None:
 def child(cfg: dict) -> dict:
     import torch
 
-    import sparsenet.stats as st
-    from sparsenet.stats import ChannelStats
+    from sparsenet.stats import ChannelStats, kernels
 
     if cfg["threads"]:
         torch.set_num_threads(cfg["threads"])
     if cfg.get("chunk_bytes"):
-        st._CHUNK_BYTES = int(cfg["chunk_bytes"])
+        kernels.CHUNK_BYTES = int(cfg["chunk_bytes"])
     dtype = getattr(torch, cfg["dtype"])
     C, S, B, R = cfg["channels"], cfg["size"], cfg["batch"], cfg["max_radius"]
     gen = torch.Generator().manual_seed(0)
@@ -113,7 +112,7 @@ def child(cfg: dict) -> dict:
         "rss_setup_peak_mb": rss_setup_peak, "rss_before_mb": rss_before,
         "rss_peak_mb": _rss_peak_mb(), "peak_reset": reset, "rss_now_trace_mb": trace,  # [maps seen, MB]
         "state_mb": stats.state_nbytes() / 2**20,
-        "chunk_bytes": st._CHUNK_BYTES,
+        "chunk_bytes": kernels.CHUNK_BYTES,
         "load_average_after": [round(v, 2) for v in os.getloadavg()],
     }
 
