@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     from sparsenet.compare.run import _growth_config, _registered, _skeleton, load_data, skeleton_name
     from sparsenet.data import iterate_batches
     from sparsenet.compare.experiment import load_experiment
-    from sparsenet.grow import _budget
+    from sparsenet.grow import module_budget
     from sparsenet.builder.spec import HeadSpec, NetworkSpec, StemSpec
     from sparsenet.training.loop import build_model
 
@@ -88,7 +88,7 @@ def main(argv=None) -> int:
             from sparsenet.builder.rules import fit_budget, parse_budget_like, reference_module
 
             g = _growth_config(point)
-            target = _budget(g)
+            target = module_budget(g)
             stem = StemSpec(in_channels=ds.in_channels, widths=(g.stem_width,), kernel_sizes=(3,), strides=(1,), pool=True)
             model_name, mult, stage = parse_budget_like(g.budget_like or "googlenet_small:3a")
             ref = reference_module(model_name, stage, mult).spec

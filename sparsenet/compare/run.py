@@ -126,9 +126,9 @@ def preflight(experiment: Experiment, dataset) -> None:
             elif p.kind == "skeleton":
                 validate_input(build_network(_skeleton(p, dataset)), dataset.input_shape)
             elif p.kind == "grown":
-                from sparsenet.grow import _budget
+                from sparsenet.grow import module_budget
 
-                _budget(_growth_config(p))
+                module_budget(_growth_config(p))
         except SparsenetError as exc:
             raise SparsenetError(f"{experiment.source}: {p.source} ({p.name!r}) cannot run on "
                                  f"{dataset.name} {tuple(dataset.input_shape)}: {exc}") from None
