@@ -22,7 +22,8 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from sparsenet.compare.run import _acc_ci, load_data, preflight, run_comparison
+    from sparsenet.compare.candidates import load_data, preflight
+    from sparsenet.compare.run import _acc_ci, run_comparison
     from sparsenet.compare.experiment import load_experiment
 
     experiment = load_experiment(args.config)

@@ -51,10 +51,12 @@ import torch
 
 from sparsenet import __version__
 from sparsenet.errors import SparsenetError, TrainingDiverged
+from sparsenet.compare.candidates import (analysis_settings, growth_config, load_data, preflight, registered_model,
+                                          skeleton_name, skeleton_spec)
 from sparsenet.compare.experiment import Experiment, Point, diff_configs, parse_experiment
 from sparsenet.io import atomic_write_json, atomic_write_text, jsonable
 
-__all__ = ["run_comparison", "load_data", "preflight", "measure_latency", "summarise", "matched_comparisons",
+__all__ = ["run_comparison", "measure_latency", "summarise", "matched_comparisons",
            "paired_controls", "write_outputs", "read_results", "CSV_FIELDS", "LATENCY_NOTE"]
 
 LATENCY_NOTE = ("latency_ms.b1: milliseconds per forward pass of a batch of 1 image; latency_ms.b64: "
@@ -65,74 +67,6 @@ CSV_FIELDS = ["candidate", "group", "kind", "role", "model", "seed", "status", "
 
 
 # ----------------------------------------------------------------------------- setup
-
-def load_data(experiment: Experiment):
-    """The dataset with the experiment's one split (``data.split_seed``) and image size."""
-    from sparsenet.data import load_dataset
-
-    d = experiment.data
-    return load_dataset(d["name"], d["root"], seed=d["split_seed"], test_fraction=d["test_fraction"],
-                        image_size=d["image_size"])
-
-
-def _registered(point: Point) -> tuple[str, dict[str, Any]]:
-    o = point.options
-    if point.kind == "googlenet_small":
-        return "googlenet_small", {"width_mult": o["width_mult"], "num_modules": o["num_modules"],
-                                   "batch_norm": o["batch_norm"], "dropout": o["dropout"]}
-    if point.kind == "plaincnn":
-        return "plaincnn", {"width": o["width"]}
-    raise AssertionError(point.kind)
-
-
-def _skeleton(point: Point, dataset):
-    from sparsenet.compare.skeleton import googlenet_spec
-
-    o = point.options
-    return googlenet_spec(o["width_mult"], o["num_modules"], num_classes=dataset.num_classes,
-                          in_channels=dataset.in_channels, batch_norm=o["batch_norm"], dropout=o["dropout"],
-                          input_size=dataset.image_size)
-
-
-def _growth_config(point: Point):
-    from sparsenet.grow import GrowthConfig
-
-    o = point.options
-    return GrowthConfig(modules=o["modules"], mode=o["mode"], connectivity=o["connectivity"],
-                        budget_macs=o["budget_macs"], budget_like=o["budget_like"], width_scale=o["width_scale"],
-                        stem_width=o["stem_width"], pool_after=tuple(o["pool_after"])).validate()
-
-
-def _analysis(point: Point, seed: int):
-    from sparsenet.analyser.settings import AnalysisSettings
-
-    return AnalysisSettings(seed=seed, **point.options["analysis"])
-
-
-def preflight(experiment: Experiment, dataset) -> None:
-    """Build every candidate once for the dataset, so that nothing that cannot run starts training."""
-    from sparsenet.builder.modules import build_network
-    from sparsenet.models import validate_input
-    from sparsenet.training.loop import build_model
-
-    for seed in experiment.seeds:
-        experiment.train_config(seed)
-    for p in experiment.points:
-        try:
-            if p.kind in ("googlenet_small", "plaincnn"):
-                name, kwargs = _registered(p)
-                model, _ = build_model(name, dataset, 0, kwargs)
-                validate_input(model, dataset.input_shape)
-            elif p.kind == "skeleton":
-                validate_input(build_network(_skeleton(p, dataset)), dataset.input_shape)
-            elif p.kind == "grown":
-                from sparsenet.grow import module_budget
-
-                module_budget(_growth_config(p))
-        except SparsenetError as exc:
-            raise SparsenetError(f"{experiment.source}: {p.source} ({p.name!r}) cannot run on "
-                                 f"{dataset.name} {tuple(dataset.input_shape)}: {exc}") from None
-
 
 def _without_none(obj: Any) -> Any:
     """A normalized configuration back as TOML-like input (unset options are stored as null)."""
@@ -264,7 +198,7 @@ def _run_point(point: Point, seed: int, dataset, experiment: Experiment, out: Pa
     run_dir = _run_dir(out, point.name, seed)
     extra = {"candidate": point.name, "seed": seed, "experiment": experiment.name}
     if point.kind in ("googlenet_small", "plaincnn"):
-        name, kwargs = _registered(point)
+        name, kwargs = registered_model(point)
         try:
             metrics, trained = _train(name, kwargs, dataset, experiment, seed, run_dir, progress, extra)
         except Diverged as exc:
@@ -278,25 +212,13 @@ def _run_point(point: Point, seed: int, dataset, experiment: Experiment, out: Pa
     raise AssertionError(point.kind)
 
 
-def skeleton_name(point: Point) -> str:
-    """The shared skeleton (and control candidate) of a skeleton candidate, e.g. 'skeleton@0.125x2'.
-
-    Skeleton candidates with the same width multiplier, modules, batch norm and dropout start from
-    the same trained skeleton at each seed, so it is trained once (``runs/<this name>/seed<k>``).
-    User candidate names cannot contain '@', so this never collides with one.
-    """
-    o = point.options
-    name = f"skeleton@{o['width_mult']:g}x{o['num_modules']}"
-    return name + ("+bn" if o["batch_norm"] else "") + (f"+d{o['dropout']:g}" if o["dropout"] != 0.4 else "")
-
-
 def _run_skeleton(point, seed, dataset, experiment, out, run_dir, progress, log, extra):
     from sparsenet.training.checkpoint import model_from_checkpoint
     from sparsenet.compare.skeleton import discover_and_swap
     from sparsenet.builder.spec import load_spec, spec_to_dict
 
     o = point.options
-    skeleton = _skeleton(point, dataset)
+    skeleton = skeleton_spec(point, dataset)
     control_name = skeleton_name(point)
     skel_dir = _run_dir(out, control_name, seed)
     control = Point(control_name, point.kind, "control", point.options, point.source, control_name)
@@ -311,7 +233,7 @@ def _run_skeleton(point, seed, dataset, experiment, out, run_dir, progress, log,
     if not (run_dir / "network.json").exists():
         log(f"  discovering the input of stage {o['stage']} in the trained skeleton {control_name}")
         model, _ = model_from_checkpoint(skel_dir / "checkpoint.pt")
-        swap = discover_and_swap(model, skeleton, o["stage"], dataset, _analysis(point, seed), run_dir,
+        swap = discover_and_swap(model, skeleton, o["stage"], dataset, analysis_settings(point, seed), run_dir,
                                  connectivity=o["connectivity"], tolerance=o["tolerance"])
     else:
         swap = json.loads((run_dir / "swap.json").read_text())
@@ -346,8 +268,8 @@ def _run_grown(point, seed, dataset, experiment, out, run_dir, progress, log, ex
         log(f"  growing {point.options['modules']} module(s)")
         t0 = time.perf_counter()
         try:
-            grow(dataset, _growth_config(point), experiment.train_config(seed), _analysis(point, seed), grow_dir,
-                 progress=progress)
+            grow(dataset, growth_config(point), experiment.train_config(seed), analysis_settings(point, seed),
+                 grow_dir, progress=progress)
         except TrainingDiverged as exc:
             record = {"status": "diverged", "error": f"while growing: {exc}", "model": "specnet",
                       "time_s": time.perf_counter() - t0, **extra}
