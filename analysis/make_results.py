@@ -63,9 +63,9 @@ def _pp(x) -> str:
 
 
 def _acc(mean, half) -> str:
-    from sparsenet.compare.run import _acc_ci
+    from sparsenet.compare.report import accuracy_ci_text
 
-    return f"{_acc_ci(mean, half)} %"
+    return f"{accuracy_ci_text(mean, half)} %"
 
 
 def describe(m: dict, candidates: dict[str, dict]) -> str:
@@ -90,7 +90,8 @@ def describe(m: dict, candidates: dict[str, dict]) -> str:
 
 
 def section(directory: Path, out: Path) -> tuple[list[str], tuple[str, str, list[dict]]]:
-    from sparsenet.compare.run import _histories, candidate_table, control_table, matched_table, read_results
+    from sparsenet.compare.report import candidate_table, control_table, matched_table
+    from sparsenet.compare.run import _histories, read_results
     from sparsenet.compare.plots import plot_all
 
     rows, summary = read_results(directory)
@@ -233,7 +234,7 @@ def structure_section(directory: Path, out: Path) -> list[str]:
 def main(argv=None) -> int:
     from datetime import date
 
-    from sparsenet.compare.run import METHOD_NOTES
+    from sparsenet.compare.report import METHOD_NOTES
     from sparsenet.io import atomic_write_text
 
     args = parse_args(argv)
