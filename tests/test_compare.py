@@ -11,10 +11,11 @@ import pytest
 from scipy import stats
 
 from sparsenet.cli import main
-from sparsenet.compare.run import matched_comparisons, run_comparison, summarise
+from sparsenet.compare.run import run_comparison
 from sparsenet.errors import SparsenetError
 from sparsenet.compare.experiment import load_experiment, parse_experiment
 from sparsenet.compare.statistics import interpolate_log, mean_ci, verdict, welch
+from sparsenet.compare.summary import matched_comparisons, summarise
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "experiments" / "smoke.toml"
@@ -229,7 +230,7 @@ def test_measure_latency_times_every_model_at_both_batch_sizes():
 
 
 def test_paired_controls():
-    from sparsenet.compare.run import paired_controls
+    from sparsenet.compare.summary import paired_controls
 
     rows = []
     for seed, (a, b) in enumerate([(0.90, 0.88), (0.91, 0.90), (0.93, 0.89)]):
