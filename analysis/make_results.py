@@ -91,7 +91,7 @@ def describe(m: dict, candidates: dict[str, dict]) -> str:
 
 def section(directory: Path, out: Path) -> tuple[list[str], tuple[str, str, list[dict]]]:
     from sparsenet.compare.report import candidate_table, control_table, matched_table
-    from sparsenet.compare.run import _histories, read_results
+    from sparsenet.compare.results import read_results, training_histories
     from sparsenet.compare.plots import plot_all
 
     rows, summary = read_results(directory)
@@ -101,7 +101,7 @@ def section(directory: Path, out: Path) -> tuple[list[str], tuple[str, str, list
         stamp = (directory / "summary.json").stat().st_mtime
         summary["written_at"] = datetime.fromtimestamp(stamp, timezone.utc).isoformat(timespec="seconds")
     tag = summary["experiment"]
-    figures = plot_all(rows, summary, out / "figures", histories=_histories(directory, rows),
+    figures = plot_all(rows, summary, out / "figures", histories=training_histories(directory, rows),
                        prefix=f"results_{tag}_")
     d, tr = summary["dataset"], summary["train"]
     cands = {c["candidate"]: c for c in summary["candidates"]}

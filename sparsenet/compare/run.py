@@ -36,8 +36,6 @@ latency phase is reused when it covers every run with the same settings.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import platform
 import statistics
@@ -53,17 +51,14 @@ from sparsenet.errors import SparsenetError, TrainingDiverged
 from sparsenet.compare.candidates import (analysis_settings, growth_config, load_data, preflight, registered_model,
                                           skeleton_name, skeleton_spec)
 from sparsenet.compare.experiment import Experiment, Point, diff_configs, parse_experiment
-from sparsenet.compare.report import render_report
-from sparsenet.compare.summary import matched_comparisons, paired_controls, summarise
-from sparsenet.io import atomic_write_json, atomic_write_text, jsonable
+from sparsenet.compare.results import utc_now, write_outputs
+from sparsenet.io import atomic_write_json, atomic_write_text
 
-__all__ = ["run_comparison", "measure_latency", "write_outputs", "read_results", "CSV_FIELDS", "LATENCY_NOTE"]
+__all__ = ["run_comparison", "measure_latency", "LATENCY_NOTE"]
 
 LATENCY_NOTE = ("latency_ms.b1: milliseconds per forward pass of a batch of 1 image; latency_ms.b64: "
                 "milliseconds per forward pass of a batch of 64 images (divide by 64 for per image); "
                 "median over repeats, eval mode, torch.inference_mode, CPU")
-CSV_FIELDS = ["candidate", "group", "kind", "role", "model", "seed", "status", "accuracy", "params", "macs",
-              "latency_b1_ms", "latency_b64_ms", "train_time_s", "width_mult", "compare_to", "history"]
 
 
 # ----------------------------------------------------------------------------- setup
@@ -100,12 +95,6 @@ def _claim(out: Path, experiment: Experiment) -> bool:
                              f"these keys differ: {', '.join(diff[:8])}{' ...' if len(diff) > 8 else ''}. "
                              "Rerun that configuration to resume it, or choose another --out")
     return True
-
-
-def _now() -> str:
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 @contextmanager
@@ -356,58 +345,6 @@ def _latency_phase(rows: list[dict[str, Any]], experiment: Experiment, dataset, 
     return result
 
 
-# ----------------------------------------------------------------------------- outputs
-
-def _csv(rows: list[dict[str, Any]]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for r in rows:
-        lat = r.get("latency_ms") or {}
-        writer.writerow({**r, "latency_b1_ms": lat.get("b1", ""), "latency_b64_ms": lat.get("b64", ""),
-                         "width_mult": "" if r.get("width_mult") is None else r["width_mult"],
-                         "compare_to": r.get("compare_to") or ""})
-    return buf.getvalue()
-
-
-def write_outputs(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any], *, plots: bool = True) -> dict[str, Any]:
-    """results.json, results.csv, summary.json, report.md and (with ``plots``) the figures."""
-    from sparsenet.compare.plots import plot_all
-
-    summary = {**meta, "written_at": _now(), "candidates": summarise(rows), "matched": matched_comparisons(rows),
-               "controls": paired_controls(rows)}
-    summary = jsonable(summary)
-    atomic_write_json(out / "results.json", jsonable(rows))
-    atomic_write_text(out / "results.csv", _csv(rows))
-    figures = plot_all(rows, summary, out, histories=_histories(out, rows)) if plots else {}
-    summary["figures"] = {k: Path(v).name for k, v in figures.items()}
-    atomic_write_json(out / "summary.json", summary)
-    atomic_write_text(out / "report.md", render_report(summary, rows))
-    return summary
-
-
-def _histories(out: Path, rows) -> dict[str, list[list[float]]]:
-    """Per candidate: the test-accuracy-per-epoch list of each seed."""
-    hist: dict[str, list[list[float]]] = {}
-    for r in rows:
-        if not r.get("history"):
-            continue
-        path = out / r["history"]
-        if path.exists():
-            epochs = json.loads(path.read_text()).get("epochs", [])
-            hist.setdefault(r["candidate"], []).append([e["test_accuracy"] for e in epochs])
-    return hist
-
-
-def read_results(out_dir: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """(rows, summary) of a comparison directory."""
-    out = Path(out_dir)
-    for name in ("results.json", "summary.json"):
-        if not (out / name).is_file():
-            raise SparsenetError(f"{out} holds no {name}; run `sparsenet compare --out {out}` first")
-    return json.loads((out / "results.json").read_text()), json.loads((out / "summary.json").read_text())
-
-
 # ----------------------------------------------------------------------------- the run
 
 def run_comparison(experiment: Experiment, out_dir: str | Path, *, config_text: str | None = None,
@@ -427,7 +364,7 @@ def run_comparison(experiment: Experiment, out_dir: str | Path, *, config_text: 
     out.mkdir(parents=True, exist_ok=True)
     if not resuming:
         atomic_write_json(out / "config.json", {"format": "sparsenet.compare.config", "version": 1,
-                                                "source": experiment.source, "started_at": _now(),
+                                                "source": experiment.source, "started_at": utc_now(),
                                                 "config": experiment.normalized})
         if config_text is not None:
             atomic_write_text(out / "config.toml", config_text)
