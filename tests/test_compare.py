@@ -207,7 +207,7 @@ def test_parse_rejects_unknown_model_before_training(tmp_path):
 def test_measure_latency_times_every_model_at_both_batch_sizes():
     import torch
 
-    from sparsenet.compare.run import measure_latency
+    from sparsenet.compare.latency import measure_latency
 
     calls = []
 

@@ -37,10 +37,7 @@ latency phase is reused when it covers every run with the same settings.
 from __future__ import annotations
 
 import json
-import platform
-import statistics
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
@@ -51,14 +48,12 @@ from sparsenet.errors import SparsenetError, TrainingDiverged
 from sparsenet.compare.candidates import (analysis_settings, growth_config, load_data, preflight, registered_model,
                                           skeleton_name, skeleton_spec)
 from sparsenet.compare.experiment import Experiment, Point, diff_configs, parse_experiment
+from sparsenet.compare.latency import LATENCY_NOTE, latency_key, latency_phase, torch_threads
 from sparsenet.compare.results import utc_now, write_outputs
 from sparsenet.io import atomic_write_json, atomic_write_text
 
-__all__ = ["run_comparison", "measure_latency", "LATENCY_NOTE"]
+__all__ = ["run_comparison"]
 
-LATENCY_NOTE = ("latency_ms.b1: milliseconds per forward pass of a batch of 1 image; latency_ms.b64: "
-                "milliseconds per forward pass of a batch of 64 images (divide by 64 for per image); "
-                "median over repeats, eval mode, torch.inference_mode, CPU")
 
 
 # ----------------------------------------------------------------------------- setup
@@ -95,17 +90,6 @@ def _claim(out: Path, experiment: Experiment) -> bool:
                              f"these keys differ: {', '.join(diff[:8])}{' ...' if len(diff) > 8 else ''}. "
                              "Rerun that configuration to resume it, or choose another --out")
     return True
-
-
-@contextmanager
-def _threads(n: int | None):
-    previous = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 # ----------------------------------------------------------------------------- training
@@ -281,70 +265,6 @@ def _run_grown(point, seed, dataset, experiment, out, run_dir, progress, log, ex
     return [_row(point, seed, metrics, run_dir, out, **details)], grown_now + int(trained)
 
 
-# ----------------------------------------------------------------------------- latency
-
-def measure_latency(models: dict[str, torch.nn.Module], input_shape, *, threads: int = 1, warmup: int = 3,
-                    repeats: int = 10, batch_sizes=(1, 64)) -> dict[str, dict[str, float]]:
-    """Median forward time (ms) per batch of each size, for every model, timed interleaved.
-
-    All models are warmed up first; then each repeat times every model once per batch size, in
-    an order rotated by one model per repeat (so drift in the machine's speed spreads over all
-    models instead of favouring the first).  Same thread count and inputs for all.
-    """
-    if not models:
-        return {}
-    gen = torch.Generator().manual_seed(0)
-    inputs = {f"b{b}": torch.randn(b, *input_shape, generator=gen) for b in batch_sizes}
-    keys = list(models)
-    samples = {k: {b: [] for b in inputs} for k in keys}
-    with _threads(threads), torch.inference_mode():
-        for m in models.values():
-            m.eval()
-        for _ in range(warmup):
-            for k in keys:
-                for x in inputs.values():
-                    models[k](x)
-        for r in range(repeats):
-            shift = r % len(keys)
-            for k in keys[shift:] + keys[:shift]:
-                for b, x in inputs.items():
-                    t0 = time.perf_counter()
-                    models[k](x)
-                    samples[k][b].append((time.perf_counter() - t0) * 1000.0)
-    return {k: {b: float(statistics.median(v)) for b, v in s.items()} for k, s in samples.items()}
-
-
-def _latency_key(row: dict[str, Any]) -> str:
-    return f"{row['candidate']}/seed{row['seed']}"
-
-
-def _latency_phase(rows: list[dict[str, Any]], experiment: Experiment, dataset, out: Path,
-                   log: Callable[[str], None]) -> dict[str, Any]:
-    from sparsenet.training.checkpoint import model_from_checkpoint
-
-    settings = {**experiment.latency, "batch_sizes": [1, 64], "input_shape": list(dataset.input_shape),
-                "torch": torch.__version__, "machine": platform.machine(), "processor": platform.processor()}
-    path = out / "latency.json"
-    keys = [_latency_key(r) for r in rows]
-    if path.exists():
-        saved = json.loads(path.read_text())
-        if saved.get("settings") == settings and all(k in saved.get("runs", {}) for k in keys):
-            log("latency: measured earlier for every run, reusing latency.json")
-            return saved
-    log(f"latency: timing {len(rows)} models together ({experiment.latency['threads']} thread(s), "
-        f"{experiment.latency['warmup']} warm-up, {experiment.latency['repeats']} repeats, batch 1 and 64)")
-    models = {}
-    for row in rows:
-        model, _ = model_from_checkpoint(out / row["checkpoint"])
-        models[_latency_key(row)] = model
-    t0 = time.perf_counter()
-    runs = measure_latency(models, tuple(dataset.input_shape), threads=experiment.latency["threads"],
-                           warmup=experiment.latency["warmup"], repeats=experiment.latency["repeats"])
-    result = {"settings": settings, "note": LATENCY_NOTE, "time_s": time.perf_counter() - t0, "runs": runs}
-    atomic_write_json(path, result)
-    return result
-
-
 # ----------------------------------------------------------------------------- the run
 
 def run_comparison(experiment: Experiment, out_dir: str | Path, *, config_text: str | None = None,
@@ -381,7 +301,7 @@ def run_comparison(experiment: Experiment, out_dir: str | Path, *, config_text: 
     trained = reused = 0
     total = len(experiment.seeds) * len(experiment.points)
     t_start = time.perf_counter()
-    with _threads(experiment.threads):
+    with torch_threads(experiment.threads):
         step = 0
         for seed in experiment.seeds:   # seed-major: complete seeds appear first
             for point in experiment.points:
@@ -399,9 +319,9 @@ def run_comparison(experiment: Experiment, out_dir: str | Path, *, config_text: 
                 if n:
                     write_outputs(out, rows, {**meta, "complete": False}, plots=False)  # partial, no latency yet
     trained_rows = [r for r in rows if r["status"] == "ok"]   # failed runs have no network to time
-    latency = _latency_phase(trained_rows, experiment, dataset, out, log)
+    latency = latency_phase(trained_rows, experiment, dataset, out, log)
     for r in trained_rows:
-        r["latency_ms"] = latency["runs"][_latency_key(r)]
+        r["latency_ms"] = latency["runs"][latency_key(r)]
     # training of every network (controls = shared skeletons, once each) + discovery and growth
     cost = sum(r["train_time_s"] + (r.get("pipeline_time_s") or 0.0) for r in rows)
     meta = {**meta, "complete": True, "latency": {k: v for k, v in latency.items() if k != "runs"},
