@@ -42,9 +42,9 @@ def candidate_table(candidates: list[dict[str, Any]]) -> list[str]:
              "|---|---|---|---|---|---|---|---|---|"]
     for c in candidates:
         seeds = f"{c['n']}" + (f" (+{len(c['failed_seeds'])} failed)" if c.get("failed_seeds") else "")
-        lines.append(f"| {c['candidate']} | {c['role']} | {seeds} | "
-                     f"{accuracy_ci_text(c['accuracy_mean'], c['accuracy_ci_half'])} | "
-                     f"{human(c['params']) if c['params'] is not None else 'n/a'} | "
+        acc = accuracy_ci_text(c["accuracy_mean"], c["accuracy_ci_half"])
+        lines.append(f"| {c['candidate']} | {c['role']} | {seeds} | {acc} "
+                     f"| {human(c['params']) if c['params'] is not None else 'n/a'} | "
                      f"{human(c['macs']) if c['macs'] is not None else 'n/a'} | {_num(c['latency_b1_ms'])} | "
                      f"{_num(c['latency_b64_ms'], 1)} | {_num(c['train_time_s'], 0)} |")
     return lines
