@@ -139,7 +139,7 @@ def section(directory: Path, out: Path) -> tuple[list[str], tuple[str, str, list
                 # the same candidate, data and recipe in several experiments: the one with GoogLeNet
                 # measured closest around its cost is the verdict that counts (see main)
                 "key": (d["name"], json.dumps(tr, sort_keys=True), m["candidate"]),
-                "bracket": _bracket(m["macs"], hand),
+                "bracket": curve_bracket(m["macs"], hand),
                 "text": f"{m['candidate']} {m['verdict']} ({_pp(m['diff'])}, p = {m['p']:.2f}, {m['n']} seeds"
                         + (", extrapolated" if m["extrapolated"] else "") + ")"})
     status = "" if complete else f" (PARTIAL: seeds {seeds_done} so far)"
@@ -174,7 +174,7 @@ def section(directory: Path, out: Path) -> tuple[list[str], tuple[str, str, list
     return lines, (tag, status, entries)
 
 
-def _bracket(macs: float, hand: list[float]) -> float:
+def curve_bracket(macs: float, hand: list[float]) -> float:
     """How far apart the two GoogLeNet widths around ``macs`` are (ratio of their mult-adds; inf outside)."""
     below = [h for h in hand if h <= macs]
     above = [h for h in hand if h >= macs]

@@ -292,9 +292,9 @@ def test_results_page_from_a_comparison_dir(smoke_run, tmp_path):
 
 def test_a_closer_check_supersedes_the_interpolated_verdict():
     mr = _make_results()
-    assert mr._bracket(1.1e6, [0.8e6, 3.2e6, 12.8e6]) == 4.0
-    assert mr._bracket(1.1e6, [0.8e6, 1.0e6, 1.2e6, 3.2e6]) == pytest.approx(1.2)
-    assert mr._bracket(20e6, [0.8e6, 3.2e6]) == float("inf")
+    assert mr.curve_bracket(1.1e6, [0.8e6, 3.2e6, 12.8e6]) == 4.0
+    assert mr.curve_bracket(1.1e6, [0.8e6, 1.0e6, 1.2e6, 3.2e6]) == pytest.approx(1.2)
+    assert mr.curve_bracket(20e6, [0.8e6, 3.2e6]) == float("inf")
     key = ("fashion-mnist", "{}", "grown")
     wide = {"tag": "main", "key": key, "verdict": "better", "bracket": 4.0, "text": "grown better"}
     close = {"tag": "matched", "key": key, "verdict": "tie", "bracket": 1.05, "text": "grown tie"}
