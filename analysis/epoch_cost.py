@@ -31,10 +31,10 @@ def main(argv=None) -> int:
     import torch.nn.functional as F
 
     from sparsenet.builder.modules import build_network
-    from sparsenet.compare.run import _growth_config, _registered, _skeleton, load_data, skeleton_name
+    from sparsenet.compare.candidates import growth_config, load_data, registered_model, skeleton_name, skeleton_spec
     from sparsenet.data import iterate_batches
     from sparsenet.compare.experiment import load_experiment
-    from sparsenet.grow import _budget
+    from sparsenet.grow import module_budget
     from sparsenet.builder.spec import HeadSpec, NetworkSpec, StemSpec
     from sparsenet.training.loop import build_model
 
@@ -74,21 +74,21 @@ def main(argv=None) -> int:
     per_seed, skeletons = 0.0, {}
     for point in e.points:
         if point.kind in ("googlenet_small", "plaincnn"):
-            name, kwargs = _registered(point)
+            name, kwargs = registered_model(point)
             model, _ = build_model(name, ds, 0, kwargs)
             sec, factor = epoch_seconds(model), 1.0
         elif point.kind == "skeleton":
             key = skeleton_name(point)
             if key not in skeletons:
-                skeletons[key] = epoch_seconds(build_network(_skeleton(point, ds)))
+                skeletons[key] = epoch_seconds(build_network(skeleton_spec(point, ds)))
                 per_seed += skeletons[key] * e.train["epochs"]
                 print(f"  {key:<24} {skeletons[key]:7.0f} s/epoch (shared skeleton)", flush=True)
             sec, factor = skeletons[key], 1.0
         else:
             from sparsenet.builder.rules import fit_budget, parse_budget_like, reference_module
 
-            g = _growth_config(point)
-            target = _budget(g)
+            g = growth_config(point)
+            target = module_budget(g)
             stem = StemSpec(in_channels=ds.in_channels, widths=(g.stem_width,), kernel_sizes=(3,), strides=(1,), pool=True)
             model_name, mult, stage = parse_budget_like(g.budget_like or "googlenet_small:3a")
             ref = reference_module(model_name, stage, mult).spec

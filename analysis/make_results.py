@@ -63,9 +63,9 @@ def _pp(x) -> str:
 
 
 def _acc(mean, half) -> str:
-    from sparsenet.compare.run import _acc_ci
+    from sparsenet.compare.report import accuracy_ci_text
 
-    return f"{_acc_ci(mean, half)} %"
+    return f"{accuracy_ci_text(mean, half)} %"
 
 
 def describe(m: dict, candidates: dict[str, dict]) -> str:
@@ -90,7 +90,8 @@ def describe(m: dict, candidates: dict[str, dict]) -> str:
 
 
 def section(directory: Path, out: Path) -> tuple[list[str], tuple[str, str, list[dict]]]:
-    from sparsenet.compare.run import _histories, candidate_table, control_table, matched_table, read_results
+    from sparsenet.compare.report import candidate_table, control_table, matched_table
+    from sparsenet.compare.results import read_results, training_histories
     from sparsenet.compare.plots import plot_all
 
     rows, summary = read_results(directory)
@@ -100,7 +101,7 @@ def section(directory: Path, out: Path) -> tuple[list[str], tuple[str, str, list
         stamp = (directory / "summary.json").stat().st_mtime
         summary["written_at"] = datetime.fromtimestamp(stamp, timezone.utc).isoformat(timespec="seconds")
     tag = summary["experiment"]
-    figures = plot_all(rows, summary, out / "figures", histories=_histories(directory, rows),
+    figures = plot_all(rows, summary, out / "figures", histories=training_histories(directory, rows),
                        prefix=f"results_{tag}_")
     d, tr = summary["dataset"], summary["train"]
     cands = {c["candidate"]: c for c in summary["candidates"]}
@@ -138,7 +139,7 @@ def section(directory: Path, out: Path) -> tuple[list[str], tuple[str, str, list
                 # the same candidate, data and recipe in several experiments: the one with GoogLeNet
                 # measured closest around its cost is the verdict that counts (see main)
                 "key": (d["name"], json.dumps(tr, sort_keys=True), m["candidate"]),
-                "bracket": _bracket(m["macs"], hand),
+                "bracket": curve_bracket(m["macs"], hand),
                 "text": f"{m['candidate']} {m['verdict']} ({_pp(m['diff'])}, p = {m['p']:.2f}, {m['n']} seeds"
                         + (", extrapolated" if m["extrapolated"] else "") + ")"})
     status = "" if complete else f" (PARTIAL: seeds {seeds_done} so far)"
@@ -173,7 +174,7 @@ def section(directory: Path, out: Path) -> tuple[list[str], tuple[str, str, list
     return lines, (tag, status, entries)
 
 
-def _bracket(macs: float, hand: list[float]) -> float:
+def curve_bracket(macs: float, hand: list[float]) -> float:
     """How far apart the two GoogLeNet widths around ``macs`` are (ratio of their mult-adds; inf outside)."""
     below = [h for h in hand if h <= macs]
     above = [h for h in hand if h >= macs]
@@ -233,7 +234,7 @@ def structure_section(directory: Path, out: Path) -> list[str]:
 def main(argv=None) -> int:
     from datetime import date
 
-    from sparsenet.compare.run import METHOD_NOTES
+    from sparsenet.compare.report import METHOD_NOTES
     from sparsenet.io import atomic_write_text
 
     args = parse_args(argv)

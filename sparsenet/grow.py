@@ -75,7 +75,9 @@ def _initial_spec(dataset, config: GrowthConfig):
     return NetworkSpec(stem=stem, modules=(), head=HeadSpec(num_classes=dataset.num_classes))
 
 
-def _budget(config: GrowthConfig) -> int | None:
+def module_budget(config: GrowthConfig) -> int | None:
+    """The multiply-adds each grown module is fitted to: ``budget_macs``, or those of the reference
+    module ``budget_like`` names; None when neither is set (modules keep their rule-made size)."""
     if config.budget_macs is not None:
         return int(config.budget_macs)
     if config.budget_like is not None:
@@ -163,7 +165,7 @@ def grow(dataset, config: GrowthConfig, train_config, analysis, out_dir: str | P
                 "analysis": asdict(analysis)}
     settings = json.loads(json.dumps(settings))  # tuples -> lists, as stored
     _check_settings(out, settings)
-    target = _budget(config)
+    target = module_budget(config)
     mean, std = dataset.mean_std()
     x_record = normalize(dataset.x_train[: analysis.max_samples], mean, std)
 

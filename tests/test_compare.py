@@ -11,10 +11,11 @@ import pytest
 from scipy import stats
 
 from sparsenet.cli import main
-from sparsenet.compare.run import matched_comparisons, run_comparison, summarise
+from sparsenet.compare.run import run_comparison
 from sparsenet.errors import SparsenetError
 from sparsenet.compare.experiment import load_experiment, parse_experiment
 from sparsenet.compare.statistics import interpolate_log, mean_ci, verdict, welch
+from sparsenet.compare.summary import matched_comparisons, summarise
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "experiments" / "smoke.toml"
@@ -206,7 +207,7 @@ def test_parse_rejects_unknown_model_before_training(tmp_path):
 def test_measure_latency_times_every_model_at_both_batch_sizes():
     import torch
 
-    from sparsenet.compare.run import measure_latency
+    from sparsenet.compare.latency import measure_latency
 
     calls = []
 
@@ -229,7 +230,7 @@ def test_measure_latency_times_every_model_at_both_batch_sizes():
 
 
 def test_paired_controls():
-    from sparsenet.compare.run import paired_controls
+    from sparsenet.compare.summary import paired_controls
 
     rows = []
     for seed, (a, b) in enumerate([(0.90, 0.88), (0.91, 0.90), (0.93, 0.89)]):
@@ -291,9 +292,9 @@ def test_results_page_from_a_comparison_dir(smoke_run, tmp_path):
 
 def test_a_closer_check_supersedes_the_interpolated_verdict():
     mr = _make_results()
-    assert mr._bracket(1.1e6, [0.8e6, 3.2e6, 12.8e6]) == 4.0
-    assert mr._bracket(1.1e6, [0.8e6, 1.0e6, 1.2e6, 3.2e6]) == pytest.approx(1.2)
-    assert mr._bracket(20e6, [0.8e6, 3.2e6]) == float("inf")
+    assert mr.curve_bracket(1.1e6, [0.8e6, 3.2e6, 12.8e6]) == 4.0
+    assert mr.curve_bracket(1.1e6, [0.8e6, 1.0e6, 1.2e6, 3.2e6]) == pytest.approx(1.2)
+    assert mr.curve_bracket(20e6, [0.8e6, 3.2e6]) == float("inf")
     key = ("fashion-mnist", "{}", "grown")
     wide = {"tag": "main", "key": key, "verdict": "better", "bracket": 4.0, "text": "grown better"}
     close = {"tag": "matched", "key": key, "verdict": "tie", "bracket": 1.05, "text": "grown tie"}

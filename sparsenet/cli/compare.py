@@ -22,7 +22,9 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from sparsenet.compare.run import _acc_ci, load_data, preflight, run_comparison
+    from sparsenet.compare.candidates import load_data, preflight
+    from sparsenet.compare.report import accuracy_ci_text
+    from sparsenet.compare.run import run_comparison
     from sparsenet.compare.experiment import load_experiment
 
     experiment = load_experiment(args.config)
@@ -40,7 +42,7 @@ def run(args) -> int:
     for c in summary["candidates"]:  # a candidate whose every run diverged has no accuracy (or cost)
         macs = "n/a" if c["macs"] is None else f"{c['macs']:,.0f}"
         print(f"  {c['candidate']:<28} {c['role']:<10} n={c['n']}  "
-              f"accuracy {_acc_ci(c['accuracy_mean'], c['accuracy_ci_half'])} %  mult-adds {macs}")
+              f"accuracy {accuracy_ci_text(c['accuracy_mean'], c['accuracy_ci_half'])} %  mult-adds {macs}")
     for m in summary["matched"]:
         if "diff" in m:
             flag = " (extrapolated)" if m["extrapolated"] else ""

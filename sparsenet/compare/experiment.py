@@ -65,6 +65,10 @@ from typing import Any, Callable
 
 from sparsenet.analyser.settings import AFFINITIES, EXPERIMENT, METHODS
 from sparsenet.errors import SparsenetError
+from sparsenet.training.config import TrainConfig
+
+# The dataset registry, the builder's rules and the Inception stages are imported where a value is
+# checked: they load torch, and the schema itself does not need it.
 
 __all__ = ["ConfigError", "Experiment", "Point", "load_experiment", "parse_experiment", "KINDS", "ROLES"]
 
@@ -324,8 +328,6 @@ class Experiment:
     source: str = "<config>"
 
     def train_config(self, seed: int):
-        from sparsenet.training.config import TrainConfig
-
         return TrainConfig(seed=seed, **self.train).validate()
 
     def point(self, name: str) -> Point:

@@ -34,12 +34,17 @@ from typing import Any
 
 import torch
 
+from sparsenet.builder.rules import fit_budget, module_from_discovery, module_from_inception
+from sparsenet.builder.spec import (HeadSpec, ModuleSpec, NetworkSpec, StemSpec, conv_out, module_input_sizes,
+                                    module_macs, save_spec)
+from sparsenet.data import normalize
+from sparsenet.discover import Activations, analyse, write_run
 from sparsenet.errors import SparsenetError
 from sparsenet.io import atomic_write_json
 from sparsenet.models.googlenet import STEM, check_num_modules, pool_out, scale_width
-from sparsenet.models.registry import check_positive_float
 from sparsenet.models.inception import GOOGLENET_INCEPTION, INCEPTION_ORDER
-from sparsenet.builder.spec import HeadSpec, ModuleSpec, NetworkSpec, StemSpec, conv_out
+from sparsenet.models.registry import check_positive_float
+from sparsenet.recording import record
 
 __all__ = ["googlenet_spec", "pool_mismatch", "stage_index", "swap_module", "record_module_input",
            "discover_and_swap"]
@@ -73,8 +78,6 @@ def googlenet_spec(width_mult: float = 1.0, num_modules: int = 9, *, num_classes
     With ``input_size`` a skeleton whose pools would not match googlenet_small's at that size is
     refused (so its cost equals the model's exactly).
     """
-    from sparsenet.builder.rules import module_from_inception
-
     _check(width_mult, num_modules)
     if input_size is not None:
         bad = pool_mismatch(num_modules, input_size)
@@ -131,8 +134,6 @@ def swap_module(spec: NetworkSpec, index: int, module: ModuleSpec) -> NetworkSpe
 
 def record_module_input(model: torch.nn.Module, index: int, x: torch.Tensor, batch_size: int = 250) -> torch.Tensor:
     """The input of ``model.blocks[index]`` (a SpecNetwork) for every image of ``x``, N x C x H x W."""
-    from sparsenet.recording import record
-
     return record(model, f"blocks.{index}", x, batch_size=batch_size, inputs=True)
 
 
@@ -144,11 +145,6 @@ def discover_and_swap(model: torch.nn.Module, skeleton: NetworkSpec, stage: str,
     module), ``swap.json`` (this summary) and ``network.json`` (the swapped network, written last).  Returns a summary with the
     hand-designed module's multiply-adds (the target) and the new module's, and the wall time taken (``time_s``).
     """
-    from sparsenet.data import normalize
-    from sparsenet.discover import Activations, analyse, write_run
-    from sparsenet.builder.rules import fit_budget, module_from_discovery
-    from sparsenet.builder.spec import module_input_sizes, module_macs, save_spec
-
     t0 = time.perf_counter()
     out = Path(out_dir)
     index = stage_index(skeleton, stage)

@@ -1,0 +1,95 @@
+"""From an experiment's :class:`~sparsenet.compare.experiment.Point` to what trains: the dataset and each candidate.
+
+Per kind: ``googlenet_small`` and ``plaincnn`` are registered models (:func:`registered_model`),
+``skeleton`` starts from googlenet_small written as a spec (:func:`skeleton_spec`, shared under
+:func:`skeleton_name`) and discovers the module it swaps in (:func:`analysis_settings`), ``grown``
+is grown by :mod:`sparsenet.grow` (:func:`growth_config`).  :func:`preflight` builds each of them
+once, so that nothing that cannot run starts training.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sparsenet.analyser.settings import AnalysisSettings
+from sparsenet.builder.modules import build_network
+from sparsenet.compare.experiment import Experiment, Point
+from sparsenet.compare.skeleton import googlenet_spec
+from sparsenet.data import load_dataset
+from sparsenet.errors import SparsenetError
+from sparsenet.grow import GrowthConfig, module_budget
+from sparsenet.models import validate_input
+from sparsenet.training.loop import build_model
+
+__all__ = ["load_data", "registered_model", "skeleton_spec", "skeleton_name", "growth_config", "analysis_settings",
+           "preflight"]
+
+
+def load_data(experiment: Experiment):
+    """The dataset with the experiment's one split (``data.split_seed``) and image size."""
+    d = experiment.data
+    return load_dataset(d["name"], d["root"], seed=d["split_seed"], test_fraction=d["test_fraction"],
+                        image_size=d["image_size"])
+
+
+def registered_model(point: Point) -> tuple[str, dict[str, Any]]:
+    """The registered model name and its keyword arguments of a googlenet_small or plaincnn candidate."""
+    o = point.options
+    if point.kind == "googlenet_small":
+        return "googlenet_small", {"width_mult": o["width_mult"], "num_modules": o["num_modules"],
+                                   "batch_norm": o["batch_norm"], "dropout": o["dropout"]}
+    if point.kind == "plaincnn":
+        return "plaincnn", {"width": o["width"]}
+    raise AssertionError(point.kind)
+
+
+def skeleton_spec(point: Point, dataset):
+    """The unswapped GoogLeNet skeleton (a NetworkSpec) of a skeleton candidate, for ``dataset``'s input."""
+    o = point.options
+    return googlenet_spec(o["width_mult"], o["num_modules"], num_classes=dataset.num_classes,
+                          in_channels=dataset.in_channels, batch_norm=o["batch_norm"], dropout=o["dropout"],
+                          input_size=dataset.image_size)
+
+
+def skeleton_name(point: Point) -> str:
+    """The shared skeleton (and control candidate) of a skeleton candidate, e.g. 'skeleton@0.125x2'.
+
+    Skeleton candidates with the same width multiplier, modules, batch norm and dropout start from
+    the same trained skeleton at each seed, so it is trained once (``runs/<this name>/seed<k>``).
+    User candidate names cannot contain '@', so this never collides with one.
+    """
+    o = point.options
+    name = f"skeleton@{o['width_mult']:g}x{o['num_modules']}"
+    return name + ("+bn" if o["batch_norm"] else "") + (f"+d{o['dropout']:g}" if o["dropout"] != 0.4 else "")
+
+
+def growth_config(point: Point) -> GrowthConfig:
+    """The validated :class:`~sparsenet.grow.GrowthConfig` of a grown candidate."""
+    o = point.options
+    return GrowthConfig(modules=o["modules"], mode=o["mode"], connectivity=o["connectivity"],
+                        budget_macs=o["budget_macs"], budget_like=o["budget_like"], width_scale=o["width_scale"],
+                        stem_width=o["stem_width"], pool_after=tuple(o["pool_after"])).validate()
+
+
+def analysis_settings(point: Point, seed: int) -> AnalysisSettings:
+    """The discovery settings of a skeleton or grown candidate at one seed."""
+    return AnalysisSettings(seed=seed, **point.options["analysis"])
+
+
+def preflight(experiment: Experiment, dataset) -> None:
+    """Build every candidate once for the dataset, so that nothing that cannot run starts training."""
+    for seed in experiment.seeds:
+        experiment.train_config(seed)
+    for p in experiment.points:
+        try:
+            if p.kind in ("googlenet_small", "plaincnn"):
+                name, kwargs = registered_model(p)
+                model, _ = build_model(name, dataset, 0, kwargs)
+                validate_input(model, dataset.input_shape)
+            elif p.kind == "skeleton":
+                validate_input(build_network(skeleton_spec(p, dataset)), dataset.input_shape)
+            elif p.kind == "grown":
+                module_budget(growth_config(p))
+        except SparsenetError as exc:
+            raise SparsenetError(f"{experiment.source}: {p.source} ({p.name!r}) cannot run on "
+                                 f"{dataset.name} {tuple(dataset.input_shape)}: {exc}") from None

@@ -1,0 +1,158 @@
+"""report.md: the comparison for people, rendered from summary.json and the result rows.
+
+Also the tables and number formats that analysis/make_results.py reuses for docs/results.md.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+__all__ = ["render_report", "candidate_table", "matched_table", "control_table", "METHOD_NOTES", "accuracy_ci_text",
+           "human"]
+
+
+def accuracy_ci_text(mean, half) -> str:
+    """0.9123, 0.0045 -> '91.23 ± 0.45': accuracy and CI half-width in percent (no interval when
+    ``half`` is None or NaN, as with one seed; 'n/a' without a mean)."""
+    if mean is None:
+        return "n/a"
+    return f"{100 * mean:.2f}" + ("" if half is None or (isinstance(half, float) and math.isnan(half))
+                                  else f" ± {100 * half:.2f}")
+
+
+def _num(x, digits: int = 2) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    return f"{x:.{digits}f}"
+
+
+def human(n) -> str:
+    """3150712 -> '3.15M'."""
+    n = float(n)
+    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= div:
+            return f"{n / div:.3g}{unit}"
+    return f"{n:.0f}"
+
+
+def candidate_table(candidates: list[dict[str, Any]]) -> list[str]:
+    lines = ["| candidate | role | seeds | test accuracy % (mean ± 95% CI) | params | mult-adds | "
+             "latency b1 (ms per batch of 1) | latency b64 (ms per batch of 64) | train time (s, mean) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for c in candidates:
+        seeds = f"{c['n']}" + (f" (+{len(c['failed_seeds'])} failed)" if c.get("failed_seeds") else "")
+        acc = accuracy_ci_text(c["accuracy_mean"], c["accuracy_ci_half"])
+        lines.append(f"| {c['candidate']} | {c['role']} | {seeds} | {acc} "
+                     f"| {human(c['params']) if c['params'] is not None else 'n/a'} | "
+                     f"{human(c['macs']) if c['macs'] is not None else 'n/a'} | {_num(c['latency_b1_ms'])} | "
+                     f"{_num(c['latency_b64_ms'], 1)} | {_num(c['train_time_s'], 0)} |")
+    return lines
+
+
+def matched_table(matched: list[dict[str, Any]]) -> list[str]:
+    lines = ["| candidate | against | seeds | mult-adds | accuracy % | GoogLeNet curve at same mult-adds % | "
+             "difference (pp) | Welch t | df | p | verdict | range |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for m in matched:
+        if m.get("verdict") == "n/a" and "diff" not in m:
+            lines.append(f"| {m['candidate']} | {m['compare_to']} | 0 | {human(m['macs']) if m['macs'] else 'n/a'} | | | | | | | n/a | "
+                         f"{m.get('reason', '')} |")
+            continue
+        rng = m.get("curve_macs_range")
+        where = ("**outside the measured range "
+                 f"{human(rng[0])}-{human(rng[1])} (by {100 * m.get('outside_by', 0):.2g}%): extrapolated**"
+                 if m["extrapolated"] else
+                 f"inside {human(rng[0])}-{human(rng[1])}") if rng else ""
+        lines.append(f"| {m['candidate']} | {m['compare_to']} | {m['n']} | {human(m['macs'])} | "
+                     f"{accuracy_ci_text(m['accuracy_mean'], m.get('accuracy_ci_half'))} | "
+                     f"{accuracy_ci_text(m['matched_hand_mean'], m.get('matched_hand_ci_half'))} | "
+                     f"{_num(None if m['diff'] is None else 100 * m['diff'])} | {_num(m['t'])} | {_num(m['df'], 1)} | "
+                     f"{_num(m['p'], 3)} | {m['verdict']} | {where} |")
+    return lines
+
+
+def control_table(controls: list[dict[str, Any]]) -> list[str]:
+    lines = ["| swapped | its skeleton | seeds | mult-adds (swapped / skeleton) | difference (pp) | Welch t | p | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    for c in controls:
+        lines.append(f"| {c['candidate']} | {c['control']} | {c['n']} | {human(c['macs']) if c['macs'] else 'n/a'} / "
+                     f"{human(c['control_macs']) if c['control_macs'] else 'n/a'} | "
+                     f"{_num(None if c['diff'] is None else 100 * c['diff'])} | {_num(c['t'])} | {_num(c['p'], 3)} | "
+                     f"{c['verdict']} |")
+    return lines
+
+
+METHOD_NOTES = [
+    "How to read this:",
+    "",
+    "* Accuracy is top-1 on the test split after the last epoch; the interval is the 95% Student-t "
+    "confidence interval of the mean over seeds (mean ± t(0.975, n-1)·s/√n; none with one seed).",
+    "* Mult-adds: multiply-adds of convolutions and linear layers for one image (batch 1, eval mode), "
+    "measured with torch's FlopCounterMode on the trained network.",
+    "* Latency: CPU, eval mode, measured after all training, every model timed in the same process, "
+    "interleaved, same thread count; median over repeats. b1 = ms per batch of 1 image, "
+    "b64 = ms per batch of 64 images.",
+    "* Matched mult-adds: for each seed, GoogLeNet's accuracies at the measured width multipliers "
+    "are interpolated linearly in log(mult-adds) at the candidate's mult-adds of that seed; the "
+    "candidate's per-seed accuracies are compared with these matched values by Welch's t-test "
+    "(scipy.stats.ttest_ind, equal_var=False, two-sided). Verdict at α = 0.05: better / worse when "
+    "significant, tie otherwise (with few seeds a tie means 'no detectable difference', not 'equal'). "
+    "A candidate outside the measured mult-add range is flagged: the curve's end segment was extended.",
+    "* Control (skeleton@<width>x<modules>): the unswapped skeleton the swaps start from "
+    "(googlenet_small written as a spec), trained with the same seeds; swapped vs control isolates "
+    "the one module that changed.",
+]
+
+
+def render_report(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    d, tr = summary["dataset"], summary["train"]
+    lines = [f"# sparsenet compare: {summary['experiment']}", ""]
+    if summary.get("description"):
+        lines += [summary["description"], ""]
+    if not summary.get("complete"):
+        lines += ["**Partial results**: training is still running (or was interrupted); latency is measured "
+                  "at the end. Rerun the same command to resume.", ""]
+    recipe = ", ".join(f"{k} {v}" for k, v in tr.items())
+    lines += [f"* Command: `{summary.get('command', '')}`",
+              f"* Configuration: `{summary['source']}` (stored as config.json); started {summary.get('started_at')}, "
+              f"written {summary.get('written_at')} (UTC)",
+              f"* Dataset: {d['name']} ({d['source']}), {d['train']:,} train / {d['test']:,} test images, "
+              f"input {'x'.join(map(str, d['input_shape']))}, split seed {d['split_seed']}",
+              f"* Recipe (every candidate): {recipe}; seeds {summary['seeds']}; {summary['threads']} training thread(s)",
+              f"* sparsenet {summary['sparsenet_version']}, torch {summary['torch']}"]
+    if summary.get("train_cost_s") is not None:
+        lines.append(f"* Cost: {summary['train_cost_s'] / 60:.1f} min of training (sum over all runs, "
+                     "including skeleton training, discovery and growth)")
+    lat = summary.get("latency") or {}
+    if lat.get("settings"):
+        s = lat["settings"]
+        lines.append(f"* Latency phase: {s['threads']} thread(s), {s['warmup']} warm-up pass(es), median of "
+                     f"{s['repeats']} repeats, {lat.get('time_s', 0):.0f} s")
+    lines += ["", "## Candidates", ""] + candidate_table(summary["candidates"])
+    if summary.get("matched"):
+        lines += ["", "## Discovered vs hand-designed GoogLeNet at matched multiply-adds", ""]
+        lines += matched_table(summary["matched"])
+    if summary.get("controls"):
+        lines += ["", "## Swapped module vs its own skeleton (same seeds)", ""] + control_table(summary["controls"])
+    failed = [r for r in rows if r.get("accuracy") is None]
+    if failed:
+        lines += ["", "## Failed runs", "",
+                  "These runs produced no trained network (the loss became NaN or infinite). They are kept in "
+                  "results.json with status and error, left out of the means, and a seed is left out of a "
+                  "matched comparison when the candidate or a GoogLeNet width it is interpolated between failed "
+                  "at that seed. They are not retried on a rerun (same seed and recipe, same divergence).", ""]
+        lines += [f"* {r['candidate']} seed {r['seed']}: {r.get('error')}" for r in failed]
+    skipped = [f"* {m['candidate']}: {s}" for m in summary.get("matched", []) for s in m.get("skipped", [])]
+    if skipped:
+        lines += ["", "Seeds left out of the matched comparisons:", "", *skipped]
+    figs = summary.get("figures") or {}
+    if figs:
+        lines += ["", "## Figures", ""]
+        for key, title in (("pareto", "Accuracy against multiply-adds"), ("latency", "Accuracy against CPU latency"),
+                           ("curves", "Test accuracy per epoch (mean over seeds)")):
+            if key in figs:
+                lines += [f"![{title}]({figs[key]})", ""]
+    lines += ["", *METHOD_NOTES, "", "Per-run numbers: results.csv / results.json; per-epoch history: "
+              "runs/<candidate>/seed<k>/metrics.json.", ""]
+    return "\n".join(lines)

@@ -1,0 +1,227 @@
+"""Training every candidate at one seed in its run directory, resumable, with failed runs kept as such.
+
+:func:`claim_output_dir` refuses a directory that holds another configuration's results;
+:func:`run_point` trains (or reuses) one candidate at one seed under DIR/runs/<candidate>/seed<k>
+and returns its result rows: a registered model directly, a skeleton candidate as its shared
+skeleton (the control row) then the discovered swap, a grown candidate as its growth then its
+final architecture retrained from scratch.  A finished run (metrics.json) is reused, an
+interrupted one resumes from its epoch checkpoint, a diverged one (diverged.json) is recorded
+as a failed row and not retried.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from sparsenet.builder.spec import load_spec, spec_to_dict
+from sparsenet.compare.candidates import (analysis_settings, growth_config, registered_model, skeleton_name,
+                                          skeleton_spec)
+from sparsenet.compare.experiment import Experiment, Point, diff_configs, parse_experiment
+from sparsenet.compare.skeleton import discover_and_swap
+from sparsenet.errors import SparsenetError, TrainingDiverged
+from sparsenet.grow import grow
+from sparsenet.io import atomic_write_json
+from sparsenet.models.accounting import measure
+from sparsenet.training.checkpoint import model_from_checkpoint
+from sparsenet.training.loop import build_model, train
+
+__all__ = ["claim_output_dir", "run_directory", "run_point", "Diverged"]
+
+
+def _without_none(obj: Any) -> Any:
+    """A normalized configuration back as TOML-like input (unset options are stored as null)."""
+    if isinstance(obj, dict):
+        return {k: _without_none(v) for k, v in obj.items() if v is not None}
+    if isinstance(obj, list):
+        return [_without_none(v) for v in obj]
+    return obj
+
+
+def claim_output_dir(out: Path, experiment: Experiment) -> bool:
+    """Refuse a DIR that holds another configuration's results; True if DIR holds this one's."""
+    path = out / "config.json"
+    if not path.exists():
+        if out.exists() and (out / "results.json").exists():
+            raise SparsenetError(f"{out} holds results but no config.json; choose another --out")
+        return False
+    try:
+        saved = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SparsenetError(f"{path} is not readable JSON ({exc}); choose another --out") from None
+    now = json.loads(json.dumps(experiment.normalized))
+    old = saved.get("config")
+    try:  # fill in keys added to the schema since (at their defaults, which the old run used)
+        old = json.loads(json.dumps(parse_experiment(_without_none(old)).normalized))
+    except SparsenetError:
+        pass  # not a valid configuration now: every difference is reported below
+    diff = [d for d in diff_configs(old, now) if d != "experiment.description"]  # free text
+    if diff:
+        raise SparsenetError(f"{out} holds the results of another configuration ({saved.get('source')}); "
+                             f"these keys differ: {', '.join(diff[:8])}{' ...' if len(diff) > 8 else ''}. "
+                             "Rerun that configuration to resume it, or choose another --out")
+    return True
+
+
+def run_directory(out: Path, name: str, seed: int) -> Path:
+    """DIR/runs/<candidate>/seed<k>: one candidate's run at one seed (done when metrics.json is there)."""
+    return out / "runs" / name / f"seed{seed}"
+
+
+class Diverged(SparsenetError):
+    """A training run whose loss became NaN/inf: recorded (diverged.json) as a failed run, not retried."""
+
+    def __init__(self, message: str, record: dict[str, Any], fresh: bool):
+        super().__init__(message)
+        self.record, self.fresh = record, fresh
+
+
+def _train(model_name: str, kwargs: dict[str, Any], dataset, experiment: Experiment, seed: int, run_dir: Path,
+           progress: bool, extra: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Train (or reuse) one network in run_dir; returns (metrics, trained_now).
+
+    A run that diverges is recorded in ``run_dir/diverged.json`` and raises :class:`Diverged`,
+    now and on every rerun (the same seed and recipe diverge again; it is not retried).
+    """
+    done, failed = run_dir / "metrics.json", run_dir / "diverged.json"
+    if done.exists():
+        return json.loads(done.read_text()), False
+    if failed.exists():
+        record = json.loads(failed.read_text())
+        raise Diverged(record["error"], record, fresh=False)
+    model, kw = build_model(model_name, dataset, seed, kwargs)
+    t0 = time.perf_counter()
+    try:
+        metrics = train(model, dataset, experiment.train_config(seed), model_name=model_name, model_kwargs=kw,
+                        out_dir=run_dir, resume=(run_dir / "checkpoint.pt").exists(), progress=progress, extra=extra)
+    except TrainingDiverged as exc:
+        elapsed = time.perf_counter() - t0
+        cost = measure(model, dataset.input_shape)  # the architecture's; the NaN weights do not matter
+        record = {"status": "diverged", "error": str(exc), "model": model_name, "params": cost.params,
+                  "macs": cost.macs, "time_s": elapsed, **extra}
+        atomic_write_json(failed, record)
+        raise Diverged(str(exc), record, fresh=True) from None
+    return metrics, True
+
+
+def _row(point: Point, seed: int, metrics: dict[str, Any], run_dir: Path, out: Path, **fields) -> dict[str, Any]:
+    row = {
+        "candidate": point.name, "group": point.group, "kind": point.kind, "role": point.role,
+        "model": metrics["model"], "seed": seed, "accuracy": float(metrics["final_test_accuracy"]),
+        "params": int(metrics["params"]), "macs": int(metrics["macs"]), "latency_ms": None,
+        "train_time_s": float(metrics["wall_time_s"]),
+        "width_mult": point.options.get("width_mult"), "compare_to": point.compare_to,
+        "history": str((run_dir / "metrics.json").relative_to(out)),
+        "checkpoint": str((run_dir / "checkpoint.pt").relative_to(out)),
+        "status": "ok",
+    }
+    row.update(fields)
+    return row
+
+
+def _failed_row(point: Point, seed: int, record: dict[str, Any], **fields) -> dict[str, Any]:
+    """A run that produced no trained network (diverged): no accuracy, no latency, kept in the results."""
+    row = {
+        "candidate": point.name, "group": point.group, "kind": point.kind, "role": point.role,
+        "model": record.get("model"), "seed": seed, "accuracy": None, "params": record.get("params"),
+        "macs": record.get("macs"), "latency_ms": None, "train_time_s": float(record.get("time_s", 0.0)),
+        "width_mult": point.options.get("width_mult"), "compare_to": point.compare_to,
+        "history": None, "checkpoint": None, "status": record.get("status", "diverged"), "error": record.get("error"),
+    }
+    row.update(fields)
+    return row
+
+
+def run_point(point: Point, seed: int, dataset, experiment: Experiment, out: Path, progress: bool,
+               log: Callable[[str], None]) -> tuple[list[dict[str, Any]], int]:
+    """Train (or reuse) one candidate at one seed; returns (result rows, networks trained now)."""
+    run_dir = run_directory(out, point.name, seed)
+    extra = {"candidate": point.name, "seed": seed, "experiment": experiment.name}
+    if point.kind in ("googlenet_small", "plaincnn"):
+        name, kwargs = registered_model(point)
+        try:
+            metrics, trained = _train(name, kwargs, dataset, experiment, seed, run_dir, progress, extra)
+        except Diverged as exc:
+            log(f"    FAILED: {exc} (recorded in {run_dir / 'diverged.json'}; not retried)")
+            return [_failed_row(point, seed, exc.record)], int(exc.fresh)
+        return [_row(point, seed, metrics, run_dir, out)], int(trained)
+    if point.kind == "skeleton":
+        return _run_skeleton(point, seed, dataset, experiment, out, run_dir, progress, log, extra)
+    if point.kind == "grown":
+        return _run_grown(point, seed, dataset, experiment, out, run_dir, progress, log, extra)
+    raise AssertionError(point.kind)
+
+
+def _run_skeleton(point, seed, dataset, experiment, out, run_dir, progress, log, extra):
+    o = point.options
+    skeleton = skeleton_spec(point, dataset)
+    control_name = skeleton_name(point)
+    skel_dir = run_directory(out, control_name, seed)
+    control = Point(control_name, point.kind, "control", point.options, point.source, control_name)
+    try:
+        skel_metrics, t1 = _train("specnet", {"spec": spec_to_dict(skeleton)}, dataset, experiment, seed, skel_dir,
+                                  progress, {**extra, "candidate": control_name, "part": "skeleton"})
+    except Diverged as exc:
+        log(f"    FAILED: the skeleton {control_name} diverged ({exc}); nothing to discover from at this seed")
+        note = {"status": "skeleton diverged", "error": f"the skeleton {control_name} diverged: {exc}"}
+        return [_failed_row(point, seed, note, stage=o["stage"], control=control_name),
+                _failed_row(control, seed, exc.record)], int(exc.fresh)
+    if not (run_dir / "network.json").exists():
+        log(f"  discovering the input of stage {o['stage']} in the trained skeleton {control_name}")
+        model, _ = model_from_checkpoint(skel_dir / "checkpoint.pt")
+        swap = discover_and_swap(model, skeleton, o["stage"], dataset, analysis_settings(point, seed), run_dir,
+                                 connectivity=o["connectivity"], tolerance=o["tolerance"])
+    else:
+        swap = json.loads((run_dir / "swap.json").read_text())
+    swapped = load_spec(run_dir / "network.json", kind="network")
+    details = {"stage": o["stage"], "connectivity": o["connectivity"], "control": control_name,
+               "hand_module_macs": swap["hand_module_macs"], "module_macs": swap["module_macs"],
+               "clusters": swap["clusters"], "kernel_sizes": swap["kernel_sizes"],
+               "discovery": str((run_dir / "discovery").relative_to(out)),
+               "pipeline_time_s": float(swap.get("time_s", 0.0))}   # discovery; the skeleton is the control row
+    try:
+        metrics, t2 = _train("specnet", {"spec": spec_to_dict(swapped)}, dataset, experiment, seed, run_dir,
+                             progress, {**extra, "part": "swapped"})
+    except Diverged as exc:
+        log(f"    FAILED: {exc} (recorded in {run_dir / 'diverged.json'}; not retried)")
+        return [_failed_row(point, seed, exc.record, **details),
+                _row(control, seed, skel_metrics, skel_dir, out)], int(t1) + int(exc.fresh)
+    rows = [_row(point, seed, metrics, run_dir, out, **details),
+            _row(control, seed, skel_metrics, skel_dir, out)]
+    return rows, int(t1) + int(t2)
+
+
+def _run_grown(point, seed, dataset, experiment, out, run_dir, progress, log, extra):
+    grow_dir = run_dir / "grow"
+    grown_now = 0
+    if not (grow_dir / "metrics.json").exists():
+        failed = run_dir / "diverged.json"
+        if failed.exists():   # growth diverged earlier: not retried
+            return [_failed_row(point, seed, json.loads(failed.read_text()))], 0
+        log(f"  growing {point.options['modules']} module(s)")
+        t0 = time.perf_counter()
+        try:
+            grow(dataset, growth_config(point), experiment.train_config(seed), analysis_settings(point, seed),
+                 grow_dir, progress=progress)
+        except TrainingDiverged as exc:
+            record = {"status": "diverged", "error": f"while growing: {exc}", "model": "specnet",
+                      "time_s": time.perf_counter() - t0, **extra}
+            atomic_write_json(failed, record)
+            log(f"    FAILED: {record['error']} (recorded in {failed}; not retried)")
+            return [_failed_row(point, seed, record)], 1
+        grown_now = 1
+    summary = json.loads((grow_dir / "metrics.json").read_text())
+    network = load_spec(grow_dir / "network.json", kind="network")
+    grow_time = float(sum(s["wall_time_s"] for s in summary["steps"]))
+    details = {"grow_accuracy": float(summary["final_test_accuracy"]), "modules": summary["modules"],
+               "grow_time_s": grow_time, "budget_macs_per_module": summary.get("budget_macs_per_module"),
+               "pipeline_time_s": grow_time}
+    try:
+        metrics, trained = _train("specnet", {"spec": spec_to_dict(network)}, dataset, experiment, seed, run_dir,
+                                  progress, {**extra, "part": "retrained from scratch"})
+    except Diverged as exc:
+        log(f"    FAILED: {exc} (recorded in {run_dir / 'diverged.json'}; not retried)")
+        return [_failed_row(point, seed, exc.record, **details)], grown_now + int(exc.fresh)
+    return [_row(point, seed, metrics, run_dir, out, **details)], grown_now + int(trained)
