@@ -24,6 +24,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from sparsenet.errors import SparsenetError
+from sparsenet.models.registry import run_on_zeros
 
 __all__ = ["Cost", "count_params", "count_macs", "measure"]
 
@@ -72,26 +73,9 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     """
     model = _check_model(model)
     shape = _check_shape(input_shape)
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
-    x = torch.zeros((1, *shape), device=device, dtype=dtype)
-    modes = {m: m.training for m in model.modules()}
     counter = FlopCounterMode(display=False)
-    try:
-        model.eval()
-        with torch.no_grad(), counter:
-            model(x)
-    except SparsenetError:
-        raise
-    except RuntimeError as exc:
-        raise SparsenetError(
-            f"cannot count multiply-adds of {type(model).__name__} at input shape {shape}: "
-            f"{str(exc).splitlines()[0]}"
-        ) from exc
-    finally:
-        for m, training in modes.items():
-            m.training = training
+    run_on_zeros(model, shape, lambda why: f"cannot count multiply-adds of {type(model).__name__} at input shape "
+                                           f"{shape}: {why}", within=counter)
     return counter.get_total_flops() // 2
 
 

@@ -16,6 +16,7 @@ what was given and what the model expects.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import inspect
 import math
@@ -246,24 +247,8 @@ def validate_input(model: nn.Module, input_shape: tuple[int, ...]) -> torch.Size
                 f"model {name!r} needs inputs of at least {min_size[0]}x{min_size[1]} (H x W); "
                 f"got input shape {shape} (C, H, W)"
             )
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
-    modes = {m: m.training for m in model.modules()}
-    try:
-        model.eval()
-        with torch.no_grad():
-            out = model(torch.zeros((1, *shape), device=device, dtype=dtype))
-    except SparsenetError:
-        raise
-    except RuntimeError as exc:
-        raise SparsenetError(
-            f"model {name!r} cannot take input of shape {shape} (C, H, W): it expects "
-            f"{_expectation(model)}. (torch said: {str(exc).splitlines()[0]})"
-        ) from exc
-    finally:
-        for m, training in modes.items():
-            m.training = training
+    out = run_on_zeros(model, shape, lambda why: f"model {name!r} cannot take input of shape {shape} (C, H, W): "
+                                                  f"it expects {_expectation(model)}. (torch said: {why})")
     if isinstance(out, (tuple, list)):
         out = out[0]
     return out.shape
@@ -290,3 +275,25 @@ def check_batch(
         raise SparsenetError(
             f"input of shape {shape} is {problem} for model {model!r}: it accepts {want}.{hint}"
         )
+
+
+def run_on_zeros(model: nn.Module, shape: tuple[int, ...], failure: Callable[[str], str], within=None):
+    """One forward pass of a zero example of ``shape`` (batch 1, the model's device and dtype) in
+    eval mode under ``torch.no_grad()`` (and inside the context ``within``, if given); every
+    submodule's training flag is restored.  A RuntimeError becomes a SparsenetError whose text is
+    ``failure(torch's first line)``."""
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+    modes = {m: m.training for m in model.modules()}
+    try:
+        model.eval()
+        with torch.no_grad(), (within if within is not None else contextlib.nullcontext()):
+            return model(torch.zeros((1, *shape), device=device, dtype=dtype))
+    except SparsenetError:
+        raise
+    except RuntimeError as exc:
+        raise SparsenetError(failure(str(exc).splitlines()[0])) from exc
+    finally:
+        for m, training in modes.items():
+            m.training = training
