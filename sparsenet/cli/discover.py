@@ -56,6 +56,7 @@ def run(args) -> int:
 
 def _list_layers(args) -> int:
     from sparsenet.training.checkpoint import model_from_checkpoint
+    import sparsenet.builder.specnet  # noqa: F401  (registers "specnet")
     from sparsenet.models import get_model, model_info
     from sparsenet.recording import hookable_layers
 

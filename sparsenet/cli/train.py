@@ -32,6 +32,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from sparsenet.data import load_dataset
+    import sparsenet.builder.specnet  # noqa: F401  (registers "specnet")
     from sparsenet.models import model_info
     from sparsenet.training.loop import train_named
 

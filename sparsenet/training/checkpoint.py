@@ -52,6 +52,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def model_from_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Rebuild the model named in a checkpoint and load its weights (eval mode)."""
+    import sparsenet.builder.specnet  # noqa: F401  (registers "specnet", the networks sparsenet builds)
     from sparsenet.models import get_model
 
     data = load_checkpoint(path)

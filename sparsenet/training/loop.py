@@ -188,6 +188,7 @@ def load_metrics(path: str | Path) -> dict[str, Any]:
 
 def build_model(model_name: str, dataset, seed: int, model_kwargs: dict[str, Any] | None = None):
     """A registered model sized for ``dataset`` (classes, input channels), initialised from ``seed``."""
+    import sparsenet.builder.specnet  # noqa: F401  (registers "specnet", the networks sparsenet builds)
     from sparsenet.models import get_model
 
     kwargs = {"num_classes": dataset.num_classes, "in_channels": dataset.in_channels, **(model_kwargs or {})}
