@@ -28,8 +28,8 @@ def candidate_table(candidates: list[dict[str, Any]]) -> list[str]:
         seeds = f"{c['n']}" + (f" (+{len(c['failed_seeds'])} failed)" if c.get("failed_seeds") else "")
         acc = accuracy_ci_text(c["accuracy_mean"], c["accuracy_ci_half"])
         lines.append(f"| {c['candidate']} | {c['role']} | {seeds} | {acc} "
-                     f"| {human(c['params']) if c['params'] is not None else 'n/a'} | "
-                     f"{human(c['macs']) if c['macs'] is not None else 'n/a'} | {fixed(c['latency_b1_ms'], 2)} | "
+                     f"| {human(c['params'])} | "
+                     f"{human(c['macs'])} | {fixed(c['latency_b1_ms'], 2)} | "
                      f"{fixed(c['latency_b64_ms'], 1)} | {fixed(c['train_time_s'], 0)} |")
     return lines
 
@@ -40,7 +40,7 @@ def matched_table(matched: list[dict[str, Any]]) -> list[str]:
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for m in matched:
         if m.get("verdict") == "n/a" and "diff" not in m:
-            lines.append(f"| {m['candidate']} | {m['compare_to']} | 0 | {human(m['macs']) if m['macs'] else 'n/a'} | | | | | | | n/a | "
+            lines.append(f"| {m['candidate']} | {m['compare_to']} | 0 | {human(m['macs'] or None)} | | | | | | | n/a | "
                          f"{m.get('reason', '')} |")
             continue
         rng = m.get("curve_macs_range")
@@ -60,8 +60,8 @@ def control_table(controls: list[dict[str, Any]]) -> list[str]:
     lines = ["| swapped | its skeleton | seeds | mult-adds (swapped / skeleton) | difference (pp) | Welch t | p | verdict |",
              "|---|---|---|---|---|---|---|---|"]
     for c in controls:
-        lines.append(f"| {c['candidate']} | {c['control']} | {c['n']} | {human(c['macs']) if c['macs'] else 'n/a'} / "
-                     f"{human(c['control_macs']) if c['control_macs'] else 'n/a'} | "
+        lines.append(f"| {c['candidate']} | {c['control']} | {c['n']} | {human(c['macs'] or None)} / "
+                     f"{human(c['control_macs'] or None)} | "
                      f"{fixed(None if c['diff'] is None else 100 * c['diff'], 2)} | {fixed(c['t'], 2)} | {fixed(c['p'], 3)} | "
                      f"{c['verdict']} |")
     return lines
