@@ -19,6 +19,7 @@ from sparsenet.builder.spec import (ModuleSpec, NetworkSpec, check_fits, load_sp
 from sparsenet.discovery.value import load_discovery
 from sparsenet.errors import SparsenetError
 from sparsenet.figures import save_figure
+from sparsenet.io import check_out_file
 
 __all__ = ["DEFAULT_REFERENCE", "Built", "build", "spec_from_discovery", "rescale_spec"]
 
@@ -128,6 +129,9 @@ def build(*, discovery: str | Path | None = None, spec: str | Path | None = None
     or from a spec (written only when ``out`` is given); optionally a picture beside ``reference``."""
     if (discovery is None) == (spec is None):
         raise SparsenetError("give exactly one of a discovery or a spec to build from")
+    for path, option in ((out, "--out"), (picture, "--picture")):
+        if path is not None:
+            check_out_file(path, option)
     tol = DEFAULT_PAD_TOLERANCE if pad_tolerance is None else pad_tolerance
     if discovery is not None:
         made, size, ref = spec_from_discovery(discovery, connectivity=connectivity, batch_norm=batch_norm,
@@ -144,7 +148,7 @@ def build(*, discovery: str | Path | None = None, spec: str | Path | None = None
         text = module_summary(made, size, pad_tolerance=tol)
     else:
         text = network_summary(made, size, pad_tolerance=tol)
-    figure = _figure(made, ref or reference_like(reference or DEFAULT_REFERENCE), size) if picture else None
+    figure = _figure(made, ref or reference_like(reference or DEFAULT_REFERENCE, "--reference"), size) if picture else None
     if out is not None:
         save_spec(made, out)
     if figure is not None:

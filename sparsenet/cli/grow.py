@@ -43,7 +43,9 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from sparsenet.data import load_dataset
     from sparsenet.grow import grow
+    from sparsenet.io import check_out_dir
 
+    check_out_dir(args.out)
     try:
         pool_after = tuple(int(v) for v in args.pool_after.split(",") if v.strip())
     except ValueError:

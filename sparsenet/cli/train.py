@@ -32,9 +32,11 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from sparsenet.data import load_dataset
+    from sparsenet.io import check_out_dir
     from sparsenet.models import model_info
     from sparsenet.training.loop import train_named
 
+    check_out_dir(args.out)
     model_info(args.model)  # an unknown model is refused before any data is loaded
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                          augment=args.augment, warmup_steps=args.warmup_steps,
