@@ -228,6 +228,8 @@ def write_run(analyzer, discovery: Discovery, out_dir: str | Path, command: str 
         discovery.save(staging / "discovery.json")  # last: its presence marks a finished run
         out.mkdir(exist_ok=True)
         written = {item.name for item in staging.iterdir()}
+        for name in written | set(RUN_FILES):
+            clean_stale(out, name)  # temporary files a killed writer left beside the results
         for item in sorted(staging.iterdir(), key=lambda p: p.name == "discovery.json"):
             if item.name == "discovery.json":
                 for name in set(RUN_FILES) - written:

@@ -20,6 +20,7 @@ Formats:
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zipfile
 from dataclasses import dataclass
@@ -120,7 +121,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         raise SparsenetError(f"{path}: idx header declares {ndim} dimensions but is truncated or empty")
     shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     dtype = _IDX_DTYPES[code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: a claimed shape cannot overflow
     actual = len(data) - header
     if actual != expected:
         what = "truncated" if actual < expected else "longer than its header says"

@@ -173,6 +173,11 @@ def _check_size(name: str, factory: Callable[..., nn.Module], kwargs: dict[str, 
         with torch.device("meta"):
             meta = factory(**kwargs)
         n = sum(p.numel() for p in meta.parameters())
+    except SparsenetError:
+        raise
+    except RuntimeError:  # torch's storage-size overflow: sizes past what any allocator can give
+        raise SparsenetError(f"model {name!r} with {kwargs} cannot be built: its tensors would be larger than "
+                             f"memory can hold; at most {MAX_MODEL_PARAMS:,} parameters are accepted") from None
     except Exception:  # noqa: BLE001 - the real build below raises (or succeeds) in its own words
         return
     if n > MAX_MODEL_PARAMS:
