@@ -442,9 +442,9 @@ def load_npz(path: str | os.PathLike, *, seed: int = 0, test_fraction: float = 0
             arrays = {k: z[k] for k in ("x", "y", "x_test", "y_test") if k in keys}
     except SparsenetError:
         raise
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+    except Exception as e:  # zipfile and numpy raise many types for foreign bytes
         raise SparsenetError(
-            f"{path}: cannot read as .npz without pickle ({e}); save plain numeric arrays "
+            f"{path}: cannot read as .npz without pickle ({str(e)[:200] or type(e).__name__}); save plain numeric arrays "
             "with numpy.savez(file, x=..., y=...)"
         ) from None
     x = to_nchw(arrays["x"], f"{path}['x']")

@@ -57,11 +57,13 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # torch raises many types for foreign bytes; all mean 'not ours'
         raise CheckpointError(_unreadable(path)) from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    if not isinstance(data, dict) or not isinstance(data.get("format"), str) or data["format"] != FORMAT:
         raise CheckpointError(f"{path} is not a sparsenet checkpoint (expected a dict with format={FORMAT!r}; "
                               "a bare state dict or another tool's file cannot be used)")
-    if data.get("version") != VERSION:
-        raise CheckpointError(f"{path} has checkpoint version {data.get('version')!r}; this release reads version {VERSION}")
+    version = data.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version != VERSION:
+        shown = version if isinstance(version, (int, str, float, type(None))) else type(version).__name__
+        raise CheckpointError(f"{path} has checkpoint version {str(shown)[:40]!r}; this release reads version {VERSION}")
     missing = [k for k in REQUIRED if k not in data]
     if missing:
         raise CheckpointError(f"{path} lacks the fields {missing}")
