@@ -63,7 +63,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     version = data.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version != VERSION:
         shown = version if isinstance(version, (int, str, float, type(None))) else type(version).__name__
-        raise CheckpointError(f"{path} has checkpoint version {str(shown)[:40]!r}; this release reads version {VERSION}")
+        raise CheckpointError(f"{path} has checkpoint version {repr(shown)[:40]}; this release reads version {VERSION}")
     missing = [k for k in REQUIRED if k not in data]
     if missing:
         raise CheckpointError(f"{path} lacks the fields {missing}")
