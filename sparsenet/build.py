@@ -120,6 +120,19 @@ def _figure(spec, reference: Reference, size):
     return comparison_figure(spec, reference.spec, (title, ref_title))
 
 
+def _check_reach(spec, size) -> None:
+    """Refuse a module kernel wider than its map allows: on an H x W input a 'same'-padded k x k
+    window covers every pixel once k = 2 max(H, W) - 1; past that it only multiplies padding."""
+    if size is None or not isinstance(spec, ModuleSpec):
+        return
+    reach = 2 * max(size) - 1
+    for i, b in enumerate(spec.branches):
+        if b.kernel_size > reach:
+            raise SparsenetError(f"branches[{i}] has a {b.kernel_size}x{b.kernel_size} kernel on a {size[0]}x{size[1]} "
+                                 f"input; at that size kernels up to {reach} are accepted, larger ones only multiply "
+                                 "padding")
+
+
 def build(*, discovery: str | Path | None = None, spec: str | Path | None = None, out: str | Path | None = None,
           connectivity: str = DEFAULT_CONNECTIVITY, batch_norm: bool = False, budget_macs: float | None = None,
           budget_like: str | None = None, input_size: tuple[int, int] | None = None,
@@ -143,6 +156,7 @@ def build(*, discovery: str | Path | None = None, spec: str | Path | None = None
     else:
         made, size, ref = rescale_spec(spec, budget_macs=budget_macs, budget_like=budget_like,
                                        input_size=input_size, in_channels=in_channels)
+    _check_reach(made, size)
     if isinstance(made, ModuleSpec):
         build_module(made, pad_tolerance=tol)
         text = module_summary(made, size, pad_tolerance=tol)

@@ -329,6 +329,7 @@ SPEC_MUTATIONS = {
     "width_neg": _set(["branches", 0, "width"], -3),
     "kernel_huge": _set(["branches", 1, "kernel_size"], 4001),
     "kernel_even": _set(["branches", 1, "kernel_size"], 2),
+    "kernel_big": lambda d: d["branches"][1].update(kernel_size=7, reduce=2) and None,
     "reduce_huge": _set(["branches", 1, "reduce"], 10**12),
     "inputs_out": _set(["branches", 0, "inputs"], [0, 10**15]),
     "inputs_str": _set(["branches", 0, "inputs"], "all"),
@@ -535,6 +536,7 @@ _S_MSG = {
     "in_zero": "in_channels is 0", "in_bool": "in_channels is True", "in_float": "in_channels is 8.0",
     "width_huge": "width is 1000000000", "width_big": "parameters in one module", "width_neg": "width is -3",
     "kernel_huge": "kernel_size is 4001; expected an odd integer", "kernel_even": "kernel_size is 2",
+    "kernel_big": "unused",
     "reduce_huge": "reduce is 1000000000000", "inputs_out": "in_channels is 8|out of range",
     "inputs_str": "inputs is 'all'", "inputs_repeat": "at most once", "pool_huge": "projection is 10000000000",
     "pool_kernel": "kernel_size is 1; expected an odd integer >= 3", "branches_empty": "non-empty list",
@@ -636,6 +638,7 @@ OPTIONS = [
     ("build --discovery {f}/disc --in-channels 9", "has 8 channels, but --in-channels is 9"),
     ("build --spec {f}/spec.json --in-channels 3", "in_channels"),
     ("build --spec {f}/spec.json --budget-macs 10", "cannot be met"),
+    ("build --spec {f}/s_kernel_big.json --input-size 2,2", "a 7x7 kernel on a 2x2 input; at that size kernels up to 3"),
     ("build --discovery {f}/disc --connectivity sparse", "invalid choice"),
     ("build --discovery {f}/disc --out {f}/emptydir", "--out {f}/emptydir is a directory"),
     ("build --discovery {f}/disc --out {f}/afile/spec.json", "cannot be written: {f}/afile is a file"),
@@ -726,6 +729,8 @@ def _cases() -> list[tuple[list[str], str]]:
     for name, message in _D_MSG.items():
         add(f"build --discovery {{f}}/d_{name}.json --out {{out}}/spec.json", message)
     for name, message in _S_MSG.items():
+        if name == "kernel_big":  # a valid file; refused only at a small --input-size (OPTIONS)
+            continue
         add(f"build --spec {{f}}/s_{name}.json --out {{out}}/spec.json", message)
     for name, message in _E_MSG.items():
         add(f"compare --config {{f}}/e_{name}.toml --out {{out}} --quiet", message)

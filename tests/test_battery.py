@@ -114,3 +114,12 @@ def test_failed_grow_leaves_no_settings_or_step_directory(tmp_path, capsys):
     (out / "notes.txt").write_text("mine")
     assert main(argv + ["--budget-macs", "10"]) == 2
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]  # what was there stays, nothing else
+
+
+def test_checkpoint_directory_is_accepted(files, tmp_path, capsys):
+    """--checkpoint DIR reads DIR/checkpoint.pt rather than calling it 'not found'."""
+    code = main(["discover", "--checkpoint", str(files / "ck"), "--clusters", "2", "--permutations", "0",
+                 "--resamples", "0", "--max-samples", "200", "--out", str(tmp_path / "d")])
+    assert code == 0, capsys.readouterr().err
+    provenance = json.loads((tmp_path / "d" / "discovery.json").read_text())["provenance"]
+    assert provenance["model"] == "plaincnn" and provenance["data"] == "digits"
