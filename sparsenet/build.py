@@ -19,6 +19,7 @@ from sparsenet.builder.spec import (ModuleSpec, NetworkSpec, check_fits, load_sp
 from sparsenet.discovery.value import load_discovery
 from sparsenet.errors import SparsenetError
 from sparsenet.figures import save_figure
+from sparsenet.io import check_out_file
 
 __all__ = ["DEFAULT_REFERENCE", "Built", "build", "spec_from_discovery", "rescale_spec"]
 
@@ -120,6 +121,19 @@ def _figure(spec, reference: Reference, size):
     return comparison_figure(spec, reference.spec, (title, ref_title))
 
 
+def _check_reach(spec, size) -> None:
+    """Refuse a module kernel wider than its map allows: on an H x W input a 'same'-padded k x k
+    window covers every pixel once k = 2 max(H, W) - 1; past that it only multiplies padding."""
+    if size is None or not isinstance(spec, ModuleSpec):
+        return
+    reach = 2 * max(size) - 1
+    for i, b in enumerate(spec.branches):
+        if b.kernel_size > reach:
+            raise SparsenetError(f"branches[{i}] has a {b.kernel_size}x{b.kernel_size} kernel on a {size[0]}x{size[1]} "
+                                 f"input; at that size kernels up to {reach} are accepted, larger ones only multiply "
+                                 "padding")
+
+
 def build(*, discovery: str | Path | None = None, spec: str | Path | None = None, out: str | Path | None = None,
           connectivity: str = DEFAULT_CONNECTIVITY, batch_norm: bool = False, budget_macs: float | None = None,
           budget_like: str | None = None, input_size: tuple[int, int] | None = None,
@@ -129,6 +143,9 @@ def build(*, discovery: str | Path | None = None, spec: str | Path | None = None
     or from a spec (written only when ``out`` is given); optionally a picture beside ``reference``."""
     if (discovery is None) == (spec is None):
         raise SparsenetError("give exactly one of a discovery or a spec to build from")
+    for path, option in ((out, "--out"), (picture, "--picture")):
+        if path is not None:
+            check_out_file(path, option)
     tol = DEFAULT_PAD_TOLERANCE if pad_tolerance is None else pad_tolerance
     if discovery is not None:
         made, size, ref = spec_from_discovery(discovery, connectivity=connectivity, batch_norm=batch_norm,
@@ -140,12 +157,13 @@ def build(*, discovery: str | Path | None = None, spec: str | Path | None = None
     else:
         made, size, ref = rescale_spec(spec, budget_macs=budget_macs, budget_like=budget_like,
                                        input_size=input_size, in_channels=in_channels)
+    _check_reach(made, size)
     if isinstance(made, ModuleSpec):
         build_module(made, pad_tolerance=tol)
         text = module_summary(made, size, pad_tolerance=tol)
     else:
         text = network_summary(made, size, pad_tolerance=tol)
-    figure = _figure(made, ref or reference_like(reference or DEFAULT_REFERENCE), size) if picture else None
+    figure = _figure(made, ref or reference_like(reference or DEFAULT_REFERENCE, "--reference"), size) if picture else None
     if out is not None:
         save_spec(made, out)
     if figure is not None:

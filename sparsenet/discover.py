@@ -40,29 +40,69 @@ def cache_dir() -> Path:
 
 # -- where activations come from -------------------------------------------------------------
 
+ACTIVATION_SUFFIXES = (".npy", ".npz", ".pt")
+_ACCEPTED = ("accepted: a .npy or .npz of plain numbers (numpy, no pickle) or a .pt holding one tensor "
+             "(torch.save), of shape N x C x H x W or N x C")
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except Exception:  # numpy raises many types (ValueError, EOFError, tokenize errors) for foreign bytes
+        raise SparsenetError(f"{path} is not a numpy array file (empty, truncated, or holding Python "
+                             f"objects, which are not loaded); {_ACCEPTED}") from None
+
+
+def _read_npz(path: Path) -> np.ndarray:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            names = list(z.files)
+            if len(names) != 1 and "activations" not in names:
+                raise SparsenetError(f"{path} holds arrays {names[:10]}; expected one array, or one named "
+                                     f"'activations'")
+            return z["activations" if "activations" in names else names[0]]
+    except SparsenetError:
+        raise
+    except Exception:  # zipfile and numpy raise many types for foreign bytes; all mean 'not an archive'
+        raise SparsenetError(f"{path} is not a numpy .npz archive of plain arrays (empty, truncated, "
+                             f"or holding Python objects, which are not loaded); {_ACCEPTED}") from None
+
+
+def _read_pt(path: Path) -> torch.Tensor:
+    try:
+        values = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # torch raises many types for foreign bytes; all mean 'not a tensor file'
+        raise SparsenetError(f"{path} is not a tensor file that sparsenet reads: not written by torch.save, "
+                             f"truncated, or holding Python objects besides tensors (never unpickled); "
+                             f"{_ACCEPTED}") from None
+    if not isinstance(values, torch.Tensor):
+        raise SparsenetError(f"{path} holds a {type(values).__name__}, expected one tensor N x C x H x W or N x C")
+    return values
+
+
 def load_activations(path: str | Path) -> Activations:
-    """A saved array: .npy (numpy, no pickle) or .pt (a tensor, read with weights_only)."""
+    """A saved array: .npy/.npz (numpy, no pickle) or .pt (a tensor, read with weights_only)."""
     path = Path(path)
     if not path.is_file():
-        raise SparsenetError(f"activations file not found: {path} (expected .npy or .pt, shape N x C x H x W or N x C)")
-    if path.suffix == ".npy":
-        try:
-            values = torch.from_numpy(np.load(path, allow_pickle=False))
-        except ValueError as exc:
-            raise SparsenetError(f"{path} is not a plain numpy array file: {exc}") from None
-    elif path.suffix == ".pt":
-        try:
-            values = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises several types for foreign files
-            raise SparsenetError(f"{path} is not a readable tensor file: {str(exc).splitlines()[0][:200]}") from None
-        if not isinstance(values, torch.Tensor):
-            raise SparsenetError(f"{path} holds a {type(values).__name__}, expected one tensor N x C x H x W or N x C")
-    else:
-        raise SparsenetError(f"activations file {path} has suffix {path.suffix!r}; accepted: .npy, .pt")
+        raise SparsenetError(f"activations file not found: {path} (expected .npy, .npz or .pt, shape N x C x H x W "
+                             "or N x C)")
+    if path.suffix not in ACTIVATION_SUFFIXES:
+        raise SparsenetError(f"activations file {path} has suffix {path.suffix!r}; accepted: "
+                             + ", ".join(ACTIVATION_SUFFIXES))
+    values = {".npy": _read_npy, ".npz": _read_npz, ".pt": _read_pt}[path.suffix](path)
+    _ints = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.bool)
+    kind = values.dtype.kind if isinstance(values, np.ndarray) else (
+        "f" if values.is_floating_point() else "i" if values.dtype in _ints else "c")
+    if kind not in "biuf":
+        raise SparsenetError(f"activations in {path} have dtype {values.dtype}; expected real numbers "
+                             "(float, integer or bool), not complex, text or objects")
     if values.ndim not in (2, 4):
         raise SparsenetError(f"activations in {path} have shape {tuple(values.shape)}; expected N x C x H x W or N x C")
-    if not values.is_floating_point():
-        values = values.float()
+    if min(values.shape) == 0:
+        raise SparsenetError(f"activations in {path} have shape {tuple(values.shape)}: no values; expected "
+                             "N x C x H x W or N x C with every axis at least 1")
+    if isinstance(values, np.ndarray):
+        values = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
     return Activations(values.float(), {"activations": str(path), "layer_shape": list(values.shape[1:])})
 
 
@@ -161,21 +201,37 @@ def analyse(acts: Activations, settings: AnalysisSettings):
     return analyzer, discovery
 
 
+# what a discover run writes into its directory; a new run removes what an earlier one left
+RUN_FILES = ("discovery.json", "report.md", "correlation.png", "spectrum.png", "dendrogram.png",
+             "spatial_profiles.png", "cluster_sizes.png")
+
+
 def write_run(analyzer, discovery: Discovery, out_dir: str | Path, command: str | None = None) -> Path:
-    """Write discovery.json, the plots and report.md into out_dir, all or nothing."""
+    """Write discovery.json, the plots and report.md into out_dir, all or nothing.
+
+    Files of an earlier run that this one does not write (a figure that no longer applies) are
+    removed, so the directory never mixes two runs; staging folders of interrupted runs go too."""
     from sparsenet.discovery.plots import plot_discovery
     from sparsenet.discovery.report import write_report
+    from sparsenet.io import check_out_dir, clean_stale, staging_prefix
 
-    out = Path(out_dir)
+    out = check_out_dir(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    clean_stale(out.parent, out.name)
+    staging = Path(tempfile.mkdtemp(prefix=staging_prefix(out.name), suffix=".staging", dir=out.parent))
     try:
         title = discovery.provenance.get("layer") or discovery.provenance.get("activations")
         plots = plot_discovery(analyzer, staging, title=title)
         write_report(discovery, {k: Path(p).name for k, p in plots.items()}, staging, command=command)
         discovery.save(staging / "discovery.json")  # last: its presence marks a finished run
         out.mkdir(exist_ok=True)
+        written = {item.name for item in staging.iterdir()}
+        for name in written | set(RUN_FILES):
+            clean_stale(out, name)  # temporary files a killed writer left beside the results
         for item in sorted(staging.iterdir(), key=lambda p: p.name == "discovery.json"):
+            if item.name == "discovery.json":
+                for name in set(RUN_FILES) - written:
+                    (out / name).unlink(missing_ok=True)
             os.replace(item, out / item.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

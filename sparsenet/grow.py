@@ -21,7 +21,6 @@ finished epoch).
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,8 @@ from typing import Any
 from sparsenet import __version__
 from sparsenet.builder.spec import CONNECTIVITIES, DEFAULT_CONNECTIVITY
 from sparsenet.errors import SparsenetError
-from sparsenet.io import atomic_write_json
+from sparsenet.io import atomic_write_bytes, atomic_write_json
+from sparsenet.limits import MAX_CHANNELS, MAX_MODULES
 from sparsenet.training.config import TrainConfig
 
 MODES = ("greedy", "end2end")
@@ -48,20 +48,20 @@ class GrowthConfig:
     pool_after: tuple[int, ...] = ()   # module indices (0-based) followed by a stride-2 max pool
 
     def validate(self) -> "GrowthConfig":
-        if not isinstance(self.modules, int) or self.modules < 1:
-            raise SparsenetError(f"modules must be a positive integer, got {self.modules!r}")
+        if isinstance(self.modules, bool) or not isinstance(self.modules, int) or not 1 <= self.modules <= MAX_MODULES:
+            raise SparsenetError(f"modules must be an integer in 1..{MAX_MODULES}, got {self.modules!r}")
         if self.mode not in MODES:
             raise SparsenetError(f"mode must be one of {list(MODES)}, got {self.mode!r}")
         if self.connectivity not in CONNECTIVITIES:
             raise SparsenetError(f"connectivity must be one of {list(CONNECTIVITIES)}, got {self.connectivity!r}")
         if self.budget_macs is not None and self.budget_like is not None:
             raise SparsenetError("give either budget_macs or budget_like, not both")
-        if self.budget_macs is not None and not self.budget_macs > 0:
-            raise SparsenetError(f"budget_macs must be positive, got {self.budget_macs!r}")
-        if not self.width_scale > 0:
-            raise SparsenetError(f"width_scale must be positive, got {self.width_scale!r}")
-        if self.stem_width < 1:
-            raise SparsenetError(f"stem_width must be a positive integer, got {self.stem_width!r}")
+        if self.budget_macs is not None and not 0 < self.budget_macs < float("inf"):
+            raise SparsenetError(f"budget_macs must be a positive number, got {self.budget_macs!r}")
+        if not 0 < self.width_scale <= 1024:
+            raise SparsenetError(f"width_scale must be a number in (0, 1024], got {self.width_scale!r}")
+        if not isinstance(self.stem_width, int) or not 1 <= self.stem_width <= MAX_CHANNELS:
+            raise SparsenetError(f"stem_width must be an integer in 1..{MAX_CHANNELS}, got {self.stem_width!r}")
         bad = [i for i in self.pool_after if not 0 <= i < self.modules]
         if bad:
             raise SparsenetError(f"pool_after index {bad[0]} is outside the modules 0..{self.modules - 1}")
@@ -147,6 +147,32 @@ def _check_settings(out: Path, settings: dict[str, Any]) -> None:
 def grow(dataset, config: GrowthConfig, train_config, analysis, out_dir: str | Path, *,
          progress: bool = True) -> dict[str, Any]:
     """Grow ``config.modules`` modules on ``dataset``; see the module docstring for the layout."""
+    from sparsenet.io import check_out_dir, entries, roll_back
+
+    config.validate()
+    train_config.validate()
+    analysis.validate()
+    if analysis.clusters != "auto" and analysis.clusters > config.stem_width:
+        raise SparsenetError(f"clusters is {analysis.clusters}, but the first layer clustered (the stem) has "
+                             f"{config.stem_width} channels; give clusters <= stem_width, or 'auto'")
+    target = module_budget(config)  # a bad budget_like is refused before anything is written
+    out = check_out_dir(out_dir)
+    settings = {"data": dataset.name, "growth": asdict(config), "train": asdict(train_config),
+                "analysis": asdict(analysis)}
+    settings = json.loads(json.dumps(settings))  # tuples -> lists, as stored
+    if (out / "growth.json").exists():
+        _check_settings(out, settings)
+    before = entries(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        _check_settings(out, settings)
+        return _grow_steps(out, dataset, config, train_config, analysis, target, progress)
+    except SparsenetError:
+        roll_back(out, before)  # a refused growth leaves --out as it was; an interrupted one stays to resume
+        raise
+
+
+def _grow_steps(out: Path, dataset, config: GrowthConfig, train_config, analysis, target, progress: bool):
     from sparsenet.builder.modules import build_network
     from sparsenet.training.checkpoint import load_checkpoint
     from sparsenet.discover import Activations, analyse, write_run
@@ -154,18 +180,8 @@ def grow(dataset, config: GrowthConfig, train_config, analysis, out_dir: str | P
     from sparsenet.recording import record
     from sparsenet.builder.spec import load_spec, save_spec, spec_to_dict
     from sparsenet.training.loop import train
-    import torch  # here, not at the top: the CLI reads this module's defaults without loading torch
+    import torch
 
-    config.validate()
-    train_config.validate()
-    analysis.validate()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    settings = {"data": dataset.name, "growth": asdict(config), "train": asdict(train_config),
-                "analysis": asdict(analysis)}
-    settings = json.loads(json.dumps(settings))  # tuples -> lists, as stored
-    _check_settings(out, settings)
-    target = module_budget(config)
     mean, std = dataset.mean_std()
     x_record = normalize(dataset.x_train[: analysis.max_samples], mean, std)
 
@@ -241,8 +257,7 @@ def _finish(out: Path, network, steps, config: GrowthConfig, dataset, target) ->
 
     last = out / f"step{config.modules}"
     save_spec(network, out / "network.json")
-    shutil.copyfile(last / "checkpoint.pt", out / ".checkpoint.pt.tmp")
-    (out / ".checkpoint.pt.tmp").replace(out / "checkpoint.pt")
+    atomic_write_bytes(out / "checkpoint.pt", (last / "checkpoint.pt").read_bytes())
     reference = reference_like(config.budget_like or DEFAULT_REFERENCE)
     draw_comparison(network, reference.spec, out / "network.png",
                     titles=(f"grown on {dataset.name} ({len(network.modules)} modules, {config.connectivity})",

@@ -1,7 +1,11 @@
 """Atomic writes: a temporary file in the same directory, then ``os.replace``.
 
 An interrupted run never leaves a half-written result that looks whole.  ``jsonable`` turns
-results into plain JSON values first.
+results into plain JSON values first.  Staging files and folders carry the writer's process id
+(``.NAME.PID.XXXX.tmp``, ``.NAME.PID.XXXX.staging``), so a later run removes those whose writer
+is gone (``clean_stale``).  ``check_out_dir`` and ``check_out_file`` refuse an output path that
+cannot be a directory (or a file) before any work starts; ``read_json`` reads a user's JSON file
+and turns every way it can fail into one ``SparsenetError``.
 """
 
 from __future__ import annotations
@@ -9,9 +13,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
+
+from sparsenet.errors import SparsenetError
 
 
 def jsonable(value: Any) -> Any:
@@ -35,11 +43,121 @@ def _umask() -> int:
     return current
 
 
+def _blocking_file(path: Path) -> Path | None:
+    """The first of ``path`` and its parents that exists and is not a directory, if any."""
+    for p in (path, *path.parents):
+        if p.exists() or p.is_symlink():
+            return None if p.is_dir() else p
+    return None
+
+
+def check_out_dir(path: str | os.PathLike, option: str = "--out") -> Path:
+    """Refuse an output directory that is a file or lies under one, before any work starts."""
+    path = Path(path)
+    blocker = _blocking_file(path)
+    if blocker == path:
+        raise SparsenetError(f"{option} {path} is a file; expected a directory (an existing one, or one to create)")
+    if blocker is not None:
+        raise SparsenetError(f"{option} {path} cannot be created: {blocker} is a file, not a directory")
+    return path
+
+
+def check_out_file(path: str | os.PathLike, option: str = "--out") -> Path:
+    """Refuse an output file that is a directory or lies under a file, before any work starts."""
+    path = Path(path)
+    if path.is_dir():
+        raise SparsenetError(f"{option} {path} is a directory; expected the path of a file to write")
+    blocker = _blocking_file(path.parent)
+    if blocker is not None:
+        raise SparsenetError(f"{option} {path} cannot be written: {blocker} is a file, not a directory")
+    return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # someone else's process (or not a pid we can ask about): leave its files alone
+    return True
+
+
+def staging_prefix(name: str) -> str:
+    """The prefix of this process's staging files and folders for a result called ``name``."""
+    return f".{name}.{os.getpid()}."
+
+
+def clean_stale(directory: str | os.PathLike, name: str) -> list[Path]:
+    """Remove staging files (``.NAME.PID.*.tmp``) and folders (``.NAME.PID.*.staging``) that an
+    interrupted writer of ``NAME`` left in ``directory``; those of live processes stay."""
+    directory = Path(directory)
+    pattern = re.compile(rf"^\.{re.escape(name)}\.(\d+)\.[^/]*\.(tmp|staging)$")
+    removed = []
+    try:
+        entries = list(directory.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        m = pattern.match(entry.name)
+        if not m or int(m[1]) == os.getpid() or _alive(int(m[1])):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with _quiet():
+                entry.unlink()
+        removed.append(entry)
+    return removed
+
+
+class _quiet:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        return kind is not None and issubclass(kind, OSError)
+
+
+def entries(directory: str | os.PathLike) -> set[Path] | None:
+    """What ``directory`` holds now (None: it does not exist), for ``roll_back``."""
+    directory = Path(directory)
+    return set(directory.iterdir()) if directory.is_dir() else None
+
+
+def roll_back(directory: str | os.PathLike, before: set[Path] | None) -> None:
+    """Remove what was added to ``directory`` since ``entries`` saw ``before`` (all of it, when it
+    did not exist then): a refused command leaves its output directory as it was."""
+    directory = Path(directory)
+    if before is None:
+        shutil.rmtree(directory, ignore_errors=True)
+        return
+    for entry in entries(directory) or set():
+        if entry in before:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with _quiet():
+                entry.unlink()
+
+
+def make_parent(path: Path) -> None:
+    """``mkdir -p`` of ``path``'s folder, with a message (not an OSError) when a file is in the way."""
+    blocker = _blocking_file(path.parent)
+    if blocker is not None:
+        raise SparsenetError(f"cannot write {path}: {blocker} is a file, not a directory")
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+
 def atomic_write_with(path: str | os.PathLike, write: Callable[[Any], None], mode: str) -> Path:
     """Call ``write(f)`` on a temporary file opened with ``mode``, then move it onto ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    make_parent(path)
+    if path.is_dir():
+        raise SparsenetError(f"cannot write {path}: it is a directory")
+    clean_stale(path.parent, path.name)
+    fd, tmp = tempfile.mkstemp(prefix=staging_prefix(path.name), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, mode) as f:
             write(f)
@@ -52,6 +170,22 @@ def atomic_write_with(path: str | os.PathLike, write: Callable[[Any], None], mod
             os.unlink(tmp)
         raise
     return path
+
+
+def read_json(path: str | os.PathLike, what: str) -> Any:
+    """A user's JSON file, parsed; every failure (not text, not JSON, nested too deep) is one
+    ``SparsenetError`` saying ``path is not {what}``."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise SparsenetError(f"{path} is not {what}: not a UTF-8 text file") from None
+    try:
+        return json.loads(text)
+    except ValueError as exc:  # JSONDecodeError, or an integer of more digits than Python converts
+        raise SparsenetError(f"{path} is not {what}: not JSON ({str(exc)[:200]})") from None
+    except RecursionError:
+        raise SparsenetError(f"{path} is not {what}: its JSON is nested too deeply to read") from None
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from sparsenet.errors import SparsenetError
+from sparsenet.limits import MAX_CHANNELS, MAX_SEED
 
 __all__ = ["AnalysisSettings", "DISCOVER", "GROW", "EXPERIMENT", "AFFINITIES", "PEARSON_AFFINITIES", "METHODS"]
 
@@ -50,6 +51,10 @@ class AnalysisSettings:
             raise SparsenetError(f"max_samples must be at least 2, got {self.max_samples}")
         if self.permutations < 0 or self.resamples < 0:
             raise SparsenetError("permutations and resamples must be >= 0 (0 skips the test)")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise SparsenetError(f"seed must be an integer in 0..{MAX_SEED}, got {self.seed!r}")
+        if self.clusters != "auto" and self.clusters > MAX_CHANNELS:
+            raise SparsenetError(f"clusters is {self.clusters}; a layer has at most {MAX_CHANNELS:,} channels")
         return self
 
 

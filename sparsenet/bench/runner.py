@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -72,8 +72,16 @@ def run(*, mode: str = "full", only: list[str] | None = None, out: str | Path = 
     from sparsenet.bench.timing import load_average, machine_info
     from sparsenet.io import atomic_write_json, jsonable
 
+    from sparsenet.io import check_out_dir
+
     if mode not in MODES:
         raise SparsenetError(f"unknown mode {mode!r}; accepted: {', '.join(MODES)}")
+    if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise SparsenetError(f"--name {name!r} is not a file name; expected letters, digits, '_', '-' or '.', "
+                             "without a folder (the file is written into --out)")
+    check_out_dir(out)
+    if figures is not None:
+        check_out_dir(figures, "--figures")
     keys = list(only) if only else list(MEASUREMENTS)
     bad = [k for k in keys if k not in MEASUREMENTS]
     if bad:
@@ -132,14 +140,27 @@ def run(*, mode: str = "full", only: list[str] | None = None, out: str | Path = 
 
 def read_results(path: str | Path) -> dict:
     """A results file written by ``run``."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise SparsenetError(f"cannot read benchmark results {path!r}: {exc}") from None
+    from sparsenet.io import read_json
+
+    if not Path(path).is_file():
+        raise SparsenetError(f"no benchmark results file at {path}; accepted: a JSON file `sparsenet bench` wrote")
+    data = read_json(path, "a benchmark results file")
+    if not isinstance(data, dict) or data.get("format") != "sparsenet.bench" \
+            or not isinstance(data.get("measurements"), dict):
+        raise SparsenetError(f"{path} is not a benchmark results file: expected a JSON object with "
+                             "format 'sparsenet.bench' and its measurements, as `sparsenet bench` writes")
+    known = [k for k in data["measurements"] if k in MEASUREMENTS]
+    if not known:
+        raise SparsenetError(f"{path} holds no measurement to plot; expected some of {', '.join(MEASUREMENTS)}")
+    return data
 
 
 def replot(results: str | Path, figures: str | Path, before: str | Path | None = None) -> list[Path]:
     """Draw the plots of an existing results file (and, faded beside it, an earlier one)."""
     from sparsenet.bench.plots import plot_all
+    from sparsenet.io import check_out_dir
 
-    return plot_all(read_results(results), figures, before=read_results(before) if before else None)
+    result = read_results(results)
+    earlier = read_results(before) if before else None
+    check_out_dir(figures, "--figures")
+    return plot_all(result, figures, before=earlier)

@@ -243,23 +243,24 @@ _LIKE = re.compile(r"^(?P<model>[A-Za-z0-9_]+)(?:@(?P<mult>[0-9]*\.?[0-9]+))?:(?
 
 
 @lru_cache(maxsize=16)  # building the reference network to measure one module is the slow part
-def reference_like(text: str) -> "Reference":
-    """The reference module a ``MODEL[@MULT]:STAGE`` text names, e.g. 'googlenet_small@0.5:3a'."""
-    model, mult, stage = parse_budget_like(text)
+def reference_like(text: str, option: str = "--budget-like") -> "Reference":
+    """The reference module a ``MODEL[@MULT]:STAGE`` text names, e.g. 'googlenet_small@0.5:3a'
+    (``option`` is the argument named in an error)."""
+    model, mult, stage = parse_budget_like(text, option)
     return reference_module(model, stage, mult)
 
 
-def parse_budget_like(text: str) -> tuple[str, float, str]:
+def parse_budget_like(text: str, option: str = "--budget-like") -> tuple[str, float, str]:
     """'googlenet_small@0.5:3a' -> ('googlenet_small', 0.5, '3a')."""
     m = _LIKE.match(text.strip()) if isinstance(text, str) else None
     if not m:
-        raise SparsenetError(f"--budget-like {text!r} is not MODEL[@WIDTH_MULT]:STAGE; expected e.g. "
+        raise SparsenetError(f"{option} {text!r} is not MODEL[@WIDTH_MULT]:STAGE; expected e.g. "
                              f"'googlenet_small:3a' or 'googlenet_small@0.5:4b' (stages {', '.join(INCEPTION_ORDER)})")
     if m["stage"] not in INCEPTION_ORDER:
         raise SparsenetError(f"stage {m['stage']!r} is not an Inception stage; expected one of {', '.join(INCEPTION_ORDER)}")
     mult = float(m["mult"]) if m["mult"] else 1.0
-    if mult <= 0:
-        raise SparsenetError(f"width multiplier in {text!r} must be > 0")
+    if not 0 < mult <= 16:
+        raise SparsenetError(f"width multiplier in {option} {text!r} must be in (0, 16]")
     return m["model"], mult, m["stage"]
 
 

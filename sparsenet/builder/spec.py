@@ -15,13 +15,13 @@ it cannot read.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 from sparsenet.errors import SparsenetError
-from sparsenet.io import atomic_write_json
+from sparsenet.io import atomic_write_json, read_json
+from sparsenet.limits import MAX_CHANNELS, MAX_KERNEL_SIZE, MAX_MODEL_PARAMS, MAX_MODULE_PARAMS
 
 FORMAT = "sparsenet.spec"
 VERSION = 1
@@ -59,14 +59,14 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _check_int(where: str, name: str, value: Any, minimum: int) -> None:
-    if not _is_int(value) or value < minimum:
-        raise SpecError(where, name, value, f"expected an integer >= {minimum}")
+def _check_int(where: str, name: str, value: Any, minimum: int, maximum: int = MAX_CHANNELS) -> None:
+    if not _is_int(value) or not minimum <= value <= maximum:
+        raise SpecError(where, name, value, f"expected an integer >= {minimum} and <= {maximum:,}")
 
 
 def _check_odd(where: str, name: str, value: Any, minimum: int = 1) -> None:
-    if not _is_int(value) or value < minimum or value % 2 == 0:
-        raise SpecError(where, name, value, f"expected an odd integer >= {minimum} (1, 3, 5, ...)")
+    if not _is_int(value) or not minimum <= value <= MAX_KERNEL_SIZE or value % 2 == 0:
+        raise SpecError(where, name, value, f"expected an odd integer >= {minimum} (1, 3, 5, ...) and <= {MAX_KERNEL_SIZE}")
 
 
 def _check_bool(where: str, name: str, value: Any) -> None:
@@ -173,6 +173,9 @@ class ModuleSpec:
                 raise SpecError(where, f"{name}.inputs", part.inputs,
                                 f"channel {bad[0]} is out of range: in_channels is {self.in_channels}, "
                                 f"expected indices in 0..{self.in_channels - 1}")
+        if module_params(self) > MAX_MODULE_PARAMS:
+            raise SpecError(where, "branches", f"{module_params(self):,} parameters",
+                            f"expected at most {MAX_MODULE_PARAMS:,} parameters in one module (narrower branches)")
 
     def _parts(self):
         for i, b in enumerate(self.branches):
@@ -262,6 +265,9 @@ class NetworkSpec:
         if not isinstance(self.provenance, dict):
             raise SpecError(where, "provenance", self.provenance, "expected an object (dict)")
         check_placement(self)
+        if network_params(self) > MAX_MODEL_PARAMS:
+            raise SpecError(where, "modules", f"{network_params(self):,} parameters",
+                            f"expected at most {MAX_MODEL_PARAMS:,} parameters in one network")
 
     @property
     def out_channels(self) -> int:
@@ -530,10 +536,7 @@ def load_spec(path: str | Path, kind: str | None = None) -> ModuleSpec | Network
     path = Path(path)
     if not path.is_file():
         raise SparsenetError(f"no spec file at {path}; make one with `sparsenet build --discovery ... --out {path.name}`")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SparsenetError(f"{path} is not a spec file: not JSON ({exc})") from None
+    data = read_json(path, "a spec file")
     spec = spec_from_dict(data, source=str(path))
     if kind is not None and spec_kind(spec) != kind:
         raise SparsenetError(f"{path} holds a {spec_kind(spec)} spec; expected a {kind} spec")

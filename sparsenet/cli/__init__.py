@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (SparsenetError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
+    except (SparsenetError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
+            PermissionError) as exc:
         print(f"sparsenet {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -27,8 +27,10 @@ def run(args) -> int:
     from sparsenet.compare.run import run_comparison
     from sparsenet.compare.experiment import load_experiment
 
+    from sparsenet.io import check_out_dir
+
     experiment = load_experiment(args.config)
-    out = Path(args.out) if args.out else Path("runs") / f"compare-{Path(args.config).stem}"
+    out = check_out_dir(Path(args.out) if args.out else Path("runs") / f"compare-{Path(args.config).stem}")
     if args.check:
         preflight(experiment, load_data(experiment))
         n = len(experiment.points)

@@ -33,8 +33,11 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from sparsenet import discover as d
+    from sparsenet.io import check_out_dir
+
     if args.list_layers:
         return _list_layers(args)
+    check_out_dir(args.out)
     if args.activations and (args.checkpoint or args.layer or args.data):
         raise SparsenetError("--activations analyses a saved array; it cannot be combined with --checkpoint/--layer/--data")
     settings = analysis_settings(args)
@@ -81,4 +84,7 @@ def _input_size(text: str) -> tuple[int, int, int]:
         shape = ()
     if len(shape) != 3 or min(shape) < 1:
         raise SparsenetError(f"--input-size expects C,H,W such as 1,28,28; got {text!r}")
+    from sparsenet.limits import check_input_size
+
+    check_input_size(shape, "--input-size")
     return shape

@@ -44,11 +44,15 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from sparsenet.data import load_dataset
     from sparsenet.grow import grow
+    from sparsenet.io import check_out_dir
 
+    check_out_dir(args.out)
     try:
         pool_after = tuple(int(v) for v in args.pool_after.split(",") if v.strip())
     except ValueError:
         raise SparsenetError(f"--pool-after expects module indices like 0,2; got {args.pool_after!r}") from None
+    if args.budget_macs is not None and not 1 <= args.budget_macs < float("inf"):
+        raise SparsenetError(f"--budget-macs must be a positive number of multiply-adds, got {args.budget_macs!r}")
     config = GrowthConfig(modules=args.modules, mode=args.mode, connectivity=args.connectivity,
                           budget_macs=int(args.budget_macs) if args.budget_macs is not None else None,
                           budget_like=args.budget_like, width_scale=args.width_scale,

@@ -33,17 +33,20 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from sparsenet.data import load_dataset
     import sparsenet.builder.specnet  # noqa: F401  (registers "specnet")
+    from sparsenet.io import check_out_dir
     from sparsenet.models import model_info
     from sparsenet.training.loop import train_named
 
+    check_out_dir(args.out)
     model_info(args.model)  # an unknown model is refused before any data is loaded
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                          augment=args.augment, warmup_steps=args.warmup_steps,
                          clip_grad_norm=args.clip_grad_norm).validate()
+    model_kwargs = parse_key_values(args.model_arg, "--model-arg")  # refused before any data is loaded
     dataset = load_dataset(args.data, args.data_root, seed=args.seed, image_size=args.image_size)
     print(f"training {args.model} on {dataset.name}: {len(dataset.x_train)} train / {len(dataset.x_test)} test "
           f"images of {'x'.join(map(str, dataset.input_shape))}, {config.epochs} epochs")
-    _, metrics = train_named(args.model, dataset, config, parse_key_values(args.model_arg, "--model-arg"),
+    _, metrics = train_named(args.model, dataset, config, model_kwargs,
                              out_dir=args.out, resume=args.resume, progress=not args.quiet)
     print(f"final test accuracy {metrics['final_test_accuracy']:.4f}  params {metrics['params']:,}  "
           f"mult-adds {metrics['macs']:,}  wall {metrics['wall_time_s']:.1f}s")

@@ -66,6 +66,7 @@ from typing import Any, Callable
 from sparsenet.analyser.settings import AFFINITIES, EXPERIMENT, METHODS
 from sparsenet.builder.spec import CONNECTIVITIES, DEFAULT_CONNECTIVITY
 from sparsenet.errors import SparsenetError
+from sparsenet.limits import MAX_SEED
 from sparsenet.training.config import TrainConfig
 
 # The dataset registry, the builder's rules and the Inception stages are imported where a value is
@@ -211,14 +212,14 @@ SECTIONS: dict[str, dict[str, tuple[Callable, Any]]] = {
     "experiment": {
         "name": (_str, _REQUIRED),
         "description": (_str, ""),
-        "seeds": (_list(_int(0), unique=True), _REQUIRED),
+        "seeds": (_list(_int(0, MAX_SEED), unique=True), _REQUIRED),
         "threads": (_int(1), None),
     },
     "data": {
         "name": (_dataset, _REQUIRED),
         "root": (_str, None),
         "image_size": (_int(1), None),
-        "split_seed": (_int(0), 0),
+        "split_seed": (_int(0, MAX_SEED), 0),
         "test_fraction": (_float(0, 1, low_open=True, high_open=True), 0.2),
     },
     "train": {
@@ -460,6 +461,10 @@ def load_experiment(path: str | Path) -> Experiment:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not a text file ({exc})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not a configuration sparsenet reads: its TOML is nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise ConfigError(f"{path}: not valid TOML: {str(exc)[:200]}") from None
     return parse_experiment(data, source=str(path))
 
 

@@ -49,7 +49,8 @@ from sparsenet.compare.experiment import Experiment
 from sparsenet.compare.latency import LATENCY_NOTE, latency_key, latency_phase, torch_threads
 from sparsenet.compare.results import utc_now, write_outputs
 from sparsenet.compare.runs import claim_output_dir, run_directory, run_point
-from sparsenet.io import atomic_write_json, atomic_write_text
+from sparsenet.errors import SparsenetError
+from sparsenet.io import atomic_write_json, atomic_write_text, entries, roll_back
 
 __all__ = ["run_comparison"]
 
@@ -68,6 +69,16 @@ def run_comparison(experiment: Experiment, out_dir: str | Path, *, config_text: 
     resuming = claim_output_dir(out, experiment)
     dataset = load_data(experiment)
     preflight(experiment, dataset)
+    before = entries(out)
+    try:
+        return _run(experiment, out, dataset, resuming, config_text, progress, log, plots, command)
+    except SparsenetError:
+        roll_back(out, before)  # a refused comparison leaves --out as it was; an interrupted one stays to resume
+        raise
+
+
+def _run(experiment: Experiment, out: Path, dataset, resuming: bool, config_text, progress, log, plots,
+         command) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     if not resuming:
         atomic_write_json(out / "config.json", {"format": "sparsenet.compare.config", "version": 1,

@@ -20,6 +20,7 @@ Formats:
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zipfile
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ import numpy as np
 
 from sparsenet.data.transforms import resize
 from sparsenet.errors import DataNotFoundError, SparsenetError
+from sparsenet.limits import MAX_IMAGE_PIXELS
 
 __all__ = [
     "RawSplit",
@@ -119,7 +121,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         raise SparsenetError(f"{path}: idx header declares {ndim} dimensions but is truncated or empty")
     shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     dtype = _IDX_DTYPES[code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: a claimed shape cannot overflow
     actual = len(data) - header
     if actual != expected:
         what = "truncated" if actual < expected else "longer than its header says"
@@ -319,10 +321,21 @@ def _open_images(paths: list[Path]):
     for p in paths:
         try:
             with Image.open(p) as im:
+                w, h = im.size
+                if w * h > MAX_IMAGE_PIXELS:
+                    raise SparsenetError(f"{p}: the image header claims {w}x{h} = {w * h:,} pixels; at most "
+                                         f"{MAX_IMAGE_PIXELS:,} pixels an image are read (Pillow's decompression-"
+                                         "bomb limit)")
                 im.load()
                 images.append(im.copy())
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-            raise SparsenetError(f"{p}: cannot read image ({e})") from None
+        except SparsenetError:
+            raise
+        except Image.DecompressionBombError:
+            raise SparsenetError(f"{p}: the image header claims more than {MAX_IMAGE_PIXELS:,} pixels (Pillow's "
+                                 "decompression-bomb limit); such images are not read") from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, MemoryError) as e:
+            raise SparsenetError(f"{p}: cannot read image ({str(e)[:200] or type(e).__name__}); expected a "
+                                 f"PNG, JPEG or another format Pillow reads") from None
     return images
 
 
@@ -429,9 +442,9 @@ def load_npz(path: str | os.PathLike, *, seed: int = 0, test_fraction: float = 0
             arrays = {k: z[k] for k in ("x", "y", "x_test", "y_test") if k in keys}
     except SparsenetError:
         raise
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+    except Exception as e:  # zipfile and numpy raise many types for foreign bytes
         raise SparsenetError(
-            f"{path}: cannot read as .npz without pickle ({e}); save plain numeric arrays "
+            f"{path}: cannot read as .npz without pickle ({str(e)[:200] or type(e).__name__}); save plain numeric arrays "
             "with numpy.savez(file, x=..., y=...)"
         ) from None
     x = to_nchw(arrays["x"], f"{path}['x']")
@@ -495,8 +508,13 @@ def _check_labels(y: np.ndarray, what: str) -> np.ndarray:
 
 
 def _numeric_classes(*ys: np.ndarray) -> tuple[str, ...]:
-    k = int(max(int(y.max()) for y in ys)) + 1
-    return tuple(str(i) for i in range(k))
+    """Class names '0'..'K-1' for K = the largest label + 1, refused (before K names are made)
+    when K exceeds the number of samples: such labels are not class indices 0..K-1."""
+    top, n = int(max(int(y.max()) for y in ys)), sum(len(y) for y in ys)
+    if top >= n:
+        raise SparsenetError(f"label {top} among {n} samples: expected class indices 0..K-1, and K cannot exceed "
+                             "the number of samples")
+    return tuple(str(i) for i in range(top + 1))
 
 
 def _check_label_range(y_train: np.ndarray, y_test: np.ndarray, k: int, what: str) -> None:

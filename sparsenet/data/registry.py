@@ -23,6 +23,7 @@ from sparsenet.data import formats
 from sparsenet.data.formats import RawSplit
 from sparsenet.data.transforms import resize
 from sparsenet.errors import DataNotFoundError, SparsenetError
+from sparsenet.limits import MAX_IMAGE_SIDE, MAX_SEED
 
 __all__ = [
     "Dataset",
@@ -147,6 +148,11 @@ def _to_unit(x: np.ndarray, what: str) -> torch.Tensor:
 
 def _build(name: str, raw: RawSplit, *, hflip: bool, image_size: int | None, num_classes: int | None = None) -> Dataset:
     k = num_classes if num_classes is not None else len(raw.classes)
+    present = np.unique(raw.y_train)
+    if len(present) < 2:
+        raise SparsenetError(
+            f"{raw.source}: the training split holds only class {present.tolist()}; a classifier needs at least "
+            "two classes (with one, every prediction is right and the accuracy means nothing)")
     return Dataset(
         name=name,
         x_train=resize(_to_unit(raw.x_train, raw.source), image_size).contiguous(),
@@ -321,8 +327,11 @@ def load_dataset(
     """
     if not isinstance(name, str) or not name.strip():
         raise _unknown(str(name))
-    if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1):
-        raise SparsenetError(f"image_size must be a positive integer or None, got {image_size!r}")
+    if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int)
+                                   or not 1 <= image_size <= MAX_IMAGE_SIDE):
+        raise SparsenetError(f"image_size must be a positive integer up to {MAX_IMAGE_SIDE} or None, got {image_size!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise SparsenetError(f"the split seed must be an integer in 0..{MAX_SEED}, got {seed!r}")
     if not 0.0 < float(test_fraction) < 1.0:
         raise SparsenetError(f"test_fraction must be strictly between 0 and 1, got {test_fraction!r}")
     key = name.strip()

@@ -8,14 +8,14 @@ kernel size), with the evidence (significance, stability) and where it came from
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sparsenet.errors import SparsenetError
-from sparsenet.io import atomic_write_json, jsonable
+from sparsenet.io import atomic_write_json, jsonable, read_json
+from sparsenet.limits import MAX_CHANNELS, MAX_KERNEL_SIZE
 
 FORMAT = "sparsenet.discovery"
 VERSION = 1
@@ -78,18 +78,45 @@ def from_labels(labels, kernel_sizes, spatial_profiles=None, **extra) -> Discove
     labels = [int(v) for v in labels]
     n_clusters = max(labels, default=-1) + 1
     profiles = list(spatial_profiles) if spatial_profiles is not None else [()] * n_clusters
+    # a kernel past the map's reach equals one of the reach (its extra weights only see padding)
+    reach, _ = _largest_kernel(extra.get("provenance") or {})
     clusters = tuple(
         Cluster(id=k, channels=tuple(i for i, v in enumerate(labels) if v == k),
-                kernel_size=int(kernel_sizes[k]),
+                kernel_size=min(int(kernel_sizes[k]), max(reach, 1)),
                 spatial_profile=tuple(float(p) for p in profiles[k]))
         for k in range(n_clusters)
     )
+    if "stability" in extra and extra["stability"] is not None and not math.isfinite(extra["stability"]):
+        extra = {**extra, "stability": None}  # undefined (e.g. degenerate halves): recorded as not measured
     discovery = Discovery(channels=len(labels), labels=tuple(labels), clusters=clusters, **extra)
     return validate(discovery.to_dict(), source="<labels>")
 
 
 def _fail(source: str, what: str) -> SparsenetError:
     return SparsenetError(f"{source} is not a valid discovery file: {what}")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _largest_kernel(provenance: dict) -> tuple[int, str]:
+    """The largest kernel the analysed layer allows, or MAX_KERNEL_SIZE when the file does not
+    say the layer's shape.  On an H x W map a centred ('same'-padded) k x k window reaches every
+    pixel once k = 2 max(H, W) - 1; a larger one only ever multiplies padding.  Flat N x C
+    activations have no map: only 1."""
+    shape = provenance.get("layer_shape")
+    if isinstance(shape, list) and all(_is_int(v) and v > 0 for v in shape):
+        if len(shape) == 1:
+            return 1, f"the layer is flat (layer_shape {shape}):"
+        if len(shape) == 3:
+            reach = 2 * max(shape[1], shape[2]) - 1
+            return min(reach, MAX_KERNEL_SIZE), f"on the layer's {shape[1]}x{shape[2]} map,"
+    return MAX_KERNEL_SIZE, "the file gives no layer_shape:"
 
 
 def validate(data: Any, source: str = "<discovery>") -> Discovery:
@@ -105,10 +132,18 @@ def validate(data: Any, source: str = "<discovery>") -> Discovery:
         if key not in data:
             raise _fail(source, f"missing field {key!r}")
     channels, labels = data["channels"], data["labels"]
-    if not isinstance(channels, int) or channels < 1:
-        raise _fail(source, f"field 'channels' must be a positive integer, got {channels!r}")
-    if not isinstance(labels, list) or len(labels) != channels or not all(isinstance(v, int) for v in labels):
-        raise _fail(source, f"field 'labels' must be a list of {channels} integers")
+    if not _is_int(channels) or not 1 <= channels <= MAX_CHANNELS:
+        raise _fail(source, f"field 'channels' must be an integer in 1..{MAX_CHANNELS}, got {str(channels)[:40]}")
+    if not isinstance(labels, list) or len(labels) != channels or not all(_is_int(v) for v in labels):
+        raise _fail(source, f"field 'labels' must be a list of {channels} integers (not booleans)")
+    for key in ("provenance", "significance", "settings"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            raise _fail(source, f"field {key!r} must be an object or null, got {type(data[key]).__name__}")
+    stability = data.get("stability")
+    if stability is not None and not (_is_number(stability) and -1.0 <= stability <= 1.0):
+        raise _fail(source, f"field 'stability' must be null or a number in [-1, 1] (an adjusted Rand index), "
+                            f"got {str(stability)[:40]}")
+    largest, why = _largest_kernel(data.get("provenance") or {})
     if not isinstance(data["clusters"], list) or not data["clusters"]:
         raise _fail(source, "field 'clusters' must be a non-empty list")
     clusters, seen = [], set()
@@ -116,7 +151,7 @@ def validate(data: Any, source: str = "<discovery>") -> Discovery:
         if not isinstance(c, dict):
             raise _fail(source, f"clusters[{k}] must be an object")
         ids = c.get("channels")
-        if c.get("id") != k:
+        if not _is_int(c.get("id")) or c.get("id") != k:
             raise _fail(source, f"clusters[{k}].id is {c.get('id')!r}, expected {k}")
         if not isinstance(ids, list) or not ids or not all(isinstance(i, int) and 0 <= i < channels for i in ids):
             raise _fail(source, f"clusters[{k}].channels must be a non-empty list of channel indices in 0..{channels - 1}")
@@ -124,11 +159,20 @@ def validate(data: Any, source: str = "<discovery>") -> Discovery:
             raise _fail(source, f"clusters[{k}].channels repeats channels {sorted(seen.intersection(ids))[:5]} of an earlier cluster")
         if any(labels[i] != k for i in ids):
             raise _fail(source, f"clusters[{k}].channels disagree with 'labels'")
+        if "size" in c and (not _is_int(c["size"]) or c["size"] != len(ids)):
+            raise _fail(source, f"clusters[{k}].size is {str(c['size'])[:40]} but it lists {len(ids)} channels")
         seen.update(ids)
         ks = c.get("kernel_size")
-        if not isinstance(ks, int) or ks < 1 or ks % 2 == 0:
-            raise _fail(source, f"clusters[{k}].kernel_size must be a positive odd integer, got {ks!r}")
+        if not _is_int(ks) or ks < 1 or ks % 2 == 0:
+            raise _fail(source, f"clusters[{k}].kernel_size must be a positive odd integer, got {str(ks)[:40]}")
+        if ks > largest:
+            raise _fail(source, f"clusters[{k}].kernel_size is {ks}; {why} odd sizes up to {largest} are accepted, larger ones "
+                                "only multiply padding")
         profile = c.get("spatial_profile", [])
+        if profile is None:
+            profile = []
+        if not isinstance(profile, list) or not all(p is None or _is_number(p) for p in profile):
+            raise _fail(source, f"clusters[{k}].spatial_profile must be a list of numbers (or nulls)")
         clusters.append(Cluster(id=k, channels=tuple(ids), kernel_size=ks,
                                 spatial_profile=tuple(float(p) if p is not None else math.nan for p in profile)))
     unassigned = [i for i, v in enumerate(labels) if v >= 0 and i not in seen]
@@ -148,8 +192,4 @@ def load_discovery(path: str | Path) -> Discovery:
         path = path / "discovery.json"
     if not path.is_file():
         raise SparsenetError(f"no discovery file at {path}; run `sparsenet discover --out DIR` to make DIR/discovery.json")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _fail(str(path), f"not JSON ({exc})") from None
-    return validate(data, source=str(path))
+    return validate(read_json(path, "a valid discovery file"), source=str(path))

@@ -164,6 +164,27 @@ def _keyword_params(factory: Callable[..., nn.Module]) -> dict[str, inspect.Para
     }
 
 
+def _check_size(name: str, factory: Callable[..., nn.Module], kwargs: dict[str, Any]) -> None:
+    """Refuse arguments that make a model of more than MAX_MODEL_PARAMS parameters, counted on
+    torch's meta device (shapes only, nothing allocated) before the real model is built."""
+    from sparsenet.limits import MAX_MODEL_PARAMS
+
+    try:
+        with torch.device("meta"):
+            meta = factory(**kwargs)
+        n = sum(p.numel() for p in meta.parameters())
+    except SparsenetError:
+        raise
+    except RuntimeError:  # torch's storage-size overflow: sizes past what any allocator can give
+        raise SparsenetError(f"model {name!r} with {kwargs} cannot be built: its tensors would be larger than "
+                             f"memory can hold; at most {MAX_MODEL_PARAMS:,} parameters are accepted") from None
+    except Exception:  # noqa: BLE001 - the real build below raises (or succeeds) in its own words
+        return
+    if n > MAX_MODEL_PARAMS:
+        raise SparsenetError(f"model {name!r} with {kwargs} would have {n:,} parameters; at most "
+                             f"{MAX_MODEL_PARAMS:,} are accepted (check the width arguments)")
+
+
 def get_model(name: str, **kwargs: Any) -> nn.Module:
     """Build the model registered as ``name`` with the factory's keyword arguments ``kwargs``."""
     entry = _entry(name)
@@ -177,7 +198,13 @@ def get_model(name: str, **kwargs: Any) -> nn.Module:
                 f"model {name!r} got unexpected argument(s) {', '.join(map(repr, unexpected))}; "
                 f"accepted: {', '.join(accepted) or '(none)'}"
             )
-    model = entry.factory(**kwargs)
+    _check_size(name, entry.factory, kwargs)
+    try:
+        model = entry.factory(**kwargs)
+    except (TypeError, ValueError, OverflowError) as exc:
+        if isinstance(exc, SparsenetError):
+            raise
+        raise SparsenetError(f"model {name!r} cannot be built with {kwargs}: {exc}") from None
     if not isinstance(model, nn.Module):
         raise SparsenetError(f"factory for {name!r} returned {type(model).__name__}, not an nn.Module")
     model.registry_name = name  # used in error messages (validate_input)

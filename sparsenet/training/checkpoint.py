@@ -27,27 +27,79 @@ def save_checkpoint(path: str | Path, **fields: Any) -> Path:
     return atomic_torch_save(path, {"format": FORMAT, "version": VERSION, **fields})
 
 
+_ACCEPTED = "accepted: a checkpoint.pt written by `sparsenet train` or `sparsenet grow` (or its directory)"
+
+
+def _unreadable(path: Path) -> str:
+    """Why torch could not read ``path``, in our words (torch's own text advises turning off the
+    safety check that keeps foreign code from running, which sparsenet never does)."""
+    import zipfile
+
+    if path.stat().st_size == 0:
+        what = "it is empty"
+    elif not zipfile.is_zipfile(path):
+        what = "it is not a file written by torch.save (no zip archive inside)"
+    else:
+        what = ("it was written by torch.save but holds Python objects other than tensors and plain values "
+                "(sparsenet never unpickles those), or it is truncated")
+    return f"{path} is not a readable sparsenet checkpoint: {what}; {_ACCEPTED}"
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read and check a checkpoint written by ``save_checkpoint``."""
+    """Read and check a checkpoint written by ``save_checkpoint`` (or DIR/checkpoint.pt)."""
     path = Path(path)
+    if path.is_dir() and (path / "checkpoint.pt").is_file():
+        path = path / "checkpoint.pt"
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path} (train one with `sparsenet train --out DIR`; "
                               "the checkpoint is DIR/checkpoint.pt)")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for foreign bytes; all mean 'not ours'
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path} is not a readable sparsenet checkpoint (corrupt, truncated, or holding "
-                              f"more than tensors and plain values): {first[:200]}") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    except Exception:  # torch raises many types for foreign bytes; all mean 'not ours'
+        raise CheckpointError(_unreadable(path)) from None
+    if not isinstance(data, dict) or not isinstance(data.get("format"), str) or data["format"] != FORMAT:
         raise CheckpointError(f"{path} is not a sparsenet checkpoint (expected a dict with format={FORMAT!r}; "
                               "a bare state dict or another tool's file cannot be used)")
-    if data.get("version") != VERSION:
-        raise CheckpointError(f"{path} has checkpoint version {data.get('version')!r}; this release reads version {VERSION}")
+    version = data.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version != VERSION:
+        shown = version if isinstance(version, (int, str, float, type(None))) else type(version).__name__
+        raise CheckpointError(f"{path} has checkpoint version {repr(shown)[:40]}; this release reads version {VERSION}")
     missing = [k for k in REQUIRED if k not in data]
     if missing:
         raise CheckpointError(f"{path} lacks the fields {missing}")
+    if not isinstance(data["model"], str) or not isinstance(data["model_kwargs"], dict) \
+            or not isinstance(data["state_dict"], dict):
+        raise CheckpointError(f"{path}: fields 'model', 'model_kwargs' and 'state_dict' must be a name, an object "
+                              "and a dict of tensors")
     return data
+
+
+def state_dict_mismatch(model: torch.nn.Module, state: dict) -> str | None:
+    """What keeps ``state`` from loading into ``model`` (missing, unexpected or differently shaped
+    tensors, the first few named), or None when it fits."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} is {'x'.join(map(str, state[k].shape)) or 'scalar'} in the file, "
+              f"{'x'.join(map(str, own[k].shape)) or 'scalar'} in the model"
+              for k in own if k in state and (not isinstance(state[k], torch.Tensor) or state[k].shape != own[k].shape)
+              ] if all(isinstance(state[k], torch.Tensor) for k in own if k in state) else ["it holds non-tensors"]
+    parts = ([f"{len(shapes)} tensor(s) differ in shape ({'; '.join(shapes[:3])})"] if shapes else []) \
+        + ([f"{len(missing)} missing ({', '.join(missing[:3])})"] if missing else []) \
+        + ([f"{len(unexpected)} unexpected ({', '.join(unexpected[:3])})"] if unexpected else [])
+    return "; ".join(parts) or None
+
+
+def load_weights(model: torch.nn.Module, state: dict, what: str) -> None:
+    """``model.load_state_dict(state)`` with our own message naming what does not fit."""
+    problem = state_dict_mismatch(model, state)
+    if problem is None:
+        try:
+            model.load_state_dict(state)
+            return
+        except (RuntimeError, TypeError, ValueError):
+            problem = "its tensors cannot be copied into the model"
+    raise CheckpointError(f"{what}: {problem}")
 
 
 def model_from_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
@@ -56,10 +108,11 @@ def model_from_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict[str, 
     from sparsenet.models import get_model
 
     data = load_checkpoint(path)
-    model = get_model(data["model"], **data["model_kwargs"])
     try:
-        model.load_state_dict(data["state_dict"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not fit model {data['model']!r} "
-                              f"{data['model_kwargs']}: {str(exc).splitlines()[0]}") from None
+        model = get_model(data["model"], **data["model_kwargs"])
+    except TypeError as exc:
+        raise CheckpointError(f"{path}: model {data['model']!r} cannot be built from the stored arguments "
+                              f"{data['model_kwargs']}: {exc}") from None
+    load_weights(model, data["state_dict"], f"{path}: weights do not fit model {data['model']!r} "
+                                            f"{data['model_kwargs']}")
     return model.eval(), data

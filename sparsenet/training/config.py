@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 
 from sparsenet.errors import SparsenetError
+from sparsenet.limits import MAX_SEED
 
 __all__ = ["TrainConfig"]
 
@@ -32,6 +33,8 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise SparsenetError(f"{name} must be a positive integer, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise SparsenetError(f"seed must be an integer in 0..{MAX_SEED}, got {self.seed!r}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise SparsenetError(f"lr must be a positive number, got {self.lr!r}")
         if not 0 <= self.momentum < 1:

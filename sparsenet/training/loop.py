@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from sparsenet import __version__
-from sparsenet.training.checkpoint import load_checkpoint, save_checkpoint
+from sparsenet.training.checkpoint import load_weights, load_checkpoint, save_checkpoint
 from sparsenet.training.config import TrainConfig
 from sparsenet.errors import CheckpointError, SparsenetError, TrainingDiverged
 from sparsenet.io import atomic_write_json
@@ -102,7 +102,8 @@ def train(
     history: list[dict[str, float]] = []
     start_epoch, wall_before = 0, 0.0
     if resume:
-        start_epoch, history, wall_before = _restore(out, model, optimizer, config, model_name, dataset.name)
+        start_epoch, history, wall_before = _restore(out, model, optimizer, config, model_name, dataset.name,
+                                                     model_kwargs, list(dataset.input_shape))
     cost = measure(model, dataset.input_shape)
     t0 = time.perf_counter()
     for epoch in range(start_epoch, config.epochs):
@@ -161,7 +162,7 @@ def train(
     return metrics
 
 
-def _restore(out, model, optimizer, config, model_name, dataset_name):
+def _restore(out, model, optimizer, config, model_name, dataset_name, model_kwargs=None, input_shape=None):
     if out is None:
         raise SparsenetError("--resume needs --out DIR pointing at the interrupted run")
     path = out / "checkpoint.pt"
@@ -177,8 +178,22 @@ def _restore(out, model, optimizer, config, model_name, dataset_name):
         diff = {k: (saved.get(k), v) for k, v in asdict(config).items() if saved.get(k) != v}
         raise CheckpointError(f"{path} was trained with other settings (saved, now): {diff}; "
                               "resume with the same settings or start a new --out directory")
-    model.load_state_dict(ckpt["state_dict"])
-    optimizer.load_state_dict(ckpt["optimizer"])
+    saved_kwargs, saved_shape = json.loads(json.dumps(ckpt["model_kwargs"], default=str)), ckpt.get("input_shape")
+    now_kwargs = json.loads(json.dumps(model_kwargs, default=str)) if model_kwargs is not None else saved_kwargs
+    if saved_kwargs != now_kwargs:
+        diff = {k: (saved_kwargs.get(k), now_kwargs.get(k)) for k in set(saved_kwargs) | set(now_kwargs)
+                if saved_kwargs.get(k) != now_kwargs.get(k)}
+        raise CheckpointError(f"{path} was trained with other model arguments (saved, now): {diff}; "
+                              "resume with the same --model-arg values or start a new --out directory")
+    if input_shape is not None and saved_shape is not None and list(saved_shape) != list(input_shape):
+        raise CheckpointError(f"{path} was trained on inputs of shape {'x'.join(map(str, saved_shape))}, "
+                              f"now {'x'.join(map(str, input_shape))}; resume with the same --image-size "
+                              "or start a new --out directory")
+    load_weights(model, ckpt["state_dict"], f"{path}: the saved weights do not fit the model")
+    try:
+        optimizer.load_state_dict(ckpt["optimizer"])
+    except (KeyError, ValueError, TypeError, RuntimeError):
+        raise CheckpointError(f"{path}: the saved optimizer state does not fit the model") from None
     return int(ckpt["epoch"]), list(ckpt.get("history", [])), float(ckpt.get("wall_time_s", 0.0))
 
 
