@@ -325,14 +325,35 @@ def load_model(checkpoint: str | Path | None, model: str | None, model_args: dic
                         "provenance": {"model": model, "model_kwargs": kwargs, "weights": str(weights)}}
 
 
-def dataset_loader(name: str, root: str | None, normalization: dict | None, seed: int, batch_size: int = 250):
+def dataset_loader(name: str, root: str | None, normalization: dict | None, seed: int, batch_size: int = 250,
+                   pin_memory: bool = False):
     """(dataset, a DataLoader of its training split normalised as the model was trained)."""
     from sparsenet.data import load_dataset
     from sparsenet.data.loader import image_loader
 
     dataset = load_dataset(name, root, seed=seed)
     mean, std = (normalization["mean"], normalization["std"]) if normalization else dataset.mean_std()
-    return dataset, image_loader(dataset.x_train, None, mean, std, batch_size=batch_size)
+    return dataset, image_loader(dataset.x_train, None, mean, std, batch_size=batch_size, pin_memory=pin_memory)
+
+
+def discover_model(checkpoint, model: str | None, model_args: dict[str, Any] | None, weights, *,
+                   layer: str | None, data: str | None, data_root: str | None, device, settings: AnalysisSettings,
+                   progress: bool = True) -> FittedDiscovery:
+    """``sparsenet discover`` on a model: a checkpoint, or ``model`` (a registered name or an import
+    path) with ``weights``, recorded on the training split of ``data``."""
+    from sparsenet.device import resolve_device
+    from sparsenet.models import validate_input
+
+    dev = resolve_device(device)  # a device the machine lacks is refused before anything loads
+    net, info = load_model(checkpoint, model, model_args, weights)
+    dataset, loader = dataset_loader(data or info["dataset"] or DEFAULT_DATA, data_root, info["normalization"],
+                                     settings.seed, pin_memory=dev.type == "cuda")
+    validate_input(net, dataset.input_shape)
+    layer = layer or default_layer(net, dataset.input_shape)
+    if progress:
+        print(f"recording layer {layer} of {info['provenance']['model']} on {dataset.name} ({dev})", file=sys.stderr)
+    return discover(net, layer, loader, device=dev, progress=progress, **asdict(settings),
+                    provenance={**info["provenance"], "data": dataset.name, "split": "train"})
 
 
 class _CallableModule(types.ModuleType):

@@ -145,8 +145,10 @@ def _check_settings(out: Path, settings: dict[str, Any]) -> None:
 
 
 def grow(dataset, config: GrowthConfig, train_config, analysis, out_dir: str | Path, *,
-         progress: bool = True) -> dict[str, Any]:
-    """Grow ``config.modules`` modules on ``dataset``; see the module docstring for the layout."""
+         progress: bool = True, device=None) -> dict[str, Any]:
+    """Grow ``config.modules`` modules on ``dataset``; see the module docstring for the layout.
+    Training and recording run on ``device`` (``auto``/None: CUDA when available)."""
+    from sparsenet.device import resolve_device
     from sparsenet.builder.modules import build_network
     from sparsenet.training.checkpoint import load_checkpoint
     from sparsenet.discover import Activations, analyse, write_run
@@ -159,6 +161,7 @@ def grow(dataset, config: GrowthConfig, train_config, analysis, out_dir: str | P
     config.validate()
     train_config.validate()
     analysis.validate()
+    device = resolve_device(device)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     settings = {"data": dataset.name, "growth": asdict(config), "train": asdict(train_config),
@@ -185,7 +188,7 @@ def grow(dataset, config: GrowthConfig, train_config, analysis, out_dir: str | P
             model.load_state_dict(state)
             layer = _newest_layer(network)
             if not (step_dir / "module.json").exists():
-                acts = record(model, layer, x_record, batch_size=250)
+                acts = record(model.to(device), layer, x_record, batch_size=250, device=device).cpu()
                 acts_info = Activations(acts, {"model": "specnet", "layer": layer, "data": dataset.name,
                                                "split": "train", "growth_step": step,
                                                "layer_shape": list(acts.shape[1:])})
@@ -207,7 +210,7 @@ def grow(dataset, config: GrowthConfig, train_config, analysis, out_dir: str | P
         metrics = train(model, dataset, train_config, model_name="specnet",
                         model_kwargs={"spec": spec_to_dict(network)}, out_dir=step_dir,
                         resume=(step_dir / "checkpoint.pt").exists(), progress=progress,
-                        extra={"growth_step": step, "mode": config.mode})
+                        extra={"growth_step": step, "mode": config.mode}, device=device)
         state = model.state_dict()
         steps.append(metrics)
     return _finish(out, network, steps, config, dataset, target)

@@ -194,13 +194,13 @@ def record(model: nn.Module, layer: str, x, *, batch_size: int = 256,
     recorded, not its output.  ``progress`` shows a bar on stderr (when it is a terminal) of
     ``total`` samples (default: as many as ``x`` says it has).
     """
-    from tqdm.auto import tqdm
+    from sparsenet.progress import bar as progress_bar
 
     if isinstance(x, torch.Tensor) and len(x[:max_samples] if max_samples is not None else x) == 0:
         raise SparsenetError("no samples to record")
     batches = input_batches(x, batch_size=batch_size, max_samples=max_samples, device=device)
-    bar = tqdm(total=total or data_length(x, max_samples), desc=f"recording {layer}", unit="img", leave=False,
-               disable=None if progress else True)
+    bar = progress_bar(total=total or data_length(x, max_samples), desc=f"recording {layer}", unit="img",
+                       enabled=None if progress else False)
     chunks = []
     try:
         for act in iter_activations(model, layer, batches, inputs=inputs):

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 from sparsenet import __version__
+from sparsenet.cli.common import add_log_argument, start_logging, stop_logging
 from sparsenet.errors import SparsenetError
 
 # Sub-command modules, in the order `sparsenet --help` lists them.  A module that is not there
@@ -35,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.add_parser(sub)
+    for command_parser in sub.choices.values():  # every command can write a log file
+        add_log_argument(command_parser)
     return parser
 
 
@@ -44,14 +48,19 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    handler = None
     try:
+        handler = start_logging(args.log, args.command, sys.argv[1:] if argv is None else [str(a) for a in argv])
         return int(args.func(args) or 0)
     except (SparsenetError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
+        logging.getLogger("sparsenet").error("%s", exc)
         print(f"sparsenet {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"sparsenet {args.command}: interrupted; rerun with --resume to continue", file=sys.stderr)
         return 130
+    finally:
+        stop_logging(handler)
 
 
 if __name__ == "__main__":

@@ -67,3 +67,53 @@ def analysis_settings(args) -> AnalysisSettings:
     return AnalysisSettings(clusters=args.clusters, affinity=args.affinity, method=args.method,
                             max_samples=args.max_samples, seed=args.seed, permutations=args.permutations,
                             resamples=args.resamples).validate()
+
+
+def add_model_arguments(group, *, default: str | None, weights: bool = True) -> None:
+    """--model (a registered name or an import path to the user's own factory), --model-arg
+    and, where the command reads trained weights, --weights."""
+    group.add_argument("--model", default=default,
+                       help="a registered model (see `sparsenet models`), package.module:callable or "
+                            "path/to/file.py:callable returning an nn.Module (an import path runs that code)"
+                            + (f"; default {default}" if default else ""))
+    group.add_argument("--model-arg", action="append", metavar="KEY=VALUE",
+                       help="keyword argument of the model's factory, e.g. width=16 (repeatable)")
+    if weights:
+        group.add_argument("--weights", default=None, help="a plain state_dict file (torch.save(model.state_dict()); "
+                                                           "read with weights_only=True) to load into --model")
+
+
+def add_device_argument(parser) -> None:
+    """--device auto|cpu|cuda[:N]|mps (default auto: CUDA when available)."""
+    from sparsenet.device import DEVICES
+
+    parser.add_argument("--device", default="auto",
+                        help=f"{' | '.join(DEVICES)} (default auto: CUDA when available, else the CPU)")
+
+
+def add_log_argument(parser) -> None:
+    parser.add_argument("--log", default=None, metavar="FILE", help="also write a log (Python logging) to FILE")
+
+
+def start_logging(path: str | None, command: str, argv: list[str]):
+    """With a --log FILE: log INFO and above there, starting with the command line; returns
+    the handler (for ``stop_logging``), or None."""
+    import logging
+
+    if not path:
+        return None
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("sparsenet")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    root.info("sparsenet %s: %s", command, " ".join(argv))
+    return handler
+
+
+def stop_logging(handler) -> None:
+    import logging
+
+    if handler is not None:
+        logging.getLogger("sparsenet").removeHandler(handler)
+        handler.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sparsenet.cli.common import add_device_argument
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -16,6 +18,7 @@ def add_parser(sub) -> None:
     p.add_argument("--check", action="store_true",
                    help="validate the configuration (and that its dataset and networks load) and stop")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    add_device_argument(p)
     p.set_defaults(func=run)
 
 
@@ -27,6 +30,9 @@ def run(args) -> int:
     from sparsenet.compare.run import run_comparison
     from sparsenet.compare.experiment import load_experiment
 
+    from sparsenet.device import resolve_device
+
+    device = resolve_device(args.device)  # refused before anything loads
     experiment = load_experiment(args.config)
     out = Path(args.out) if args.out else Path("runs") / f"compare-{Path(args.config).stem}"
     if args.check:
@@ -37,7 +43,7 @@ def run(args) -> int:
         return 0
     command = f"sparsenet compare --config {args.config} --out {out}" + (" --quiet" if args.quiet else "")
     summary = run_comparison(experiment, out, config_text=Path(args.config).read_text(), progress=not args.quiet,
-                             command=command)
+                             command=command, device=device)
     print(f"{summary['trained']} network(s) trained now, {summary['reused']} run(s) reused")
     for c in summary["candidates"]:  # a candidate whose every run diverged has no accuracy (or cost)
         macs = "n/a" if c["macs"] is None else f"{c['macs']:,.0f}"

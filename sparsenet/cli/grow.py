@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sparsenet.analyser.settings import GROW
 from sparsenet.errors import SparsenetError
-from sparsenet.cli.common import add_analysis_arguments, analysis_settings, positive_int
+from sparsenet.cli.common import add_analysis_arguments, add_device_argument, analysis_settings, positive_int
 from sparsenet.grow import MODES, STEP_TRAINING, GrowthConfig
 from sparsenet.training.config import TrainConfig
 
@@ -37,12 +37,16 @@ def add_parser(sub) -> None:
     add_analysis_arguments(p, GROW, samples="images recorded per discovery")
     p.add_argument("--out", default="runs/grow", help="output directory (default runs/grow); rerun to resume")
     p.add_argument("--quiet", action="store_true")
+    add_device_argument(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from sparsenet.data import load_dataset
+    from sparsenet.device import resolve_device
     from sparsenet.grow import grow
+
+    device = resolve_device(args.device)  # refused before anything loads
 
     try:
         pool_after = tuple(int(v) for v in args.pool_after.split(",") if v.strip())
@@ -55,7 +59,7 @@ def run(args) -> int:
     train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed).validate()
     analysis = analysis_settings(args)
     dataset = load_dataset(args.data, args.data_root, seed=args.seed)
-    summary = grow(dataset, config, train_config, analysis, args.out, progress=not args.quiet)
+    summary = grow(dataset, config, train_config, analysis, args.out, progress=not args.quiet, device=device)
     print(f"grown {summary['modules']} modules on {summary['data']}: test accuracy "
           f"{summary['final_test_accuracy']:.4f}, params {summary['params']:,}, mult-adds {summary['macs']:,}")
     for s in summary["steps"]:

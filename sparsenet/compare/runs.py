@@ -79,7 +79,7 @@ class Diverged(SparsenetError):
 
 
 def _train(model_name: str, kwargs: dict[str, Any], dataset, experiment: Experiment, seed: int, run_dir: Path,
-           progress: bool, extra: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+           progress: bool, extra: dict[str, Any], device=None) -> tuple[dict[str, Any], bool]:
     """Train (or reuse) one network in run_dir; returns (metrics, trained_now).
 
     A run that diverges is recorded in ``run_dir/diverged.json`` and raises :class:`Diverged`,
@@ -95,7 +95,8 @@ def _train(model_name: str, kwargs: dict[str, Any], dataset, experiment: Experim
     t0 = time.perf_counter()
     try:
         metrics = train(model, dataset, experiment.train_config(seed), model_name=model_name, model_kwargs=kw,
-                        out_dir=run_dir, resume=(run_dir / "checkpoint.pt").exists(), progress=progress, extra=extra)
+                        out_dir=run_dir, resume=(run_dir / "checkpoint.pt").exists(), progress=progress, extra=extra,
+                        device=device)
     except TrainingDiverged as exc:
         elapsed = time.perf_counter() - t0
         cost = measure(model, dataset.input_shape)  # the architecture's; the NaN weights do not matter
@@ -135,26 +136,27 @@ def _failed_row(point: Point, seed: int, record: dict[str, Any], **fields) -> di
 
 
 def run_point(point: Point, seed: int, dataset, experiment: Experiment, out: Path, progress: bool,
-               log: Callable[[str], None]) -> tuple[list[dict[str, Any]], int]:
-    """Train (or reuse) one candidate at one seed; returns (result rows, networks trained now)."""
+               log: Callable[[str], None], device=None) -> tuple[list[dict[str, Any]], int]:
+    """Train (or reuse) one candidate at one seed on ``device``; returns (result rows, networks
+    trained now).  (Discovery and growth inside skeleton and grown candidates record on the CPU.)"""
     run_dir = run_directory(out, point.name, seed)
     extra = {"candidate": point.name, "seed": seed, "experiment": experiment.name}
     if point.kind in ("googlenet_small", "plaincnn"):
         name, kwargs = registered_model(point)
         try:
-            metrics, trained = _train(name, kwargs, dataset, experiment, seed, run_dir, progress, extra)
+            metrics, trained = _train(name, kwargs, dataset, experiment, seed, run_dir, progress, extra, device)
         except Diverged as exc:
             log(f"    FAILED: {exc} (recorded in {run_dir / 'diverged.json'}; not retried)")
             return [_failed_row(point, seed, exc.record)], int(exc.fresh)
         return [_row(point, seed, metrics, run_dir, out)], int(trained)
     if point.kind == "skeleton":
-        return _run_skeleton(point, seed, dataset, experiment, out, run_dir, progress, log, extra)
+        return _run_skeleton(point, seed, dataset, experiment, out, run_dir, progress, log, extra, device)
     if point.kind == "grown":
-        return _run_grown(point, seed, dataset, experiment, out, run_dir, progress, log, extra)
+        return _run_grown(point, seed, dataset, experiment, out, run_dir, progress, log, extra, device)
     raise AssertionError(point.kind)
 
 
-def _run_skeleton(point, seed, dataset, experiment, out, run_dir, progress, log, extra):
+def _run_skeleton(point, seed, dataset, experiment, out, run_dir, progress, log, extra, device=None):
     o = point.options
     skeleton = skeleton_spec(point, dataset)
     control_name = skeleton_name(point)
@@ -162,7 +164,7 @@ def _run_skeleton(point, seed, dataset, experiment, out, run_dir, progress, log,
     control = Point(control_name, point.kind, "control", point.options, point.source, control_name)
     try:
         skel_metrics, t1 = _train("specnet", {"spec": spec_to_dict(skeleton)}, dataset, experiment, seed, skel_dir,
-                                  progress, {**extra, "candidate": control_name, "part": "skeleton"})
+                                  progress, {**extra, "candidate": control_name, "part": "skeleton"}, device)
     except Diverged as exc:
         log(f"    FAILED: the skeleton {control_name} diverged ({exc}); nothing to discover from at this seed")
         note = {"status": "skeleton diverged", "error": f"the skeleton {control_name} diverged: {exc}"}
@@ -183,7 +185,7 @@ def _run_skeleton(point, seed, dataset, experiment, out, run_dir, progress, log,
                "pipeline_time_s": float(swap.get("time_s", 0.0))}   # discovery; the skeleton is the control row
     try:
         metrics, t2 = _train("specnet", {"spec": spec_to_dict(swapped)}, dataset, experiment, seed, run_dir,
-                             progress, {**extra, "part": "swapped"})
+                             progress, {**extra, "part": "swapped"}, device)
     except Diverged as exc:
         log(f"    FAILED: {exc} (recorded in {run_dir / 'diverged.json'}; not retried)")
         return [_failed_row(point, seed, exc.record, **details),
@@ -193,7 +195,7 @@ def _run_skeleton(point, seed, dataset, experiment, out, run_dir, progress, log,
     return rows, int(t1) + int(t2)
 
 
-def _run_grown(point, seed, dataset, experiment, out, run_dir, progress, log, extra):
+def _run_grown(point, seed, dataset, experiment, out, run_dir, progress, log, extra, device=None):
     grow_dir = run_dir / "grow"
     grown_now = 0
     if not (grow_dir / "metrics.json").exists():
@@ -220,7 +222,7 @@ def _run_grown(point, seed, dataset, experiment, out, run_dir, progress, log, ex
                "pipeline_time_s": grow_time}
     try:
         metrics, trained = _train("specnet", {"spec": spec_to_dict(network)}, dataset, experiment, seed, run_dir,
-                                  progress, {**extra, "part": "retrained from scratch"})
+                                  progress, {**extra, "part": "retrained from scratch"}, device)
     except Diverged as exc:
         log(f"    FAILED: {exc} (recorded in {run_dir / 'diverged.json'}; not retried)")
         return [_failed_row(point, seed, exc.record, **details)], grown_now + int(exc.fresh)

@@ -62,15 +62,15 @@ class NormalizedImages(torch.utils.data.Dataset):
     indexed by a list of indices (one batch per index list, see :func:`image_loader`)."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor | None, mean, std):
-        from sparsenet.data.transforms import normalize
-
-        self.x, self.y, self._normalize = x, y, lambda xb: normalize(xb, mean, std)
+        self.x, self.y, self.mean, self.std = x, y, mean, std
 
     def __len__(self) -> int:
         return len(self.x)
 
     def __getitem__(self, index):
-        xb = self._normalize(self.x[index])
+        from sparsenet.data.transforms import normalize
+
+        xb = normalize(self.x[index], self.mean, self.std)
         return xb if self.y is None else (xb, self.y[index])
 
 
