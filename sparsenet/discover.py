@@ -297,23 +297,16 @@ def load_model(checkpoint: str | Path | None, model: str | None, model_args: dic
     """(model in eval mode, what the checkpoint says about its data: dataset, normalization,
     input_shape, and the provenance) from a checkpoint, or from ``model`` (a registered name or
     an import path: this runs the user's code) with a plain ``state_dict`` file ``weights``."""
-    from sparsenet.models.external import build_from_spec, check_same_source, load_weights
-    from sparsenet.training.checkpoint import load_checkpoint
+    from sparsenet.models.external import build_from_spec, load_weights
+    from sparsenet.training.checkpoint import model_from_checkpoint
 
     if checkpoint is not None:
         if weights is not None:
             raise SparsenetError("--checkpoint holds the weights already; give either --checkpoint or --weights")
-        ckpt = load_checkpoint(checkpoint)
-        source = check_same_source(ckpt["model"], model, checkpoint)
-        net, kwargs = build_from_spec(source, ckpt["model_kwargs"])
-        try:
-            net.load_state_dict(ckpt["state_dict"])
-        except RuntimeError as exc:
-            raise SparsenetError(f"{checkpoint}: weights do not fit model {ckpt['model']!r} {kwargs}: "
-                                 f"{str(exc).splitlines()[0]}") from None
+        net, ckpt = model_from_checkpoint(checkpoint, model)
         info = {k: ckpt.get(k) for k in ("dataset", "normalization", "input_shape")}
-        return net.eval(), {**info, "provenance": {"model": ckpt["model"], "model_kwargs": kwargs,
-                                                   "checkpoint": str(checkpoint)}}
+        return net, {**info, "provenance": {"model": ckpt["model"], "model_kwargs": ckpt["model_kwargs"],
+                                            "checkpoint": str(checkpoint)}}
     if model is None:
         raise SparsenetError("no model: give --checkpoint, or --model with --weights")
     if weights is None:

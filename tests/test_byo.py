@@ -230,4 +230,38 @@ def test_log_file_and_batches_of_every_form(tmp_path, capsys):
                          "--log", tmp_path / "log.txt", "--permutations", "2", "--resamples", "0")
     assert code == 0, err
     text = (tmp_path / "log.txt").read_text()
-    assert "sparsenet discover: discover --activations" in text and "INFO" in text
+    assert "command: sparsenet discover --activations" in text and "INFO" in text
+
+
+def test_compare_model_candidate_runs_only_when_trusted(tmp_path, capsys):
+    (tmp_path / "net.py").write_text(NET)
+    spec = f"{tmp_path / 'net.py'}:make"
+    config = tmp_path / "mine.toml"
+    config.write_text(textwrap.dedent(f'''
+        [experiment]
+        name = "mine"
+        seeds = [0]
+        [data]
+        name = "digits"
+        [train]
+        epochs = 1
+        [latency]
+        warmup = 0
+        repeats = 1
+        [[candidates]]
+        name = "mine"
+        kind = "model"
+        model = "{spec}"
+        model_args = {{ width = 4 }}
+    '''))
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "compare", "--config", config, "--out", out, "--quiet")
+    assert code == 2 and f"--trust-model {spec}" in err and not (out / "runs").exists()
+    code, stdout, err = run(capsys, "compare", "--config", config, "--out", out, "--quiet", "--device", "cpu",
+                            "--trust-model", spec)
+    assert code == 0, err
+    rows = json.loads((out / "results.json").read_text())
+    rows = rows["runs"] if isinstance(rows, dict) else rows
+    assert [r["candidate"] for r in rows] == ["mine"] and rows[0]["role"] == "baseline"
+    assert rows[0]["accuracy"] > 0.1 and set(rows[0]["latency_ms"]) == {"b1", "b64"}
+    assert "[1/1] mine seed 0: training" in stdout

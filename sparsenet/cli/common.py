@@ -107,7 +107,7 @@ def start_logging(path: str | None, command: str, argv: list[str]):
     root = logging.getLogger("sparsenet")
     root.addHandler(handler)
     root.setLevel(logging.INFO)
-    root.info("sparsenet %s: %s", command, " ".join(argv))
+    root.info("command: sparsenet %s", " ".join(argv))
     return handler
 
 

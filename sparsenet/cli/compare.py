@@ -19,6 +19,9 @@ def add_parser(sub) -> None:
                    help="validate the configuration (and that its dataset and networks load) and stop")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     add_device_argument(p)
+    p.add_argument("--trust-model", action="append", default=[], metavar="IMPORT_PATH",
+                   help="run the code of a model candidate's import path (package.module:callable or "
+                        "file.py:callable); a configuration never runs code the command line does not name")
     p.set_defaults(func=run)
 
 
@@ -36,14 +39,15 @@ def run(args) -> int:
     experiment = load_experiment(args.config)
     out = Path(args.out) if args.out else Path("runs") / f"compare-{Path(args.config).stem}"
     if args.check:
-        preflight(experiment, load_data(experiment))
+        preflight(experiment, load_data(experiment), args.trust_model)
         n = len(experiment.points)
         print(f"{args.config}: valid; {n} candidate(s) x {len(experiment.seeds)} seed(s): "
               + ", ".join(p.name for p in experiment.points))
         return 0
-    command = f"sparsenet compare --config {args.config} --out {out}" + (" --quiet" if args.quiet else "")
+    command = (f"sparsenet compare --config {args.config} --out {out}" + (" --quiet" if args.quiet else "")
+               + "".join(f" --trust-model {m}" for m in args.trust_model))
     summary = run_comparison(experiment, out, config_text=Path(args.config).read_text(), progress=not args.quiet,
-                             command=command, device=device)
+                             command=command, device=device, trusted=args.trust_model)
     print(f"{summary['trained']} network(s) trained now, {summary['reused']} run(s) reused")
     for c in summary["candidates"]:  # a candidate whose every run diverged has no accuracy (or cost)
         macs = "n/a" if c["macs"] is None else f"{c['macs']:,.0f}"

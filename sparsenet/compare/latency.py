@@ -98,8 +98,9 @@ def latency_phase(rows: list[dict[str, Any]], experiment: Experiment, dataset, o
     log(f"latency: timing {len(rows)} models together ({experiment.latency['threads']} thread(s), "
         f"{experiment.latency['warmup']} warm-up, {experiment.latency['repeats']} repeats, batch 1 and 64)")
     models = {}
+    named = {p.name: p.options["model"] for p in experiment.points if p.kind == "model"}  # trusted in preflight
     for row in rows:
-        model, _ = model_from_checkpoint(out / row["checkpoint"])
+        model, _ = model_from_checkpoint(out / row["checkpoint"], model=named.get(row["candidate"]))
         models[latency_key(row)] = model
     t0 = time.perf_counter()
     runs = measure_latency(models, tuple(dataset.input_shape), threads=experiment.latency["threads"],

@@ -64,13 +64,15 @@ def eta_text(seconds: float) -> str:
 
 def run_comparison(experiment: Experiment, out_dir: str | Path, *, config_text: str | None = None,
                    progress: bool = True, log: Callable[[str], None] | None = None,
-                   plots: bool = True, command: str | None = None, device=None) -> dict[str, Any]:
+                   plots: bool = True, command: str | None = None, device=None,
+                   trusted=()) -> dict[str, Any]:
     """Train and measure every candidate at every seed; write the outputs (see the module docstring).
 
     Everything that can be checked is checked before the first network is trained: the
     directory's stored configuration, the dataset, every candidate's network on its input.
     Returns the summary, with ``trained`` (networks trained in this call) and ``reused``.
-    ``device`` (``auto``/None: CUDA when available) trains the networks and times them.
+    ``device`` (``auto``/None: CUDA when available) trains the networks and times them;
+    ``trusted``: the import paths of model candidates the user named (``--trust-model``).
     """
     from sparsenet.device import resolve_device
 
@@ -79,7 +81,7 @@ def run_comparison(experiment: Experiment, out_dir: str | Path, *, config_text: 
     out = Path(out_dir)
     resuming = claim_output_dir(out, experiment)
     dataset = load_data(experiment)
-    preflight(experiment, dataset)
+    preflight(experiment, dataset, trusted)
     out.mkdir(parents=True, exist_ok=True)
     if not resuming:
         atomic_write_json(out / "config.json", {"format": "sparsenet.compare.config", "version": 1,

@@ -25,6 +25,7 @@ from sparsenet.errors import SparsenetError, TrainingDiverged
 from sparsenet.grow import grow
 from sparsenet.io import atomic_write_json
 from sparsenet.models.accounting import measure
+from sparsenet.models.external import parse_model_spec
 from sparsenet.training.checkpoint import model_from_checkpoint
 from sparsenet.training.loop import build_model, train
 
@@ -94,7 +95,8 @@ def _train(model_name: str, kwargs: dict[str, Any], dataset, experiment: Experim
     model, kw = build_model(model_name, dataset, seed, kwargs)
     t0 = time.perf_counter()
     try:
-        metrics = train(model, dataset, experiment.train_config(seed), model_name=model_name, model_kwargs=kw,
+        metrics = train(model, dataset, experiment.train_config(seed), model_name=parse_model_spec(model_name).key,
+                        model_kwargs=kw,
                         out_dir=run_dir, resume=(run_dir / "checkpoint.pt").exists(), progress=progress, extra=extra,
                         device=device)
     except TrainingDiverged as exc:
@@ -141,7 +143,7 @@ def run_point(point: Point, seed: int, dataset, experiment: Experiment, out: Pat
     trained now).  (Discovery and growth inside skeleton and grown candidates record on the CPU.)"""
     run_dir = run_directory(out, point.name, seed)
     extra = {"candidate": point.name, "seed": seed, "experiment": experiment.name}
-    if point.kind in ("googlenet_small", "plaincnn"):
+    if point.kind in ("googlenet_small", "plaincnn", "model"):
         name, kwargs = registered_model(point)
         try:
             metrics, trained = _train(name, kwargs, dataset, experiment, seed, run_dir, progress, extra, device)

@@ -50,15 +50,18 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def model_from_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Rebuild the model named in a checkpoint and load its weights (eval mode)."""
-    from sparsenet.models import get_model
+def model_from_checkpoint(path: str | Path, model: str | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Rebuild the model named in a checkpoint and load its weights (eval mode).
+
+    A checkpoint of a user's model (an import path) is rebuilt only when ``model`` names the
+    same import path: a checkpoint never chooses code to run."""
+    from sparsenet.models.external import build_from_spec, check_same_source
 
     data = load_checkpoint(path)
-    model = get_model(data["model"], **data["model_kwargs"])
+    net, _ = build_from_spec(check_same_source(data["model"], model, path), data["model_kwargs"])
     try:
-        model.load_state_dict(data["state_dict"])
+        net.load_state_dict(data["state_dict"])
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: weights do not fit model {data['model']!r} "
                               f"{data['model_kwargs']}: {str(exc).splitlines()[0]}") from None
-    return model.eval(), data
+    return net.eval(), data
