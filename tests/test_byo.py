@@ -265,3 +265,18 @@ def test_compare_model_candidate_runs_only_when_trusted(tmp_path, capsys):
     assert [r["candidate"] for r in rows] == ["mine"] and rows[0]["role"] == "baseline"
     assert rows[0]["accuracy"] > 0.1 and set(rows[0]["latency_ms"]) == {"b1", "b64"}
     assert "[1/1] mine seed 0: training" in stdout
+
+
+def test_bench_times_a_user_model_on_the_device(tmp_path, capsys):
+    (tmp_path / "net.py").write_text(NET)
+    code, out, err = run(capsys, "bench", "--tiny", "--model", f"{tmp_path / 'net.py'}:make", "--model-arg", "width=4",
+                         "--input-size", "1,8,8", "--device", "cpu", "--out", tmp_path / "bench")
+    assert code == 0, err
+    data = json.loads((tmp_path / "bench" / "tiny.json").read_text())
+    assert list(data["measurements"]) == ["model"]
+    m = data["measurements"]["model"]
+    assert m["device"] == "cpu" and m["layer"] == "features.3" and m["params"] == sum(
+        p.numel() for p in build_from_spec(f"{tmp_path / 'net.py'}:make", {"width": 4})[0].parameters())
+    assert all(v["ratio"] > 0 for v in m["batches"].values())
+    code, _, err = run(capsys, "bench", "--tiny", "--model", f"{tmp_path / 'net.py'}:make", "--out", tmp_path / "b2")
+    assert code == 2 and "--input-size" in err
