@@ -21,6 +21,7 @@ finished epoch).
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -167,6 +168,7 @@ def grow(dataset, config: GrowthConfig, train_config, analysis, out_dir: str | P
     settings = {"data": dataset.name, "growth": asdict(config), "train": asdict(train_config),
                 "analysis": asdict(analysis)}
     settings = json.loads(json.dumps(settings))  # tuples -> lists, as stored
+    logging.getLogger(__name__).info("grow into %s on %s: %s", out, device, settings)
     _check_settings(out, settings)
     target = module_budget(config)
     mean, std = dataset.mean_std()

@@ -14,7 +14,8 @@ import logging
 import sys
 
 from sparsenet import __version__
-from sparsenet.cli.common import add_log_argument, start_logging, stop_logging
+from sparsenet.cli.options import add_log_argument
+from sparsenet.logs import start_logging, stop_logging
 from sparsenet.errors import SparsenetError
 
 # Sub-command modules, in the order `sparsenet --help` lists them.  A module that is not there
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     handler = None
     try:
-        handler = start_logging(args.log, args.command, sys.argv[1:] if argv is None else [str(a) for a in argv])
+        handler = start_logging(args.log, sys.argv[1:] if argv is None else [str(a) for a in argv])
         return int(args.func(args) or 0)
     except (SparsenetError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
         logging.getLogger("sparsenet").error("%s", exc)

@@ -9,7 +9,8 @@ import sys
 
 from sparsenet.bench import runner
 from sparsenet.bench.runner import MEASUREMENTS
-from sparsenet.cli.common import add_device_argument, add_model_arguments, parse_key_values
+from sparsenet.cli.common import parse_key_values
+from sparsenet.cli.options import add_device_argument, add_model_arguments
 from sparsenet.errors import SparsenetError
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sparsenet.cli.common import add_device_argument
+from sparsenet.cli.options import add_device_argument
 
 
 def add_parser(sub) -> None:

@@ -8,8 +8,8 @@ from dataclasses import replace
 
 from sparsenet.analyser.settings import DISCOVER
 from sparsenet.errors import SparsenetError
-from sparsenet.cli.common import (add_analysis_arguments, add_device_argument, add_model_arguments,
-                                  analysis_settings, parse_key_values)
+from sparsenet.cli.common import add_analysis_arguments, analysis_settings, parse_key_values
+from sparsenet.cli.options import add_device_argument, add_model_arguments
 
 
 def add_parser(sub) -> None:
@@ -37,6 +37,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from sparsenet import discover as d
+    from sparsenet.device import resolve_device
     if args.list_layers:
         return _list_layers(args)
     saved = [o for o, v in (("--activations", args.activations), ("--stats", args.stats)) if v]
@@ -44,6 +45,7 @@ def run(args) -> int:
         raise SparsenetError(f"{' and '.join(saved)} analyse saved data; they cannot be combined with each other or "
                              "with --checkpoint/--model/--weights/--layer/--data")
     settings = analysis_settings(args)
+    resolve_device(args.device)  # a device the machine lacks is refused before any training or loading
     command = "sparsenet " + shlex.join(sys.argv[1:])
     if args.stats:
         if d.needs_samples(settings):

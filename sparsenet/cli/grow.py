@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from sparsenet.analyser.settings import GROW
 from sparsenet.errors import SparsenetError
-from sparsenet.cli.common import add_analysis_arguments, add_device_argument, analysis_settings, positive_int
+from sparsenet.cli.common import add_analysis_arguments, analysis_settings, positive_int
+from sparsenet.cli.options import add_device_argument
 from sparsenet.grow import MODES, STEP_TRAINING, GrowthConfig
 from sparsenet.training.config import TrainConfig
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from sparsenet.cli.common import add_device_argument, add_model_arguments, parse_key_values, positive_int
+from sparsenet.cli.common import parse_key_values, positive_int
+from sparsenet.cli.options import add_device_argument, add_model_arguments
 from sparsenet.training.config import TrainConfig
 
 RECIPE = TrainConfig()  # the library's defaults
