@@ -97,25 +97,6 @@ def default_layer(model: torch.nn.Module, input_shape) -> str:
     return candidates[-1]
 
 
-def record_checkpoint(checkpoint: str | Path, layer: str | None, data: str | None, data_root: str | None,
-                      max_samples: int, seed: int, device="cpu") -> Activations:
-    """Activations of ``layer`` of a trained checkpoint on (the training split of) a dataset."""
-    from sparsenet.device import resolve_device
-    from sparsenet.models import validate_input
-    from sparsenet.recording import get_layer, record
-
-    model, info = load_model(checkpoint, None, None, None)
-    dataset, loader = dataset_loader(data or info["dataset"] or DEFAULT_DATA, data_root, info["normalization"], seed)
-    validate_input(model, dataset.input_shape)
-    layer = layer or default_layer(model, dataset.input_shape)
-    get_layer(model, layer)
-    dev = resolve_device(device)
-    values = record(model.to(dev), layer, loader, max_samples=max_samples, device=dev).cpu()
-    provenance = {**info["provenance"], "layer": layer, "data": dataset.name, "split": "train",
-                  "layer_shape": list(values.shape[1:])}
-    return Activations(values, provenance)
-
-
 def _default_dir(seed: int) -> Path:
     return cache_dir() / f"default-{DEFAULT_MODEL}-{DEFAULT_DATA}-seed{seed}"
 

@@ -280,3 +280,19 @@ def test_bench_times_a_user_model_on_the_device(tmp_path, capsys):
     assert all(v["ratio"] > 0 for v in m["batches"].values())
     code, _, err = run(capsys, "bench", "--tiny", "--model", f"{tmp_path / 'net.py'}:make", "--out", tmp_path / "b2")
     assert code == 2 and "--input-size" in err
+
+
+def test_training_loader_gives_the_batches_of_iterate_batches():
+    """Training reads a DataLoader now; its shuffled, normalised batches are those the in-memory
+    iterator gave (same generator draws), so seeded training is unchanged."""
+    from sparsenet.data import iterate_batches, normalize
+    from sparsenet.data.loader import image_loader
+
+    x, y = torch.rand(23, 2, 4, 4), torch.arange(23)
+    mean, std = [0.4, 0.6], [0.2, 0.3]
+    state = torch.get_rng_state()
+    got = list(image_loader(x, y, mean, std, batch_size=5, shuffle=True, generator=torch.Generator().manual_seed(3)))
+    assert torch.equal(torch.get_rng_state(), state)  # the loader draws nothing from the global RNG
+    want = list(iterate_batches(normalize(x, mean, std), y, 5, shuffle=True, generator=torch.Generator().manual_seed(3)))
+    assert len(got) == len(want) == 5
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(got, want))

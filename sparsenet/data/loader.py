@@ -104,6 +104,9 @@ def image_loader(x: torch.Tensor, y: torch.Tensor | None, mean, std, *, batch_si
     if shuffle and not isinstance(generator, torch.Generator):
         raise SparsenetError("shuffle=True needs generator=torch.Generator().manual_seed(SEED) so batches are "
                              f"reproducible; got generator={generator!r}")
+    # the loader's own generator seeds its workers; without one, each pass would draw that seed
+    # from torch's global RNG and shift the dropout masks of the training that follows
     return torch.utils.data.DataLoader(NormalizedImages(x, y, mean, std), batch_size=None,
                                        sampler=_Batches(len(x), batch_size, shuffle, generator),
-                                       num_workers=num_workers, pin_memory=pin_memory)
+                                       num_workers=num_workers, pin_memory=pin_memory,
+                                       generator=torch.Generator().manual_seed(0))
