@@ -229,13 +229,13 @@ def discover(model: torch.nn.Module, layer: str | None = None, data=None, *, dev
     artefacts, exactly as ``sparsenet discover --out DIR``.
     """
     from sparsenet.device import resolve_device
-    from sparsenet.recording import data_length, get_layer, input_batches, record
+    from sparsenet.recording import DATA_FORMS, data_length, get_layer, input_batches, record
     from sparsenet.stats import ChannelStats
 
     if not isinstance(model, torch.nn.Module):
         raise SparsenetError(f"model is a {type(model).__name__}; accepted: a torch.nn.Module")
     if data is None:
-        raise SparsenetError(f"no data given; accepted: {__import__('sparsenet.recording').recording.DATA_FORMS}")
+        raise SparsenetError(f"no data given; accepted: {DATA_FORMS}")
     settings = settings_from(analysis_settings)
     dev = resolve_device(device)
     model.to(dev)

@@ -296,3 +296,14 @@ def test_training_loader_gives_the_batches_of_iterate_batches():
     want = list(iterate_batches(normalize(x, mean, std), y, 5, shuffle=True, generator=torch.Generator().manual_seed(3)))
     assert len(got) == len(want) == 5
     assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(got, want))
+
+
+def test_cli_error_is_one_line_outside_pytest_logging(tmp_path):
+    """In a plain process (no logging configured) an error is printed once, as one line."""
+    import subprocess
+    import sys
+
+    code = "import sys; from sparsenet.cli import main; sys.exit(main(['train', '--model', 'missing.py:make']))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()] and "missing.py not found" in done.stderr

@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         handler = start_logging(args.log, sys.argv[1:] if argv is None else [str(a) for a in argv])
         return int(args.func(args) or 0)
     except (SparsenetError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
-        logging.getLogger("sparsenet").error("%s", exc)
+        if handler is not None:  # (without a log file, logging's last-resort handler would print it twice)
+            logging.getLogger("sparsenet").error("%s", exc)
         print(f"sparsenet {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
