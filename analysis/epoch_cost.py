@@ -85,13 +85,12 @@ def main(argv=None) -> int:
                 print(f"  {key:<24} {skeletons[key]:7.0f} s/epoch (shared skeleton)", flush=True)
             sec, factor = skeletons[key], 1.0
         else:
-            from sparsenet.builder.rules import fit_budget, parse_budget_like, reference_module
+            from sparsenet.builder.rules import DEFAULT_REFERENCE, fit_budget, reference_like
 
             g = growth_config(point)
             target = module_budget(g)
             stem = StemSpec(in_channels=ds.in_channels, widths=(g.stem_width,), kernel_sizes=(3,), strides=(1,), pool=True)
-            model_name, mult, stage = parse_budget_like(g.budget_like or "googlenet_small:3a")
-            ref = reference_module(model_name, stage, mult).spec
+            ref = reference_like(g.budget_like or DEFAULT_REFERENCE).spec
             modules, c = [], g.stem_width
             from dataclasses import replace
 

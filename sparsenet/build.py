@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sparsenet.builder.drawing import comparison_figure
 from sparsenet.builder.modules import DEFAULT_PAD_TOLERANCE, build_module, module_summary, network_summary
-from sparsenet.builder.rules import (DEFAULT_CONNECTIVITY, Reference, discovery_input_size, fit_budget,
+from sparsenet.builder.rules import (DEFAULT_CONNECTIVITY, DEFAULT_REFERENCE, Reference, discovery_input_size, fit_budget,
                                      module_from_discovery, reference_like)
 from sparsenet.builder.spec import (ModuleSpec, NetworkSpec, check_fits, load_spec, module_macs, module_params,
                                     network_macs, network_params, save_spec)
@@ -22,7 +22,6 @@ from sparsenet.figures import save_figure
 
 __all__ = ["DEFAULT_REFERENCE", "Built", "build", "spec_from_discovery", "rescale_spec"]
 
-DEFAULT_REFERENCE = "googlenet_small:3a"  # the module a picture is drawn beside when no budget names one
 
 
 @dataclass(frozen=True)
@@ -33,11 +32,13 @@ class Built:
     reference: Reference | None           # the module named by budget_like, if any
     out: Path | None                      # where the spec was written (None: not written)
     picture: Path | None                  # where the picture was written (None: not drawn)
+    fitted: bool = False                  # this call fitted the widths to a budget
 
     def budget_line(self) -> str | None:
-        """One line on the budget fit, when a budget was asked for."""
+        """One line on the budget fit, when this call asked for one (a spec read from a file
+        keeps the budget of the build that made it in its provenance; that is not reported)."""
         budget = self.spec.provenance.get("budget") if isinstance(self.spec, ModuleSpec) else None
-        if not budget:
+        if not (budget and self.fitted):
             return None
         gap = budget["macs"] / budget["target_macs"] - 1
         return (f"budget: target {budget['target_macs']:,} multiply-adds"
@@ -150,4 +151,4 @@ def build(*, discovery: str | Path | None = None, spec: str | Path | None = None
     if figure is not None:
         save_figure(figure, picture)
     return Built(made, text, size, ref, Path(out) if out is not None else None,
-                 Path(picture) if picture else None)
+                 Path(picture) if picture else None, fitted=bool(budget_macs or budget_like))

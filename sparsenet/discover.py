@@ -278,6 +278,7 @@ def load_model(checkpoint: str | Path | None, model: str | None, model_args: dic
     """(model in eval mode, what the checkpoint says about its data: dataset, normalization,
     input_shape, and the provenance) from a checkpoint, or from ``model`` (a registered name or
     an import path: this runs the user's code) with a plain ``state_dict`` file ``weights``."""
+    import sparsenet.builder.specnet  # noqa: F401  (registers "specnet", the networks sparsenet builds)
     from sparsenet.models.external import build_from_spec, load_weights
     from sparsenet.training.checkpoint import model_from_checkpoint
 

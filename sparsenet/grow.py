@@ -23,11 +23,12 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from sparsenet import __version__
+from sparsenet.builder.spec import CONNECTIVITIES, DEFAULT_CONNECTIVITY
 from sparsenet.errors import SparsenetError
 from sparsenet.io import atomic_write_json
 from sparsenet.training.config import TrainConfig
@@ -40,7 +41,7 @@ STEP_TRAINING = TrainConfig(epochs=2)  # `sparsenet grow`'s recipe per step: a s
 class GrowthConfig:
     modules: int = 2                   # Inception-like modules grown after the stem
     mode: str = "greedy"               # "greedy": train the new module + head; "end2end": everything
-    connectivity: str = "cluster"      # "cluster" (Arora) or "full" (GoogLeNet) branch inputs
+    connectivity: str = DEFAULT_CONNECTIVITY  # "cluster" (Arora) or "full" (GoogLeNet) branch inputs
     budget_macs: int | None = None     # per-module multiply-add target; None: widths follow clusters
     budget_like: str | None = None     # per-module target of a hand-designed module, e.g. googlenet_small:3a
     width_scale: float = 1.0           # without a budget: branch width = cluster size x width_scale
@@ -52,8 +53,8 @@ class GrowthConfig:
             raise SparsenetError(f"modules must be a positive integer, got {self.modules!r}")
         if self.mode not in MODES:
             raise SparsenetError(f"mode must be one of {list(MODES)}, got {self.mode!r}")
-        if self.connectivity not in ("cluster", "full"):
-            raise SparsenetError(f"connectivity must be 'cluster' or 'full', got {self.connectivity!r}")
+        if self.connectivity not in CONNECTIVITIES:
+            raise SparsenetError(f"connectivity must be one of {list(CONNECTIVITIES)}, got {self.connectivity!r}")
         if self.budget_macs is not None and self.budget_like is not None:
             raise SparsenetError("give either budget_macs or budget_like, not both")
         if self.budget_macs is not None and not self.budget_macs > 0:
@@ -82,10 +83,9 @@ def module_budget(config: GrowthConfig) -> int | None:
     if config.budget_macs is not None:
         return int(config.budget_macs)
     if config.budget_like is not None:
-        from sparsenet.builder.rules import parse_budget_like, reference_module
+        from sparsenet.builder.rules import reference_like
 
-        model, mult, stage = parse_budget_like(config.budget_like)
-        return reference_module(model, stage, mult).macs
+        return reference_like(config.budget_like).macs
     return None
 
 
@@ -241,15 +241,14 @@ def _discovery_summary(step_dir: Path) -> dict[str, Any]:
 
 def _finish(out: Path, network, steps, config: GrowthConfig, dataset, target) -> dict[str, Any]:
     from sparsenet.builder.drawing import draw_comparison
-    from sparsenet.builder.rules import parse_budget_like, reference_module
+    from sparsenet.builder.rules import DEFAULT_REFERENCE, reference_like
     from sparsenet.builder.spec import network_macs, network_params, save_spec
 
     last = out / f"step{config.modules}"
     save_spec(network, out / "network.json")
     shutil.copyfile(last / "checkpoint.pt", out / ".checkpoint.pt.tmp")
     (out / ".checkpoint.pt.tmp").replace(out / "checkpoint.pt")
-    model, mult, stage = parse_budget_like(config.budget_like or "googlenet_small:3a")
-    reference = reference_module(model, stage, mult)
+    reference = reference_like(config.budget_like or DEFAULT_REFERENCE)
     draw_comparison(network, reference.spec, out / "network.png",
                     titles=(f"grown on {dataset.name} ({len(network.modules)} modules, {config.connectivity})",
                             f"hand-designed {reference.name}"))

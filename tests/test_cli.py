@@ -1,6 +1,8 @@
 """CLI: exit codes and messages as a user sees them (in process, no tracebacks)."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -60,3 +62,13 @@ def test_corrupt_checkpoint_in_discover(capsys, tmp_path):
     code, _, err = run(capsys, "discover", "--checkpoint", str(bad), "--out", str(tmp_path / "d"))
     assert code == 2 and "not a readable sparsenet checkpoint" in err
     assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize("argv, expected", [(["models"], "specnet"),
+                                            (["discover", "--list-layers", "--model", "specnet"], "blocks.0")])
+def test_spec_built_networks_are_known_in_a_fresh_process(argv, expected):
+    """The commands that resolve a model by name register specnet themselves: nothing else in a
+    fresh process imports the builder first (in this test session other tests would)."""
+    done = subprocess.run([sys.executable, "-m", "sparsenet", *argv], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert expected in done.stdout

@@ -116,7 +116,9 @@ def test_cli_build_writes_spec_and_picture(discovery_dir, tmp_path, capsys):
     assert "multiply-adds at 8x8" in text and "budget: target" in text
     # summary mode reads it back
     assert main(["build", "--spec", str(out), "--input-size", "8,8"]) == 0
-    assert f"{module_macs(spec, (8, 8)):,}" in capsys.readouterr().out
+    summary = capsys.readouterr().out
+    assert f"{module_macs(spec, (8, 8)):,}" in summary
+    assert "budget:" not in summary  # no budget was asked for this time
 
 
 def test_cli_default_out_and_full(discovery_dir, capsys):

@@ -108,7 +108,7 @@ def _branch(i, **changes):
     (_branch(1, width=8.0), r"branches\[1\]\.width is 8\.0; expected an integer"),
     (_branch(1, width=True), r"branches\[1\]\.width is True"),
     (_module_dict(in_channels=0), r"in_channels is 0; expected an integer >= 1"),
-    (_module_dict(connectivity="sparse"), r"connectivity is 'sparse'; expected one of \['full', 'cluster'\]"),
+    (_module_dict(connectivity="sparse"), r"connectivity is 'sparse'; expected one of \['cluster', 'full'\]"),
     (_module_dict(batch_norm="yes"), r"batch_norm is 'yes'; expected true or false"),
     (_module_dict(pool={"projection": 0}), r"pool\.projection is 0; expected an integer >= 1"),
     (_module_dict(pool={"projection": 2, "inputs": [99]}), r"pool\.inputs is \[99\].*out of range"),

@@ -29,10 +29,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from sparsenet.analyser.settings import AFFINITIES, PEARSON_AFFINITIES
 from sparsenet.errors import SparsenetError
 
-AFFINITIES = ("pearson_abs", "pearson_pos", "cofire_lift", "cofire_jaccard", "arora")
-PEARSON_AFFINITIES = ("pearson_abs", "pearson_pos")  # from the correlation alone: no co-firing counts
 
 
 # Minimum Poisson z-score of a co-firing count above its independent expectation for an

@@ -23,10 +23,10 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.sparse.csgraph import laplacian
 from scipy.spatial.distance import squareform
 
+from sparsenet.analyser.settings import METHODS
 from sparsenet.blas import one_blas_thread
 from sparsenet.errors import SparsenetError
 
-METHODS = ("spectral", "hierarchical", "communities")
 
 # Added to every off-diagonal affinity before spectral steps so that a graph with isolated
 # parts stays connected (no "graph is not fully connected" warnings, well-defined embedding);

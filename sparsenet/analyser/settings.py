@@ -16,11 +16,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from sparsenet.analyser.affinity import AFFINITIES
-from sparsenet.analyser.clustering import METHODS
 from sparsenet.errors import SparsenetError
 
-__all__ = ["AnalysisSettings", "DISCOVER", "GROW", "EXPERIMENT", "AFFINITIES", "METHODS"]
+__all__ = ["AnalysisSettings", "DISCOVER", "GROW", "EXPERIMENT", "AFFINITIES", "PEARSON_AFFINITIES", "METHODS"]
+
+# The names the analyser accepts.  Declared here, beside the defaults, so the command line and the
+# experiment schema read them without loading numpy or scipy; the modules that implement them
+# (affinity.py, clustering.py) import them from here.
+AFFINITIES = ("pearson_abs", "pearson_pos", "cofire_lift", "cofire_jaccard", "arora")
+PEARSON_AFFINITIES = ("pearson_abs", "pearson_pos")  # from the correlation alone: no co-firing counts
+METHODS = ("spectral", "hierarchical", "communities")
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 from sparsenet.errors import SparsenetError
+from sparsenet.numbers import measured
 
 MEASUREMENTS = ("stats_cost", "stats_machine", "clustering", "hardware", "inference")
 USER_MEASUREMENTS = ("model",)  # run when the user names a model (bench.model)
@@ -56,18 +56,9 @@ def _measure(key: str, sizes, grown, user=None) -> tuple[dict, Callable[[dict], 
                      planted_modules=sizes.planted_modules), m.summary_rows
     raise SparsenetError(f"unknown measurement {key!r}; accepted: {', '.join(MEASUREMENTS)}")
 
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        return f"{v:.3g}" if abs(v) < 100 else f"{v:,.0f}"
-    return str(v)
-
-
 def table(rows: list[dict]) -> str:
     head = ("measurement", "case", "value", "target", "ok")
-    cells = [[r["measurement"], r["case"], _fmt(r["value"]), r["target"],
+    cells = [[r["measurement"], r["case"], measured(r["value"]), r["target"],
               "" if r["ok"] is None else ("yes" if r["ok"] else "MISSED")] for r in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(head)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)),

@@ -62,6 +62,7 @@ def _load_images(case: CostCase, input_shape) -> tuple[torch.Tensor, str]:
 def _model(case: CostCase):
     """The model: for the embedded default, its cached trained checkpoint when there is one
     (timing does not depend on the weights, but real activations make real clusters)."""
+    import sparsenet.builder.specnet  # noqa: F401  (registers "specnet")
     from sparsenet.models import get_model, model_info
 
     kwargs = dict(case.kwargs)

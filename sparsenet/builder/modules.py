@@ -59,6 +59,7 @@ from sparsenet.builder.spec import (
     check_fits,
     check_placement,
 )
+from sparsenet.numbers import grouped
 
 __all__ = ["Bucket", "plan_buckets", "MaskedConv2d", "SpecInception", "SpecNetwork",
            "build_module", "build_network", "DEFAULT_PAD_TOLERANCE", "module_summary", "network_summary"]
@@ -338,11 +339,6 @@ def build_network(spec: NetworkSpec, *, pad_tolerance: float = DEFAULT_PAD_TOLER
 
 
 # ---------------------------------------------------------------------------------- summary
-
-def _fmt(n: int) -> str:
-    return f"{n:,}"
-
-
 def module_summary(spec: ModuleSpec, input_size=None, *, pad_tolerance: float = DEFAULT_PAD_TOLERANCE,
                    title: str = "module") -> str:
     """A text summary: branches, parameters and multiply-adds (as specified and as built)."""
@@ -362,13 +358,13 @@ def module_summary(spec: ModuleSpec, input_size=None, *, pad_tolerance: float = 
                      f"{p.projection:>6}  {'-':>6}  {p.n_inputs(spec.in_channels):>6}")
     built_params = count_params(model)
     params = module_params(spec)
-    extra = "" if built_params == params else f"; built: {_fmt(built_params)} incl. zero-weight padding"
-    lines.append(f"parameters: {_fmt(params)}{extra}")
+    extra = "" if built_params == params else f"; built: {grouped(built_params)} incl. zero-weight padding"
+    lines.append(f"parameters: {grouped(params)}{extra}")
     if input_size is not None:
         h, w = input_size
         macs, built = module_macs(spec, (h, w)), count_macs(model, (spec.in_channels, h, w))
-        extra = "" if built == macs else f"; built: {_fmt(built)} incl. zero-weight padding"
-        lines.append(f"multiply-adds at {h}x{w}: {_fmt(macs)} ({macs / 1e6:.2f}M){extra}")
+        extra = "" if built == macs else f"; built: {grouped(built)} incl. zero-weight padding"
+        lines.append(f"multiply-adds at {h}x{w}: {grouped(macs)} ({macs / 1e6:.2f}M){extra}")
     else:
         lines.append("multiply-adds: give --input-size H,W")
     kinds = ", ".join(f"{b.kernel_size}x{b.kernel_size}: {b.groups} group{'s' if b.groups > 1 else ''}"
@@ -390,11 +386,11 @@ def network_summary(spec: NetworkSpec, input_size=None, *, pad_tolerance: float 
     for i, (m, size) in enumerate(zip(spec.modules, sizes)):
         lines.append(module_summary(m, size, pad_tolerance=pad_tolerance, title=f"module {i}"))
     params, built_params = network_params(spec), count_params(model)
-    lines.append(f"network parameters: {_fmt(params)}"
-                 + ("" if params == built_params else f"; built: {_fmt(built_params)}"))
+    lines.append(f"network parameters: {grouped(params)}"
+                 + ("" if params == built_params else f"; built: {grouped(built_params)}"))
     if input_size is not None:
         h, w = input_size
         macs, built = network_macs(spec, (h, w)), count_macs(model, (s.in_channels, h, w))
-        lines.append(f"network multiply-adds at {h}x{w}: {_fmt(macs)} ({macs / 1e6:.2f}M)"
-                     + ("" if macs == built else f"; built: {_fmt(built)}"))
+        lines.append(f"network multiply-adds at {h}x{w}: {grouped(macs)} ({macs / 1e6:.2f}M)"
+                     + ("" if macs == built else f"; built: {grouped(built)}"))
     return "\n".join(lines)

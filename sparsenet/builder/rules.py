@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import lru_cache
 from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
@@ -44,17 +45,16 @@ from sparsenet.models import get_model, model_info
 from sparsenet.models.accounting import count_macs, count_params
 from sparsenet.models.inception import GOOGLENET_INCEPTION, INCEPTION_ORDER, Inception
 from sparsenet.recording import record
-from sparsenet.builder.spec import BranchSpec, ModuleSpec, PoolSpec, module_macs
+from sparsenet.builder.spec import CONNECTIVITIES, DEFAULT_CONNECTIVITY, BranchSpec, ModuleSpec, PoolSpec, module_macs
 
 __all__ = [
-    "REDUCE_RATIO_3X3", "REDUCE_RATIO_5X5", "POOL_SHARE", "RULES_VERSION", "CONNECTIVITIES",
+    "REDUCE_RATIO_3X3", "REDUCE_RATIO_5X5", "POOL_SHARE", "RULES_VERSION", "CONNECTIVITIES", "DEFAULT_REFERENCE",
     "round_half_up", "reduce_ratio", "module_from_discovery", "module_from_inception", "scale_module",
     "fit_budget", "parse_budget_like", "Reference", "reference_module", "reference_like", "discovery_input_size",
 ]
 
 RULES_VERSION = 1
-CONNECTIVITIES = ("cluster", "full")
-DEFAULT_CONNECTIVITY = "cluster"
+DEFAULT_REFERENCE = "googlenet_small:3a"  # the hand-designed module shown beside a built one when none is named
 DEFAULT_TOLERANCE = 0.02
 
 
@@ -242,6 +242,7 @@ def fit_budget(make: Callable[[float], ModuleSpec] | ModuleSpec, target_macs: in
 _LIKE = re.compile(r"^(?P<model>[A-Za-z0-9_]+)(?:@(?P<mult>[0-9]*\.?[0-9]+))?:(?P<stage>[0-9][a-z])$")
 
 
+@lru_cache(maxsize=16)  # building the reference network to measure one module is the slow part
 def reference_like(text: str) -> "Reference":
     """The reference module a ``MODEL[@MULT]:STAGE`` text names, e.g. 'googlenet_small@0.5:3a'."""
     model, mult, stage = parse_budget_like(text)

@@ -25,7 +25,8 @@ from sparsenet.io import atomic_write_json
 
 FORMAT = "sparsenet.spec"
 VERSION = 1
-CONNECTIVITIES = ("full", "cluster")
+CONNECTIVITIES = ("cluster", "full")  # each branch reads its cluster (Arora) | every channel (GoogLeNet)
+DEFAULT_CONNECTIVITY = "cluster"
 KINDS = ("module", "network")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from sparsenet.builder.spec import CONNECTIVITIES, DEFAULT_CONNECTIVITY
 from sparsenet.errors import SparsenetError
 
 
@@ -31,7 +32,7 @@ def add_parser(sub) -> None:
     src.add_argument("--discovery", help="DIR/discovery.json (or DIR) written by `sparsenet discover`")
     src.add_argument("--spec", help="a spec JSON file to summarise (or rescale)")
     p.add_argument("--out", help="spec file to write (default with --discovery: spec.json beside the discovery)")
-    p.add_argument("--connectivity", choices=["cluster", "full"], default="cluster",
+    p.add_argument("--connectivity", choices=CONNECTIVITIES, default=DEFAULT_CONNECTIVITY,
                    help="cluster: each branch reads only its cluster's channels (Arora; default); "
                         "full: one branch per kernel size reading all channels (GoogLeNet)")
     p.add_argument("--batch-norm", action="store_true", help="BatchNorm after every conv")

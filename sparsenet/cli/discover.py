@@ -70,6 +70,7 @@ def run(args) -> int:
 
 
 def _list_layers(args) -> int:
+    import sparsenet.builder.specnet  # noqa: F401  (registers "specnet")
     from sparsenet.discover import load_model
     from sparsenet.models import model_info
     from sparsenet.models.external import build_from_spec, parse_model_spec

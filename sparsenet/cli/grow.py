@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sparsenet.analyser.settings import GROW
+from sparsenet.builder.spec import CONNECTIVITIES
 from sparsenet.errors import SparsenetError
 from sparsenet.cli.common import add_analysis_arguments, analysis_settings, positive_int
 from sparsenet.cli.options import add_device_argument
@@ -21,7 +22,7 @@ def add_parser(sub) -> None:
     p.add_argument("--modules", type=positive_int, default=SHAPE.modules, help=f"modules to grow (default {SHAPE.modules})")
     p.add_argument("--mode", choices=MODES, default=SHAPE.mode,
                    help="greedy: train only the new module and the head each step; end2end: the whole network")
-    p.add_argument("--connectivity", choices=["cluster", "full"], default=SHAPE.connectivity,
+    p.add_argument("--connectivity", choices=CONNECTIVITIES, default=SHAPE.connectivity,
                    help="cluster: each branch reads its own cluster (Arora); full: every branch reads all (GoogLeNet)")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--budget-macs", type=float, default=None, help="multiply-adds per module")

@@ -10,6 +10,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from sparsenet.models.accounting import measure
+    import sparsenet.builder.specnet  # noqa: F401  (registers "specnet")
     from sparsenet.models import get_model, list_models, model_info
 
     rows = []

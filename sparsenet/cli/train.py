@@ -35,6 +35,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from sparsenet.data import load_dataset
     from sparsenet.device import resolve_device
+    import sparsenet.builder.specnet  # noqa: F401  (registers "specnet")
     from sparsenet.models import model_info
     from sparsenet.models.external import load_factory, parse_model_spec
     from sparsenet.training.loop import train_named

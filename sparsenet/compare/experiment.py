@@ -13,7 +13,7 @@ A configuration names the dataset, the training recipe, the seeds and the candid
     image_size = 16                   # optional: resize every image to image_size x image_size
     split_seed = 0                    # the one train/test split every run uses (default 0)
 
-    [train]                           # sparsenet.training.loop.TrainConfig without the seed
+    [train]                           # sparsenet.training.config.TrainConfig without the seed
     epochs = 1
     batch_size = 64
 
@@ -70,6 +70,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sparsenet.analyser.settings import AFFINITIES, EXPERIMENT, METHODS
+from sparsenet.builder.spec import CONNECTIVITIES, DEFAULT_CONNECTIVITY
 from sparsenet.errors import SparsenetError
 from sparsenet.training.config import TrainConfig
 
@@ -280,7 +281,7 @@ CANDIDATE_KEYS: dict[str, dict[str, tuple[Callable, Any]]] = {
         "width_mult": (_float(0, low_open=True), _REQUIRED),
         "num_modules": (_int(1, 9), 9),
         "stage": (_stage, _REQUIRED),
-        "connectivity": (_choice("cluster", "full"), "cluster"),
+        "connectivity": (_choice(*CONNECTIVITIES), DEFAULT_CONNECTIVITY),
         "batch_norm": (_bool, False),
         "dropout": (_float(0, 1, high_open=True), 0.4),
         "tolerance": (_float(0, 1, low_open=True, high_open=True), 0.02),
@@ -294,7 +295,7 @@ CANDIDATE_KEYS: dict[str, dict[str, tuple[Callable, Any]]] = {
         **_DISCOVERED,
         "modules": (_int(1), 2),
         "mode": (_choice("greedy", "end2end"), "greedy"),
-        "connectivity": (_choice("cluster", "full"), "cluster"),
+        "connectivity": (_choice(*CONNECTIVITIES), DEFAULT_CONNECTIVITY),
         "budget_macs": (_int(1), None),
         "budget_like": (_budget_like, None),
         "width_scale": (_float(0, low_open=True), 1.0),

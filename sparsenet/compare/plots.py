@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from sparsenet.figures import STYLE, save_figure
+from sparsenet.numbers import human
 
 __all__ = ["plot_pareto", "plot_latency", "plot_curves", "plot_all"]
 
@@ -51,14 +52,6 @@ def styles(candidates: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         marker, colour = _VARIANTS[key][i % len(_VARIANTS[key])]
         out[c["candidate"]] = {**_ROLE_STYLE[key], "marker": marker, "color": colour}
     return out
-
-
-def _human(x, _pos=None) -> str:
-    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(x) >= div:
-            return f"{x / div:g}{unit}"
-    return f"{x:g}"
-
 
 def _err(c) -> float:
     h = c.get("accuracy_ci_half")
@@ -100,7 +93,7 @@ def _draw(ax, candidates: list[dict[str, Any]], x_key: str) -> None:
                 "baseline": "plain baseline"}[key]
         ax.errorbar([c[x_key]], [100 * c["accuracy_mean"]], yerr=[_err(c)], capsize=3,
                     label=f"{c['candidate']} ({kind})", **style)
-    _log_x(ax, _human)
+    _log_x(ax, human)
     _clamp_y(ax)
     ax.set_ylabel("test accuracy (%)")
 

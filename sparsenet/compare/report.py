@@ -6,6 +6,7 @@ Also the tables and number formats that analysis/make_results.py reuses for docs
 from __future__ import annotations
 
 import math
+from sparsenet.numbers import fixed, human
 from typing import Any
 
 __all__ = ["render_report", "candidate_table", "matched_table", "control_table", "METHOD_NOTES", "accuracy_ci_text",
@@ -19,23 +20,6 @@ def accuracy_ci_text(mean, half) -> str:
         return "n/a"
     return f"{100 * mean:.2f}" + ("" if half is None or (isinstance(half, float) and math.isnan(half))
                                   else f" ± {100 * half:.2f}")
-
-
-def _num(x, digits: int = 2) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "n/a"
-    return f"{x:.{digits}f}"
-
-
-def human(n) -> str:
-    """3150712 -> '3.15M'."""
-    n = float(n)
-    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= div:
-            return f"{n / div:.3g}{unit}"
-    return f"{n:.0f}"
-
-
 def candidate_table(candidates: list[dict[str, Any]]) -> list[str]:
     lines = ["| candidate | role | seeds | test accuracy % (mean ± 95% CI) | params | mult-adds | "
              "latency b1 (ms per batch of 1) | latency b64 (ms per batch of 64) | train time (s, mean) |",
@@ -45,8 +29,8 @@ def candidate_table(candidates: list[dict[str, Any]]) -> list[str]:
         acc = accuracy_ci_text(c["accuracy_mean"], c["accuracy_ci_half"])
         lines.append(f"| {c['candidate']} | {c['role']} | {seeds} | {acc} "
                      f"| {human(c['params']) if c['params'] is not None else 'n/a'} | "
-                     f"{human(c['macs']) if c['macs'] is not None else 'n/a'} | {_num(c['latency_b1_ms'])} | "
-                     f"{_num(c['latency_b64_ms'], 1)} | {_num(c['train_time_s'], 0)} |")
+                     f"{human(c['macs']) if c['macs'] is not None else 'n/a'} | {fixed(c['latency_b1_ms'], 2)} | "
+                     f"{fixed(c['latency_b64_ms'], 1)} | {fixed(c['train_time_s'], 0)} |")
     return lines
 
 
@@ -67,8 +51,8 @@ def matched_table(matched: list[dict[str, Any]]) -> list[str]:
         lines.append(f"| {m['candidate']} | {m['compare_to']} | {m['n']} | {human(m['macs'])} | "
                      f"{accuracy_ci_text(m['accuracy_mean'], m.get('accuracy_ci_half'))} | "
                      f"{accuracy_ci_text(m['matched_hand_mean'], m.get('matched_hand_ci_half'))} | "
-                     f"{_num(None if m['diff'] is None else 100 * m['diff'])} | {_num(m['t'])} | {_num(m['df'], 1)} | "
-                     f"{_num(m['p'], 3)} | {m['verdict']} | {where} |")
+                     f"{fixed(None if m['diff'] is None else 100 * m['diff'], 2)} | {fixed(m['t'], 2)} | {fixed(m['df'], 1)} | "
+                     f"{fixed(m['p'], 3)} | {m['verdict']} | {where} |")
     return lines
 
 
@@ -78,7 +62,7 @@ def control_table(controls: list[dict[str, Any]]) -> list[str]:
     for c in controls:
         lines.append(f"| {c['candidate']} | {c['control']} | {c['n']} | {human(c['macs']) if c['macs'] else 'n/a'} / "
                      f"{human(c['control_macs']) if c['control_macs'] else 'n/a'} | "
-                     f"{_num(None if c['diff'] is None else 100 * c['diff'])} | {_num(c['t'])} | {_num(c['p'], 3)} | "
+                     f"{fixed(None if c['diff'] is None else 100 * c['diff'], 2)} | {fixed(c['t'], 2)} | {fixed(c['p'], 3)} | "
                      f"{c['verdict']} |")
     return lines
 

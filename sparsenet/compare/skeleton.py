@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from sparsenet.builder.rules import fit_budget, module_from_discovery, module_from_inception
-from sparsenet.builder.spec import (HeadSpec, ModuleSpec, NetworkSpec, StemSpec, conv_out, module_input_sizes,
+from sparsenet.builder.spec import (DEFAULT_CONNECTIVITY, HeadSpec, ModuleSpec, NetworkSpec, StemSpec, conv_out, module_input_sizes,
                                     module_macs, save_spec)
 from sparsenet.data import normalize
 from sparsenet.discover import Activations, analyse, write_run
@@ -138,7 +138,7 @@ def record_module_input(model: torch.nn.Module, index: int, x: torch.Tensor, bat
 
 
 def discover_and_swap(model: torch.nn.Module, skeleton: NetworkSpec, stage: str, dataset, analysis, out_dir,
-                      *, connectivity: str = "cluster", tolerance: float = 0.02) -> dict[str, Any]:
+                      *, connectivity: str = DEFAULT_CONNECTIVITY, tolerance: float = 0.02) -> dict[str, Any]:
     """Record stage ``stage``'s input in a trained skeleton, discover, fit and swap; write the results.
 
     Writes ``out_dir/discovery/`` (discovery.json, plots, report), ``module.json`` (the fitted

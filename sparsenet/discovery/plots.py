@@ -40,6 +40,14 @@ def _fitted(analyzer, *names: str) -> None:
         )
 
 
+def _array(analyzer, name: str, why_absent: str) -> np.ndarray:
+    """The fitted attribute ``name`` as floats; a clear error when this fit did not set it."""
+    value = getattr(analyzer, name)
+    if value is None:
+        raise SparsenetError(f"the analyser has no {name} ({why_absent})")
+    return np.asarray(value, dtype=float)
+
+
 def _labels(analyzer) -> np.ndarray:
     return np.asarray(analyzer.labels_, dtype=int)
 
@@ -137,9 +145,7 @@ def _block_ticks(ax, blocks, labels, kernels, n) -> None:
 def plot_spectrum(analyzer, path, title=None) -> Path:
     """Smallest eigenvalues of the normalised Laplacian, the chosen K and its eigengap."""
     _fitted(analyzer, "eigenvalues_", "n_clusters_")
-    if analyzer.eigenvalues_ is None:
-        raise SparsenetError("the analyser has no Laplacian spectrum (eigenvalues_ is None); nothing to plot")
-    eig = np.asarray(analyzer.eigenvalues_, dtype=float).ravel()
+    eig = _array(analyzer, "eigenvalues_", "no Laplacian spectrum was computed; nothing to plot").ravel()
     k = int(analyzer.n_clusters_)
     shown = min(len(eig), max(MAX_EIGENVALUES, k + 2))
     x = np.arange(1, shown + 1)
@@ -182,9 +188,7 @@ def plot_dendrogram(analyzer, path, title=None) -> Path:
     from scipy.cluster.hierarchy import dendrogram
 
     _fitted(analyzer, "linkage_", "labels_", "n_clusters_")
-    if analyzer.linkage_ is None:
-        raise SparsenetError("the analyser has no linkage_ (it is set only by method='hierarchical')")
-    z = np.asarray(analyzer.linkage_, dtype=float)
+    z = _array(analyzer, "linkage_", "it is set only by method='hierarchical'")
     leaves = len(z) + 1
     labels = _labels(analyzer)
     active = np.flatnonzero(labels >= 0)
@@ -216,9 +220,7 @@ def plot_dendrogram(analyzer, path, title=None) -> Path:
 def plot_spatial_profiles(analyzer, path, title=None) -> Path:
     """Within-cluster correlation against spatial radius, one line per cluster."""
     _fitted(analyzer, "spatial_profiles_", "kernel_sizes_", "labels_")
-    if analyzer.spatial_profiles_ is None:
-        raise SparsenetError("the analyser has no spatial_profiles_ (the activations were flat, N x C)")
-    prof = np.asarray(analyzer.spatial_profiles_, dtype=float)
+    prof = _array(analyzer, "spatial_profiles_", "the activations were flat, N x C")
     if prof.ndim != 2 or prof.shape[1] < 1:
         raise SparsenetError(f"spatial_profiles_ has shape {prof.shape}, expected K x (R+1)")
     kernels, labels = _kernel_sizes(analyzer), _labels(analyzer)

@@ -16,6 +16,7 @@ from typing import Any
 
 from sparsenet.discovery.value import Discovery
 from sparsenet.io import atomic_write_text
+from sparsenet.numbers import fixed, p_value
 
 PREVIEW_CHANNELS = 8  # channel indices listed per cluster before "+N more"
 
@@ -39,31 +40,6 @@ _FIGURES = {  # key -> (caption, what it shows)
 
 
 # -- formatting ------------------------------------------------------------------------------
-
-def _num(value: Any, digits: int = 3) -> str:
-    """A number for a table: None/NaN as 'n/a', infinities as '+inf'/'-inf'."""
-    if value is None:
-        return "n/a"
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if math.isnan(x):
-        return "n/a"
-    if math.isinf(x):
-        return "+inf" if x > 0 else "-inf"
-    if isinstance(value, int):
-        return str(value)
-    if abs(x) >= 1e5:
-        return f"{x:.3g}"
-    return f"{x:.{digits}f}"
-
-
-def _p_value(p: Any) -> str:
-    if p is None or (isinstance(p, float) and math.isnan(p)):
-        return "n/a"
-    return f"{float(p):.3g}"
-
 
 def _channels(channels, limit: int = PREVIEW_CHANNELS) -> str:
     shown = ", ".join(str(c) for c in channels[:limit])
@@ -99,7 +75,7 @@ def summary_table(discovery: Discovery) -> str:
     for c in discovery.clusters:
         row = [str(c.id), str(c.size), _kernel(c.kernel_size)]
         if r:
-            row.append(" ".join(_num(v, 2) for v in c.spatial_profile))
+            row.append(" ".join(fixed(v, 2) for v in c.spatial_profile))
         row.append(_channels(c.channels, 6))
         rows.append(row)
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
@@ -115,11 +91,11 @@ def summary_table(discovery: Discovery) -> str:
                  f"inactive: {len(inactive)}" + (f" ({_channels(inactive, 10)})" if inactive else ""))
     sig = discovery.significance
     if sig:
-        lines.append(f"significance: {sig.get('statistic', 'statistic')} {_num(sig.get('value'))} vs null "
-                     f"{_num(sig.get('null_mean'))} ± {_num(sig.get('null_std'))}, z = {_num(sig.get('z'), 1)}, "
-                     f"p = {_p_value(sig.get('p'))} ({sig.get('n_permutations', '?')} permutations)")
+        lines.append(f"significance: {sig.get('statistic', 'statistic')} {fixed(sig.get('value'))} vs null "
+                     f"{fixed(sig.get('null_mean'))} ± {fixed(sig.get('null_std'))}, z = {fixed(sig.get('z'), 1)}, "
+                     f"p = {p_value(sig.get('p'))} ({sig.get('n_permutations', '?')} permutations)")
     if discovery.stability is not None:
-        lines.append(f"stability: mean ARI {_num(discovery.stability, 2)} across resampled halves")
+        lines.append(f"stability: mean ARI {fixed(discovery.stability, 2)} across resampled halves")
     return "\n".join(lines)
 
 
@@ -185,7 +161,7 @@ def _clusters(discovery: Discovery) -> str:
     head = ["cluster", "size", "kernel"] + [f"r={i}" for i in range(r)] + ["channels"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * 3 + "---:|" * r + "---|"]
     for c in discovery.clusters:
-        profile = [_num(v, 2) for v in c.spatial_profile] + ["n/a"] * (r - len(c.spatial_profile))
+        profile = [fixed(v, 2) for v in c.spatial_profile] + ["n/a"] * (r - len(c.spatial_profile))
         cells = [str(c.id), str(c.size), _kernel(c.kernel_size), *profile, _channels(c.channels)]
         lines.append("| " + " | ".join(cells) + " |")
     return "## Clusters\n\n" + intro + "\n\n" + "\n".join(lines)
@@ -208,8 +184,8 @@ def _significance(sig: dict) -> str:
     stat = sig.get("statistic", "statistic")
     table = ("| statistic | observed | null mean ± std | z | p | permutations |\n"
              "|---|---:|---:|---:|---:|---:|\n"
-             f"| {stat} | {_num(sig.get('value'))} | {_num(sig.get('null_mean'))} ± {_num(sig.get('null_std'))} "
-             f"| {_num(sig.get('z'), 2)} | {_p_value(sig.get('p'))} | {n if n is not None else 'n/a'} |")
+             f"| {stat} | {fixed(sig.get('value'))} | {fixed(sig.get('null_mean'))} ± {fixed(sig.get('null_std'))} "
+             f"| {fixed(sig.get('z'), 2)} | {p_value(sig.get('p'))} | {n if n is not None else 'n/a'} |")
     explain = (f"The null shuffles each channel independently across samples (across images, for "
                f"spatial maps), which keeps each channel's "
                f"own distribution but destroys co-firing between channels; the same pipeline is rerun on "
@@ -223,17 +199,17 @@ def _significance(sig: dict) -> str:
     if p is None or (isinstance(p, float) and math.isnan(p)):
         verdict = "No p-value is available."
     elif float(p) <= 0.05:
-        verdict = (f"Here p = {_p_value(p)}: the channels of these clusters co-fire more than "
+        verdict = (f"Here p = {p_value(p)}: the channels of these clusters co-fire more than "
                    f"independent channels would, so the structure is unlikely to be chance.")
         if _at_floor(p, n):
             verdict += (f" This is the smallest p that {n} permutations can give; "
                         f"more permutations would resolve it further.")
     elif _at_floor(p, n):
-        verdict = (f"None of the {n} shuffles reached the observed value (z = {_num(sig.get('z'), 2)}), "
-                   f"but {n} permutations cannot give p below {_p_value(p)}; run more permutations "
+        verdict = (f"None of the {n} shuffles reached the observed value (z = {fixed(sig.get('z'), 2)}), "
+                   f"but {n} permutations cannot give p below {p_value(p)}; run more permutations "
                    f"(at least 19 for p = 0.05) for a conclusive test.")
     else:
-        verdict = (f"Here p = {_p_value(p)}: the clustering is not distinguishable from what independent "
+        verdict = (f"Here p = {p_value(p)}: the clustering is not distinguishable from what independent "
                    f"channels produce; treat the clusters with caution (more samples may help).")
     return f"## Significance\n\n{table}\n\n{explain} {verdict}"
 
@@ -255,7 +231,7 @@ def _stability(ari: float | None) -> str:
         verdict = "The clusters are moderately stable: the main groups recur, their borders move."
     else:
         verdict = "The clusters are unstable: they depend on which samples were seen; record more samples."
-    return f"## Stability\n\nMean ARI across resampled halves: **{_num(ari, 3)}**. {explain} {verdict}"
+    return f"## Stability\n\nMean ARI across resampled halves: **{fixed(ari, 3)}**. {explain} {verdict}"
 
 
 def _figures(plots: dict[str, Path], out: Path) -> str:

@@ -41,7 +41,7 @@ def to_dict(state: StatsState | None, *, max_radius: int, dtype: str, tol: float
     if kind == "quantile":
         d["threshold_text"] = np.array(str(threshold))
     if state is not None:
-        C, R = state.C, max_radius
+        C = state.C
         spatial = state.spatial
         d.update({
             "n_channels": np.array(C),

@@ -1,1 +1,1 @@
-"""Training: the loop (``loop``: TrainConfig, train, train_named) and checkpoints (``checkpoint``)."""
+"""Training: the recipe (``config``: TrainConfig), the loop (``loop``: train, train_named) and checkpoints (``checkpoint``)."""

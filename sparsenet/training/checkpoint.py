@@ -55,6 +55,7 @@ def model_from_checkpoint(path: str | Path, model: str | None = None) -> tuple[t
 
     A checkpoint of a user's model (an import path) is rebuilt only when ``model`` names the
     same import path: a checkpoint never chooses code to run."""
+    import sparsenet.builder.specnet  # noqa: F401  (registers "specnet", the networks sparsenet builds)
     from sparsenet.models.external import build_from_spec, check_same_source
 
     data = load_checkpoint(path)

@@ -215,6 +215,7 @@ def build_model(model_name: str, dataset, seed: int, model_kwargs: dict[str, Any
     ``model_name`` is a registered name or an import path to the user's factory (which then
     gets ``num_classes``/``in_channels`` only if it accepts them).  Returns (model, the keyword
     arguments that rebuild it)."""
+    import sparsenet.builder.specnet  # noqa: F401  (registers "specnet", the networks sparsenet builds)
     from sparsenet.models.external import build_from_spec
 
     torch.manual_seed(seed)
