@@ -307,3 +307,22 @@ def test_cli_error_is_one_line_outside_pytest_logging(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip().splitlines() == [done.stderr.strip()] and "missing.py not found" in done.stderr
+
+
+def test_streaming_reads_only_what_it_needs_and_keeps_no_samples():
+    """With no test that needs the samples, the analyser reads the streamed statistics alone, and
+    an endless iterable of batches is read only up to max_samples."""
+    import itertools
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(2, 8, 3, padding=1), torch.nn.ReLU())
+    reads = []
+
+    def endless():
+        for i in itertools.count():
+            reads.append(i)
+            yield torch.randn(16, 2, 6, 6, generator=torch.Generator().manual_seed(i))
+
+    found = sparsenet.discover(net, "1", endless(), device="cpu", max_samples=40, permutations=0, resamples=0,
+                               clusters=2)
+    assert reads == [0, 1, 2] and found.stats.n_images_ == 40
+    assert found.analyzer.stats_ is found.stats and found.significance == {} and found.stability is None
