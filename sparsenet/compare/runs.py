@@ -139,8 +139,8 @@ def _failed_row(point: Point, seed: int, record: dict[str, Any], **fields) -> di
 
 def run_point(point: Point, seed: int, dataset, experiment: Experiment, out: Path, progress: bool,
                log: Callable[[str], None], device=None) -> tuple[list[dict[str, Any]], int]:
-    """Train (or reuse) one candidate at one seed on ``device``; returns (result rows, networks
-    trained now).  (Discovery and growth inside skeleton and grown candidates record on the CPU.)"""
+    """Train (or reuse) one candidate at one seed on ``device`` (training, and the recording of
+    skeleton and grown candidates); returns (result rows, networks trained now)."""
     run_dir = run_directory(out, point.name, seed)
     extra = {"candidate": point.name, "seed": seed, "experiment": experiment.name}
     if point.kind in ("googlenet_small", "plaincnn", "model"):
@@ -176,7 +176,7 @@ def _run_skeleton(point, seed, dataset, experiment, out, run_dir, progress, log,
         log(f"  discovering the input of stage {o['stage']} in the trained skeleton {control_name}")
         model, _ = model_from_checkpoint(skel_dir / "checkpoint.pt")
         swap = discover_and_swap(model, skeleton, o["stage"], dataset, analysis_settings(point, seed), run_dir,
-                                 connectivity=o["connectivity"], tolerance=o["tolerance"])
+                                 connectivity=o["connectivity"], tolerance=o["tolerance"], device=device)
     else:
         swap = json.loads((run_dir / "swap.json").read_text())
     swapped = load_spec(run_dir / "network.json", kind="network")
@@ -208,7 +208,7 @@ def _run_grown(point, seed, dataset, experiment, out, run_dir, progress, log, ex
         t0 = time.perf_counter()
         try:
             grow(dataset, growth_config(point), experiment.train_config(seed), analysis_settings(point, seed),
-                 grow_dir, progress=progress)
+                 grow_dir, progress=progress, device=device)
         except TrainingDiverged as exc:
             record = {"status": "diverged", "error": f"while growing: {exc}", "model": "specnet",
                       "time_s": time.perf_counter() - t0, **extra}
