@@ -1,17 +1,31 @@
 """The discover pipeline: activations -> CorrelationAnalyzer -> discovery.json + plots + report.
 
-Activations come from one of three places: a saved array (no model at all), a trained
-checkpoint and one of its layers, or the embedded default (a small model trained on mnist5k,
-cached).  Everything is computed before anything is written; the outputs are then written into
-a staging directory and moved into place, so a failed run leaves nothing half-written.
+``sparsenet.discover(model, layer, data, **analysis_settings)`` (the function :func:`discover`
+of this module; the module itself is callable, see below) streams ``data`` -- a ``DataLoader``,
+a ``Dataset`` or a tensor -- through any ``nn.Module`` on a device and returns a
+:class:`~sparsenet.discovery.fitted.FittedDiscovery`, whose ``save(DIR)`` writes what
+``sparsenet discover`` writes.
+
+For the command, activations come from one of four places: a saved array (no model at all),
+saved statistics (``--stats``), a model (a checkpoint, or ``--model`` with ``--weights``) and
+one of its layers, or the embedded default (a small model trained on mnist5k, cached).
+Everything is computed before anything is written; the outputs are then written into a
+staging directory and moved into place, so a failed run leaves nothing half-written.
+
+This module is callable: ``sparsenet.discover`` is this module whichever way it was imported
+(``import sparsenet.discover`` binds the name to the module, so a function of the same name in
+``sparsenet/__init__.py`` would be shadowed as soon as anything imports the pipeline); calling
+the module calls :func:`discover`.  ``from sparsenet.discover import ...`` works as before.
 """
 
 from __future__ import annotations
 
+import itertools
+import logging
 import os
-import shutil
-import tempfile
-from dataclasses import dataclass, field
+import sys
+import types
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +34,13 @@ import torch
 
 from sparsenet import __version__
 from sparsenet.analyser.settings import AnalysisSettings
-from sparsenet.discovery.value import Discovery, from_labels
+from sparsenet.discovery.fitted import FittedDiscovery, from_analyzer, write_run
 from sparsenet.errors import SparsenetError
+
+__all__ = ["discover", "analyse", "analyse_stats", "make_analyzer", "load_model", "write_run",
+           "load_activations", "default_layer", "Activations"]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "plaincnn"
 DEFAULT_DATA = "mnist5k"
@@ -118,29 +137,6 @@ def default_layer(model: torch.nn.Module, input_shape) -> str:
     return candidates[-1]
 
 
-def record_checkpoint(checkpoint: str | Path, layer: str | None, data: str | None, data_root: str | None,
-                      max_samples: int, seed: int) -> Activations:
-    """Activations of ``layer`` of a trained checkpoint on (the training split of) a dataset."""
-    from sparsenet.training.checkpoint import model_from_checkpoint
-    from sparsenet.data import load_dataset, normalize
-    from sparsenet.models import validate_input
-    from sparsenet.recording import get_layer, record
-
-    model, ckpt = model_from_checkpoint(checkpoint)
-    data = data or ckpt.get("dataset") or DEFAULT_DATA
-    dataset = load_dataset(data, data_root, seed=seed)
-    validate_input(model, dataset.input_shape)
-    layer = layer or default_layer(model, dataset.input_shape)
-    get_layer(model, layer)
-    norm = ckpt.get("normalization") or {}
-    mean, std = (norm["mean"], norm["std"]) if norm else dataset.mean_std()
-    x = normalize(dataset.x_train[:max_samples], mean, std)
-    values = record(model, layer, x, batch_size=250)
-    provenance = {"model": ckpt["model"], "model_kwargs": ckpt["model_kwargs"], "checkpoint": str(checkpoint),
-                  "layer": layer, "data": dataset.name, "split": "train", "layer_shape": list(values.shape[1:])}
-    return Activations(values, provenance)
-
-
 def _default_dir(seed: int) -> Path:
     return cache_dir() / f"default-{DEFAULT_MODEL}-{DEFAULT_DATA}-seed{seed}"
 
@@ -178,61 +174,208 @@ def default_checkpoint(seed: int = 0, progress: bool = True) -> Path:
 
 # -- analysis and outputs ----------------------------------------------------------------------
 
-def analyse(acts: Activations, settings: AnalysisSettings):
-    """Fit the analyser; returns (analyzer, discovery)."""
+SETTING_NAMES = tuple(f.name for f in fields(AnalysisSettings))
+
+
+def settings_from(values: dict[str, Any], base: AnalysisSettings | None = None) -> AnalysisSettings:
+    """``AnalysisSettings`` with ``values`` over ``base`` (default: the discover preset), validated."""
+    unknown = sorted(set(values) - set(SETTING_NAMES))
+    if unknown:
+        raise SparsenetError(f"unknown analysis setting(s) {', '.join(map(repr, unknown))}; "
+                             f"accepted: {', '.join(SETTING_NAMES)}")
+    base = base or AnalysisSettings()
+    return AnalysisSettings(**{**asdict(base), **values}).validate()
+
+
+def make_analyzer(settings: AnalysisSettings):
+    """The unfitted ``CorrelationAnalyzer`` that ``settings`` describe."""
     from sparsenet.analyser import CorrelationAnalyzer
 
-    values = acts.values[: settings.max_samples]
-    analyzer = CorrelationAnalyzer(
+    return CorrelationAnalyzer(
         n_clusters=settings.clusters, affinity=settings.affinity, method=settings.method,
         n_permutations=settings.permutations, n_resamples=settings.resamples, random_state=settings.seed,
-    ).fit(values.numpy())
+    )
+
+
+def _settings_record(settings: AnalysisSettings, analyzer) -> dict[str, Any]:
+    record = {k: v for k, v in asdict(settings).items() if k != "seed"}  # the seed is provenance
+    return {**record, "extent_threshold": getattr(analyzer, "extent_threshold", None)}
+
+
+def needs_samples(settings: AnalysisSettings) -> bool:
+    """Whether the analysis needs the samples themselves (the null, the halves), not only sums."""
+    return settings.permutations > 0 or settings.resamples > 0
+
+
+def analyse(acts: Activations, settings: AnalysisSettings, *, stats=None) -> tuple[Any, FittedDiscovery]:
+    """Fit the analyser once; returns (analyzer, discovery).  ``stats``: the ChannelStats to save."""
+    values = acts.values[: settings.max_samples]
+    analyzer = make_analyzer(settings).fit(values.numpy() if isinstance(values, torch.Tensor) else values)
     provenance = {**acts.provenance, "samples": int(len(values)), "seed": settings.seed,
                   "sparsenet_version": __version__}
-    significance = dict(analyzer.significance_) if analyzer.significance_ else {}
-    discovery = from_labels(
-        analyzer.labels_, analyzer.kernel_sizes_,
-        analyzer.spatial_profiles_ if analyzer.spatial_profiles_ is not None else None,
-        significance=significance, stability=analyzer.stability_, provenance=provenance,
-        settings={"clusters": settings.clusters, "affinity": settings.affinity, "method": settings.method,
-                  "max_samples": settings.max_samples, "permutations": settings.permutations,
-                  "resamples": settings.resamples, "extent_threshold": getattr(analyzer, "extent_threshold", None)},
-    )
-    return analyzer, discovery
+    return analyzer, from_analyzer(analyzer, settings=_settings_record(settings, analyzer),
+                                   provenance=provenance, stats=stats)
 
 
-# what a discover run writes into its directory; a new run removes what an earlier one left
-RUN_FILES = ("discovery.json", "report.md", "correlation.png", "spectrum.png", "dendrogram.png",
-             "spatial_profiles.png", "cluster_sizes.png")
+def analyse_stats(stats, settings: AnalysisSettings, provenance: dict[str, Any] | None = None) -> FittedDiscovery:
+    """Analyse saved (or streamed) ``ChannelStats``: clusters and kernel sizes, but no significance
+    or stability, which need the samples."""
+    analyzer = make_analyzer(settings).fit(stats)
+    provenance = {**(provenance or {}), "samples": int(stats.n_images_), "seed": settings.seed,
+                  "sparsenet_version": __version__}
+    if needs_samples(settings):
+        provenance["not_computed"] = ("significance and stability need the samples; the analysis read "
+                                      "statistics only")
+    return from_analyzer(analyzer, settings=_settings_record(settings, analyzer), provenance=provenance,
+                         stats=stats)
 
 
-def write_run(analyzer, discovery: Discovery, out_dir: str | Path, command: str | None = None) -> Path:
-    """Write discovery.json, the plots and report.md into out_dir, all or nothing.
+def load_stats(path: str | Path):
+    """A ``ChannelStats`` file (``DIR/stats.npz`` of an earlier run)."""
+    from sparsenet.stats import ChannelStats
 
-    Files of an earlier run that this one does not write (a figure that no longer applies) are
-    removed, so the directory never mixes two runs; staging folders of interrupted runs go too."""
-    from sparsenet.discovery.plots import plot_discovery
-    from sparsenet.discovery.report import write_report
-    from sparsenet.io import check_out_dir, clean_stale, staging_prefix
+    stats = ChannelStats.load(path)
+    if not hasattr(stats, "n_channels_"):
+        raise SparsenetError(f"{path} holds ChannelStats that saw no data; accepted: the stats.npz of a run")
+    return stats
 
-    out = check_out_dir(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale(out.parent, out.name)
-    staging = Path(tempfile.mkdtemp(prefix=staging_prefix(out.name), suffix=".staging", dir=out.parent))
-    try:
-        title = discovery.provenance.get("layer") or discovery.provenance.get("activations")
-        plots = plot_discovery(analyzer, staging, title=title)
-        write_report(discovery, {k: Path(p).name for k, p in plots.items()}, staging, command=command)
-        discovery.save(staging / "discovery.json")  # last: its presence marks a finished run
-        out.mkdir(exist_ok=True)
-        written = {item.name for item in staging.iterdir()}
-        for name in written | set(RUN_FILES):
-            clean_stale(out, name)  # temporary files a killed writer left beside the results
-        for item in sorted(staging.iterdir(), key=lambda p: p.name == "discovery.json"):
-            if item.name == "discovery.json":
-                for name in set(RUN_FILES) - written:
-                    (out / name).unlink(missing_ok=True)
-            os.replace(item, out / item.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return out
+
+def _describe(data) -> str:
+    dataset = getattr(data, "dataset", None)
+    return type(data).__name__ + (f" of {type(dataset).__name__}" if dataset is not None else "")
+
+
+def discover(model: torch.nn.Module, layer: str | None = None, data=None, *, device="auto",
+             batch_size: int = 256, progress: bool = False, provenance: dict[str, Any] | None = None,
+             **analysis_settings) -> FittedDiscovery:
+    """Discover the groups of channels of ``layer`` of ``model`` that fire together on ``data``.
+
+    ``data`` is a ``torch.utils.data.DataLoader`` (batches as it makes them: tensors, ``(x, y)``
+    pairs or dicts with an ``"x"``), a ``Dataset`` or a tensor N x C x H x W, already
+    normalised the way the model was trained.  ``layer`` is a name of
+    ``model.named_modules()`` (default: the deepest spatial output).  ``analysis_settings`` are
+    the fields of :class:`~sparsenet.analyser.settings.AnalysisSettings` (``clusters``,
+    ``affinity``, ``method``, ``max_samples``, ``seed``, ``permutations``, ``resamples``).
+
+    The model is moved to ``device`` (``auto``: CUDA when available) and run in eval mode; at
+    most ``max_samples`` samples are read, batch by batch.  The statistics
+    (``ChannelStats``, with spatial rings) accumulate on the device; only their C x C sums come
+    to the host.  The samples themselves are kept (on the host) only when the significance test
+    or the stability score needs them (``permutations`` or ``resamples`` > 0); with both 0 the
+    analysis reads the statistics alone and memory does not grow with the data.
+
+    Returns a :class:`~sparsenet.discovery.fitted.FittedDiscovery` (a ``Discovery`` that keeps
+    the fitted analyser): ``.save(DIR)`` writes discovery.json, report.md, the plots and the raw
+    artefacts, exactly as ``sparsenet discover --out DIR``.
+    """
+    from sparsenet.device import resolve_device
+    from sparsenet.recording import DATA_FORMS, data_length, get_layer, input_batches, record
+    from sparsenet.stats import ChannelStats
+
+    if not isinstance(model, torch.nn.Module):
+        raise SparsenetError(f"model is a {type(model).__name__}; accepted: a torch.nn.Module")
+    if data is None:
+        raise SparsenetError(f"no data given; accepted: {DATA_FORMS}")
+    settings = settings_from(analysis_settings)
+    dev = resolve_device(device)
+    model.to(dev)
+    batches = input_batches(data, batch_size=batch_size, max_samples=settings.max_samples, device=dev)
+    first = next(batches)
+    layer = layer or default_layer(model, tuple(first.shape[1:]))
+    get_layer(model, layer)
+    analyzer = make_analyzer(settings)
+    keep = needs_samples(settings)
+    log.info("discover: layer %s on %s, settings %s, data %s", layer, dev, asdict(settings), _describe(data))
+    held: dict[str, Any] = {"stats": None, "chunks": []}
+
+    def consume(act: torch.Tensor) -> None:
+        if held["stats"] is None:  # rings up to what the maps can hold (0 for flat features)
+            radius = min(analyzer.max_radius, max(act.shape[2:]) - 1) if act.ndim == 4 else 0
+            held["stats"] = ChannelStats(max_radius=radius, threshold=analyzer.threshold)
+        held["stats"].partial_fit(act)
+        if keep:
+            held["chunks"].append(act.cpu())
+
+    record(model, layer, itertools.chain([first], batches), consume=consume, max_samples=settings.max_samples,
+           progress=progress, total=data_length(data, settings.max_samples))
+    stats = held["stats"]
+    stats.release_buffers()
+    provenance = {"model": getattr(model, "registry_name", None) or type(model).__name__, "layer": layer,
+                  "data": _describe(data), "device": str(dev), "layer_shape": list(first.shape[1:]),
+                  **(provenance or {})}
+    if not keep:
+        return analyse_stats(stats, settings, provenance)
+    values = torch.cat(held["chunks"])
+    held["chunks"].clear()
+    provenance["layer_shape"] = list(values.shape[1:])
+    return analyse(Activations(values, provenance), settings, stats=stats)[1]
+
+
+# -- models the command line names ---------------------------------------------------------
+
+def load_model(checkpoint: str | Path | None, model: str | None, model_args: dict[str, Any] | None,
+               weights: str | Path | None) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """(model in eval mode, what the checkpoint says about its data: dataset, normalization,
+    input_shape, and the provenance) from a checkpoint, or from ``model`` (a registered name or
+    an import path: this runs the user's code) with a plain ``state_dict`` file ``weights``."""
+    import sparsenet.builder.specnet  # noqa: F401  (registers "specnet", the networks sparsenet builds)
+    from sparsenet.models.external import build_from_spec, load_weights
+    from sparsenet.training.checkpoint import model_from_checkpoint
+
+    if checkpoint is not None:
+        if weights is not None:
+            raise SparsenetError("--checkpoint holds the weights already; give either --checkpoint or --weights")
+        net, ckpt = model_from_checkpoint(checkpoint, model)
+        info = {k: ckpt.get(k) for k in ("dataset", "normalization", "input_shape")}
+        return net, {**info, "provenance": {"model": ckpt["model"], "model_kwargs": ckpt["model_kwargs"],
+                                            "checkpoint": str(checkpoint)}}
+    if model is None:
+        raise SparsenetError("no model: give --checkpoint, or --model with --weights")
+    if weights is None:
+        raise SparsenetError(f"--model {model} needs --weights FILE (a saved state_dict): an untrained network "
+                             "has no learned structure to discover")
+    net, kwargs = build_from_spec(model, model_args)
+    load_weights(net, weights)
+    return net.eval(), {"dataset": None, "normalization": None, "input_shape": None,
+                        "provenance": {"model": model, "model_kwargs": kwargs, "weights": str(weights)}}
+
+
+def dataset_loader(name: str, root: str | None, normalization: dict | None, seed: int, batch_size: int = 250,
+                   pin_memory: bool = False):
+    """(dataset, a DataLoader of its training split normalised as the model was trained)."""
+    from sparsenet.data import load_dataset
+    from sparsenet.data.loader import image_loader
+
+    dataset = load_dataset(name, root, seed=seed)
+    mean, std = (normalization["mean"], normalization["std"]) if normalization else dataset.mean_std()
+    return dataset, image_loader(dataset.x_train, None, mean, std, batch_size=batch_size, pin_memory=pin_memory)
+
+
+def discover_model(checkpoint, model: str | None, model_args: dict[str, Any] | None, weights, *,
+                   layer: str | None, data: str | None, data_root: str | None, device, settings: AnalysisSettings,
+                   progress: bool = True) -> FittedDiscovery:
+    """``sparsenet discover`` on a model: a checkpoint, or ``model`` (a registered name or an import
+    path) with ``weights``, recorded on the training split of ``data``."""
+    from sparsenet.device import resolve_device
+    from sparsenet.models import validate_input
+
+    dev = resolve_device(device)  # a device the machine lacks is refused before anything loads
+    net, info = load_model(checkpoint, model, model_args, weights)
+    dataset, loader = dataset_loader(data or info["dataset"] or DEFAULT_DATA, data_root, info["normalization"],
+                                     settings.seed, pin_memory=dev.type == "cuda")
+    validate_input(net, dataset.input_shape)
+    layer = layer or default_layer(net, dataset.input_shape)
+    if progress:
+        print(f"recording layer {layer} of {info['provenance']['model']} on {dataset.name} ({dev})", file=sys.stderr)
+    return discover(net, layer, loader, device=dev, progress=progress, **asdict(settings),
+                    provenance={**info["provenance"], "data": dataset.name, "split": "train"})
+
+
+class _CallableModule(types.ModuleType):
+    """``sparsenet.discover(...)`` calls :func:`discover`; the module stays a module."""
+
+    def __call__(self, *args, **kwargs) -> FittedDiscovery:
+        return discover(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -21,6 +21,7 @@ finished epoch).
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -145,13 +146,16 @@ def _check_settings(out: Path, settings: dict[str, Any]) -> None:
 
 
 def grow(dataset, config: GrowthConfig, train_config, analysis, out_dir: str | Path, *,
-         progress: bool = True) -> dict[str, Any]:
-    """Grow ``config.modules`` modules on ``dataset``; see the module docstring for the layout."""
+         progress: bool = True, device=None) -> dict[str, Any]:
+    """Grow ``config.modules`` modules on ``dataset``; see the module docstring for the layout.
+    Training and recording run on ``device`` (``auto``/None: CUDA when available)."""
+    from sparsenet.device import resolve_device
     from sparsenet.io import check_out_dir, entries, roll_back
 
     config.validate()
     train_config.validate()
     analysis.validate()
+    device = resolve_device(device)
     if analysis.clusters != "auto" and analysis.clusters > config.stem_width:
         raise SparsenetError(f"clusters is {analysis.clusters}, but the first layer clustered (the stem) has "
                              f"{config.stem_width} channels; give clusters <= stem_width, or 'auto'")
@@ -160,19 +164,20 @@ def grow(dataset, config: GrowthConfig, train_config, analysis, out_dir: str | P
     settings = {"data": dataset.name, "growth": asdict(config), "train": asdict(train_config),
                 "analysis": asdict(analysis)}
     settings = json.loads(json.dumps(settings))  # tuples -> lists, as stored
+    logging.getLogger(__name__).info("grow into %s on %s: %s", out, device, settings)
     if (out / "growth.json").exists():
         _check_settings(out, settings)
     before = entries(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
         _check_settings(out, settings)
-        return _grow_steps(out, dataset, config, train_config, analysis, target, progress)
+        return _grow_steps(out, dataset, config, train_config, analysis, target, progress, device)
     except SparsenetError:
         roll_back(out, before)  # a refused growth leaves --out as it was; an interrupted one stays to resume
         raise
 
 
-def _grow_steps(out: Path, dataset, config: GrowthConfig, train_config, analysis, target, progress: bool):
+def _grow_steps(out: Path, dataset, config: GrowthConfig, train_config, analysis, target, progress: bool, device):
     from sparsenet.builder.modules import build_network
     from sparsenet.training.checkpoint import load_checkpoint
     from sparsenet.discover import Activations, analyse, write_run
@@ -201,7 +206,7 @@ def _grow_steps(out: Path, dataset, config: GrowthConfig, train_config, analysis
             model.load_state_dict(state)
             layer = _newest_layer(network)
             if not (step_dir / "module.json").exists():
-                acts = record(model, layer, x_record, batch_size=250)
+                acts = record(model.to(device), layer, x_record, batch_size=250, device=device).cpu()
                 acts_info = Activations(acts, {"model": "specnet", "layer": layer, "data": dataset.name,
                                                "split": "train", "growth_step": step,
                                                "layer_shape": list(acts.shape[1:])})
@@ -223,7 +228,7 @@ def _grow_steps(out: Path, dataset, config: GrowthConfig, train_config, analysis
         metrics = train(model, dataset, train_config, model_name="specnet",
                         model_kwargs={"spec": spec_to_dict(network)}, out_dir=step_dir,
                         resume=(step_dir / "checkpoint.pt").exists(), progress=progress,
-                        extra={"growth_step": step, "mode": config.mode})
+                        extra={"growth_step": step, "mode": config.mode}, device=device)
         state = model.state_dict()
         steps.append(metrics)
     return _finish(out, network, steps, config, dataset, target)

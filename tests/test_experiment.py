@@ -95,7 +95,7 @@ def test_unknown_dataset(smoke):
 
 def test_unknown_model_kind(smoke):
     smoke["candidates"][1]["kind"] = "resnet50"
-    _bad(smoke, r"candidates\[1\]\.kind is 'resnet50'; expected one of \['googlenet_small', 'plaincnn', 'grown', 'skeleton'\]")
+    _bad(smoke, r"candidates\[1\]\.kind is 'resnet50'; expected one of \['googlenet_small', 'plaincnn', 'grown', 'skeleton', 'model'\]")
 
 
 @pytest.mark.parametrize("index,key,value,message", [

@@ -36,6 +36,8 @@ from typing import Callable
 import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
+from sparsenet.progress import bar
+
 STATISTIC = "modularity"
 MAX_ROWS = 50_000
 
@@ -78,7 +80,8 @@ def permutation_test(
     rows, subsampled = row_index(np.arange(X3.shape[0]), X3.shape[2], max_rows, rng)
     if observed is None or subsampled:
         observed = modularity(*pipeline(sample_rows(X3, rows)))
-    null = np.array([_null_statistic(X3, rows, pipeline, rng) for _ in range(n_permutations)])
+    repeats = bar(range(n_permutations), desc="permutation null")  # on stderr, in a terminal
+    null = np.array([_null_statistic(X3, rows, pipeline, rng) for _ in repeats])
     return _summary(float(observed), null)
 
 
@@ -95,7 +98,7 @@ def stability(
     n_images = X3.shape[0]
     if n_images < 4 or n_resamples < 1:
         return None
-    scores = [_split_half_ari(X3, pipeline, rng, max_rows) for _ in range(n_resamples)]
+    scores = [_split_half_ari(X3, pipeline, rng, max_rows) for _ in bar(range(n_resamples), desc="stability halves")]
     scores = [s for s in scores if s is not None]
     return float(np.mean(scores)) if scores else None
 

@@ -11,10 +11,16 @@ from sparsenet.errors import SparsenetError
 from sparsenet.numbers import measured
 
 MEASUREMENTS = ("stats_cost", "stats_machine", "clustering", "hardware", "inference")
+USER_MEASUREMENTS = ("model",)  # run when the user names a model (bench.model)
 
 
-def _measure(key: str, sizes, grown) -> tuple[dict, Callable[[dict], list[dict]]]:
+def _measure(key: str, sizes, grown, user=None) -> tuple[dict, Callable[[dict], list[dict]]]:
     import torch
+
+    if key == "model":
+        from sparsenet.bench import model as m
+
+        return m.run(**user, batches=sizes.inference_batches, repeats=sizes.repeats), m.summary_rows
 
     if key == "stats_cost":
         from sparsenet.bench import stats_cost as m
@@ -64,8 +70,11 @@ def table(rows: list[dict]) -> str:
 def run(*, mode: str = "full", only: list[str] | None = None, out: str | Path = "benchmarks/results",
         name: str | None = None, threads: int | None = None, figures: str | Path | None = None,
         grown: str | Path | None = None, command: str | None = None,
-        progress: bool = True) -> dict:
-    """Run the measurements of ``mode`` (full, quick or tiny); write ``<out>/<name>.json``."""
+        progress: bool = True, user: dict | None = None) -> dict:
+    """Run the measurements of ``mode`` (full, quick or tiny); write ``<out>/<name>.json``.
+
+    ``user`` (model, model_args, weights, input_size, device: see :mod:`sparsenet.bench.model`)
+    measures the user's model; then only that runs unless ``only`` names more."""
     import torch
 
     from sparsenet.bench.sizes import MODES
@@ -82,8 +91,9 @@ def run(*, mode: str = "full", only: list[str] | None = None, out: str | Path = 
     check_out_dir(out)
     if figures is not None:
         check_out_dir(figures, "--figures")
-    keys = list(only) if only else list(MEASUREMENTS)
-    bad = [k for k in keys if k not in MEASUREMENTS]
+    keys = list(only) if only else ([] if user else list(MEASUREMENTS))
+    keys = (["model"] if user else []) + [k for k in keys if k != "model"]
+    bad = [k for k in keys if k not in MEASUREMENTS + (USER_MEASUREMENTS if user else ())]
     if bad:
         raise SparsenetError(f"unknown measurement {bad[0]!r}; accepted: {', '.join(MEASUREMENTS)}")
     if threads is not None:
@@ -106,7 +116,7 @@ def run(*, mode: str = "full", only: list[str] | None = None, out: str | Path = 
         if progress:
             print(f"[bench] {key} ({mode}) ...", flush=True)
         t0 = time.perf_counter()
-        data, summarise = _measure(key, sizes, grown)
+        data, summarise = _measure(key, sizes, grown, user)
         result["wall_s"][key] = round(time.perf_counter() - t0, 2)
         result["measurements"][key] = data
         rows = summarise(data)

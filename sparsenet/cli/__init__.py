@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 from sparsenet import __version__
+from sparsenet.cli.options import add_log_argument
+from sparsenet.logs import start_logging, stop_logging
 from sparsenet.errors import SparsenetError
 
 # Sub-command modules, in the order `sparsenet --help` lists them.  A module that is not there
@@ -35,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.add_parser(sub)
+    for command_parser in sub.choices.values():  # every command can write a log file
+        add_log_argument(command_parser)
     return parser
 
 
@@ -44,15 +49,21 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    handler = None
     try:
+        handler = start_logging(args.log, sys.argv[1:] if argv is None else [str(a) for a in argv])
         return int(args.func(args) or 0)
     except (SparsenetError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
             PermissionError) as exc:
+        if handler is not None:  # (without a log file, logging's last-resort handler would print it twice)
+            logging.getLogger("sparsenet").error("%s", exc)
         print(f"sparsenet {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"sparsenet {args.command}: interrupted; rerun with --resume to continue", file=sys.stderr)
         return 130
+    finally:
+        stop_logging(handler)
 
 
 if __name__ == "__main__":

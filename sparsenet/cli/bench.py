@@ -9,6 +9,8 @@ import sys
 
 from sparsenet.bench import runner
 from sparsenet.bench.runner import MEASUREMENTS
+from sparsenet.cli.common import parse_key_values
+from sparsenet.cli.options import add_device_argument, add_model_arguments
 from sparsenet.errors import SparsenetError
 
 
@@ -32,6 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="only draw the plots of an existing results file into --figures")
     p.add_argument("--before", default=None, metavar="RESULTS_JSON",
                    help="with --plot: an earlier results file drawn faded beside it (clustering)")
+    add_model_arguments(p, default=None)
+    p.add_argument("--input-size", default=None, help="with --model: the input shape C,H,W")
+    add_device_argument(p)
 
 
 def add_parser(sub) -> None:
@@ -52,9 +57,27 @@ def run(args, command: str | None = None) -> int:
         return 0
     mode = "tiny" if args.tiny else ("quick" if args.quick else "full")
     only = [k.strip() for k in args.only.split(",") if k.strip()] if args.only else None
+    user = _user_model(args)
     runner.run(mode=mode, only=only, out=args.out, name=args.name, threads=args.threads, figures=args.figures,
-               grown=args.grown, command=command or "sparsenet " + shlex.join(sys.argv[1:]))
+               grown=args.grown, command=command or "sparsenet " + shlex.join(sys.argv[1:]), user=user)
     return 0
+
+
+def _user_model(args) -> dict | None:
+    """--model and its options as bench.model's arguments (None without --model)."""
+    from sparsenet.device import resolve_device
+
+    device = resolve_device(args.device)  # refused before anything runs
+    if not args.model:
+        return None
+    try:
+        shape = tuple(int(v) for v in (args.input_size or "").split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise SparsenetError(f"--model needs --input-size C,H,W such as 1,28,28; got {args.input_size!r}")
+    return {"model": args.model, "model_args": parse_key_values(args.model_arg, "--model-arg"),
+            "weights": args.weights, "input_size": shape, "device": device}
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m benchmarks") -> int:

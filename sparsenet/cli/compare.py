@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sparsenet.cli.options import add_device_argument
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -16,6 +18,10 @@ def add_parser(sub) -> None:
     p.add_argument("--check", action="store_true",
                    help="validate the configuration (and that its dataset and networks load) and stop")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    add_device_argument(p)
+    p.add_argument("--trust-model", action="append", default=[], metavar="IMPORT_PATH",
+                   help="run the code of a model candidate's import path (package.module:callable or "
+                        "file.py:callable); a configuration never runs code the command line does not name")
     p.set_defaults(func=run)
 
 
@@ -29,17 +35,21 @@ def run(args) -> int:
 
     from sparsenet.io import check_out_dir
 
+    from sparsenet.device import resolve_device
+
+    device = resolve_device(args.device)  # refused before anything loads
     experiment = load_experiment(args.config)
     out = check_out_dir(Path(args.out) if args.out else Path("runs") / f"compare-{Path(args.config).stem}")
     if args.check:
-        preflight(experiment, load_data(experiment))
+        preflight(experiment, load_data(experiment), args.trust_model)
         n = len(experiment.points)
         print(f"{args.config}: valid; {n} candidate(s) x {len(experiment.seeds)} seed(s): "
               + ", ".join(p.name for p in experiment.points))
         return 0
-    command = f"sparsenet compare --config {args.config} --out {out}" + (" --quiet" if args.quiet else "")
+    command = (f"sparsenet compare --config {args.config} --out {out}" + (" --quiet" if args.quiet else "")
+               + "".join(f" --trust-model {m}" for m in args.trust_model))
     summary = run_comparison(experiment, out, config_text=Path(args.config).read_text(), progress=not args.quiet,
-                             command=command)
+                             command=command, device=device, trusted=args.trust_model)
     print(f"{summary['trained']} network(s) trained now, {summary['reused']} run(s) reused")
     for c in summary["candidates"]:  # a candidate whose every run diverged has no accuracy (or cost)
         macs = "n/a" if c["macs"] is None else f"{c['macs']:,.0f}"

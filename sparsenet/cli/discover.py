@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import shlex
 import sys
+from dataclasses import replace
 
 from sparsenet.analyser.settings import DISCOVER
 from sparsenet.errors import SparsenetError
-from sparsenet.cli.common import add_analysis_arguments, analysis_settings
+from sparsenet.cli.common import add_analysis_arguments, analysis_settings, parse_key_values
+from sparsenet.cli.options import add_device_argument, add_model_arguments
 
 
 def add_parser(sub) -> None:
@@ -17,13 +19,15 @@ def add_parser(sub) -> None:
                     "conv layer and write runs/discover/. Otherwise analyse --checkpoint/--layer or --activations.")
     src = p.add_argument_group("what to analyse")
     src.add_argument("--checkpoint", help="trained model checkpoint (from `sparsenet train`)")
+    add_model_arguments(src, default=None)
     src.add_argument("--layer", help="layer name as model.named_modules() gives it (see --list-layers); default: the deepest conv output")
-    src.add_argument("--data", help="dataset to record on (default: the checkpoint's dataset)")
+    src.add_argument("--data", help="dataset to record on (default: the checkpoint's dataset, else mnist5k)")
     src.add_argument("--data-root", help="directory of the dataset files, where it applies")
     src.add_argument("--activations", help="saved activations (.npy or .pt, N x C x H x W or N x C); no model needed")
+    src.add_argument("--stats", help="saved statistics (DIR/stats.npz of an earlier run): re-analyse without recording")
     src.add_argument("--list-layers", action="store_true", help="print every hookable layer with its output shape and exit")
-    src.add_argument("--model", default=None, help="with --list-layers and no checkpoint: a registered model (default plaincnn)")
     src.add_argument("--input-size", default=None, help="with --list-layers: input shape C,H,W (default: the model's)")
+    add_device_argument(src)
     ana = p.add_argument_group("analysis")
     add_analysis_arguments(ana, DISCOVER, samples="images to record")
     ana.add_argument("--seed", type=int, default=DISCOVER.seed)
@@ -33,45 +37,60 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from sparsenet import discover as d
+    from sparsenet.device import resolve_device
     from sparsenet.io import check_out_dir
 
     if args.list_layers:
         return _list_layers(args)
     check_out_dir(args.out)
-    if args.activations and (args.checkpoint or args.layer or args.data):
-        raise SparsenetError("--activations analyses a saved array; it cannot be combined with --checkpoint/--layer/--data")
+    saved = [o for o, v in (("--activations", args.activations), ("--stats", args.stats)) if v]
+    if len(saved) > 1 or (saved and (args.checkpoint or args.model or args.weights or args.layer or args.data)):
+        raise SparsenetError(f"{' and '.join(saved)} analyse saved data; they cannot be combined with each other or "
+                             "with --checkpoint/--model/--weights/--layer/--data")
     settings = analysis_settings(args)
-    if args.activations:
+    resolve_device(args.device)  # a device the machine lacks is refused before any training or loading
+    command = "sparsenet " + shlex.join(sys.argv[1:])
+    if args.stats:
+        if d.needs_samples(settings):
+            print("note: significance and stability need the samples; --stats holds statistics only, so they "
+                  "are not computed (--permutations 0 --resamples 0 says so explicitly)", file=sys.stderr)
+        discovery = d.analyse_stats(d.load_stats(args.stats), settings, {"stats": str(args.stats)})
+    elif args.activations:
         acts = d.load_activations(args.activations)
+        print(f"analysing {tuple(acts.values.shape)} activations")
+        discovery = d.analyse(acts, settings)[1]
     else:
-        checkpoint = args.checkpoint or d.default_checkpoint(seed=args.seed)
-        acts = d.record_checkpoint(checkpoint, args.layer, args.data, args.data_root, args.max_samples, args.seed)
-    print(f"analysing {tuple(acts.values.shape)} activations"
-          + (f" of layer {acts.provenance['layer']}" if "layer" in acts.provenance else ""))
-    analyzer, discovery = d.analyse(acts, settings)
-    out = d.write_run(analyzer, discovery, args.out, command="sparsenet " + shlex.join(sys.argv[1:]))
+        checkpoint = args.checkpoint or (None if args.model else d.default_checkpoint(seed=args.seed))
+        discovery = d.discover_model(checkpoint, args.model, parse_key_values(args.model_arg, "--model-arg"),
+                                     args.weights, layer=args.layer, data=args.data, data_root=args.data_root,
+                                     device=args.device, settings=settings)
+    out = replace(discovery, command=command).save(args.out)
     from sparsenet.discovery.report import summary_table
 
     print(summary_table(discovery))
-    print(f"wrote {out}/discovery.json, report.md and plots")
+    print(f"wrote {out}/discovery.json, report.md, plots and raw artefacts (affinity.npy, spectrum.npy, stats.npz)")
     return 0
 
 
 def _list_layers(args) -> int:
-    from sparsenet.training.checkpoint import model_from_checkpoint
     import sparsenet.builder.specnet  # noqa: F401  (registers "specnet")
-    from sparsenet.models import get_model, model_info
+    from sparsenet.discover import load_model
+    from sparsenet.models import model_info
+    from sparsenet.models.external import build_from_spec, parse_model_spec
     from sparsenet.recording import hookable_layers
 
+    shape = _input_size(args.input_size) if args.input_size else None
     if args.checkpoint:
-        model, ckpt = model_from_checkpoint(args.checkpoint)
-        shape = tuple(ckpt.get("input_shape") or ())
+        model, info = load_model(args.checkpoint, args.model, None, None)
+        shape = shape or tuple(info.get("input_shape") or ())
     else:
         name = args.model or "plaincnn"
-        shape = _input_size(args.input_size) if args.input_size else model_info(name).default_input
-        model = get_model(name, in_channels=shape[0])
-    if args.input_size:
-        shape = _input_size(args.input_size)
+        if not parse_model_spec(name).imported:
+            shape = shape or model_info(name).default_input
+        elif shape is None:
+            raise SparsenetError(f"--list-layers with --model {name} needs --input-size C,H,W")
+        model, _ = build_from_spec(name, parse_key_values(args.model_arg, "--model-arg"),
+                                   optional={"in_channels": shape[0]})
     for name, kind, out_shape in hookable_layers(model, shape):
         print(f"{name:<40} {kind:<20} {'x'.join(map(str, out_shape))}")
     return 0

@@ -6,6 +6,7 @@ from sparsenet.analyser.settings import GROW
 from sparsenet.builder.spec import CONNECTIVITIES
 from sparsenet.errors import SparsenetError
 from sparsenet.cli.common import add_analysis_arguments, analysis_settings, positive_int
+from sparsenet.cli.options import add_device_argument
 from sparsenet.grow import MODES, STEP_TRAINING, GrowthConfig
 from sparsenet.training.config import TrainConfig
 
@@ -38,15 +39,19 @@ def add_parser(sub) -> None:
     add_analysis_arguments(p, GROW, samples="images recorded per discovery")
     p.add_argument("--out", default="runs/grow", help="output directory (default runs/grow); rerun to resume")
     p.add_argument("--quiet", action="store_true")
+    add_device_argument(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from sparsenet.data import load_dataset
+    from sparsenet.device import resolve_device
     from sparsenet.grow import grow
     from sparsenet.io import check_out_dir
 
     check_out_dir(args.out)
+    device = resolve_device(args.device)  # refused before anything loads
+
     try:
         pool_after = tuple(int(v) for v in args.pool_after.split(",") if v.strip())
     except ValueError:
@@ -60,7 +65,7 @@ def run(args) -> int:
     train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed).validate()
     analysis = analysis_settings(args)
     dataset = load_dataset(args.data, args.data_root, seed=args.seed)
-    summary = grow(dataset, config, train_config, analysis, args.out, progress=not args.quiet)
+    summary = grow(dataset, config, train_config, analysis, args.out, progress=not args.quiet, device=device)
     print(f"grown {summary['modules']} modules on {summary['data']}: test accuracy "
           f"{summary['final_test_accuracy']:.4f}, params {summary['params']:,}, mult-adds {summary['macs']:,}")
     for s in summary["steps"]:

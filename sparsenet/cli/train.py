@@ -1,8 +1,9 @@
-"""`sparsenet train`: train a registered model on a dataset, with metrics and a checkpoint."""
+"""`sparsenet train`: train a registered or user-defined model on a dataset, with metrics and a checkpoint."""
 
 from __future__ import annotations
 
 from sparsenet.cli.common import parse_key_values, positive_int
+from sparsenet.cli.options import add_device_argument, add_model_arguments
 from sparsenet.training.config import TrainConfig
 
 RECIPE = TrainConfig()  # the library's defaults
@@ -10,11 +11,10 @@ RECIPE = TrainConfig()  # the library's defaults
 
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train a model on a dataset (writes metrics.json and checkpoint.pt)")
-    p.add_argument("--model", default="plaincnn", help="registered model (see `sparsenet models`); default plaincnn")
+    add_model_arguments(p, default="plaincnn", weights=False)
     p.add_argument("--data", default="mnist5k", help="dataset name or FORMAT:PATH (see `sparsenet datasets`); default mnist5k")
     p.add_argument("--data-root", default=None, help="directory of the dataset files, where it applies")
     p.add_argument("--image-size", type=positive_int, default=None, help="resize images to this many pixels square")
-    p.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="constructor argument, e.g. width_mult=0.5 (repeatable)")
     p.add_argument("--epochs", type=positive_int, default=RECIPE.epochs)
     p.add_argument("--batch-size", type=positive_int, default=RECIPE.batch_size)
     p.add_argument("--lr", type=float, default=RECIPE.lr)
@@ -27,18 +27,24 @@ def add_parser(sub) -> None:
     p.add_argument("--out", default="runs/train", help="output directory (default runs/train)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    add_device_argument(p)
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0: in this process)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from sparsenet.data import load_dataset
+    from sparsenet.device import resolve_device
     import sparsenet.builder.specnet  # noqa: F401  (registers "specnet")
     from sparsenet.io import check_out_dir
     from sparsenet.models import model_info
+    from sparsenet.models.external import load_factory, parse_model_spec
     from sparsenet.training.loop import train_named
 
     check_out_dir(args.out)
-    model_info(args.model)  # an unknown model is refused before any data is loaded
+    source = parse_model_spec(args.model)  # an unknown model or bad import path is refused before any data loads
+    load_factory(source) if source.imported else model_info(source.target)
+    device = resolve_device(args.device)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                          augment=args.augment, warmup_steps=args.warmup_steps,
                          clip_grad_norm=args.clip_grad_norm).validate()
@@ -47,7 +53,8 @@ def run(args) -> int:
     print(f"training {args.model} on {dataset.name}: {len(dataset.x_train)} train / {len(dataset.x_test)} test "
           f"images of {'x'.join(map(str, dataset.input_shape))}, {config.epochs} epochs")
     _, metrics = train_named(args.model, dataset, config, model_kwargs,
-                             out_dir=args.out, resume=args.resume, progress=not args.quiet)
+                             out_dir=args.out, resume=args.resume, progress=not args.quiet, device=device,
+                             num_workers=args.workers)
     print(f"final test accuracy {metrics['final_test_accuracy']:.4f}  params {metrics['params']:,}  "
           f"mult-adds {metrics['macs']:,}  wall {metrics['wall_time_s']:.1f}s")
     print(f"wrote {args.out}/metrics.json and {args.out}/checkpoint.pt")

@@ -33,8 +33,11 @@ def load_data(experiment: Experiment):
 
 
 def registered_model(point: Point) -> tuple[str, dict[str, Any]]:
-    """The registered model name and its keyword arguments of a googlenet_small or plaincnn candidate."""
+    """The model (registered name or import path) and its keyword arguments of a googlenet_small,
+    plaincnn or model candidate."""
     o = point.options
+    if point.kind == "model":
+        return o["model"], dict(o["model_args"])
     if point.kind == "googlenet_small":
         return "googlenet_small", {"width_mult": o["width_mult"], "num_modules": o["num_modules"],
                                    "batch_norm": o["batch_norm"], "dropout": o["dropout"]}
@@ -76,13 +79,29 @@ def analysis_settings(point: Point, seed: int) -> AnalysisSettings:
     return AnalysisSettings(seed=seed, **point.options["analysis"])
 
 
-def preflight(experiment: Experiment, dataset) -> None:
-    """Build every candidate once for the dataset, so that nothing that cannot run starts training."""
+def untrusted_models(experiment: Experiment, trusted=()) -> list[str]:
+    """The import paths the experiment's model candidates name that ``trusted`` (the command
+    line's --trust-model) does not: a configuration never chooses code to run on its own."""
+    from sparsenet.models.external import parse_model_spec
+
+    keys = {parse_model_spec(t).key for t in trusted}
+    named = [p.options["model"] for p in experiment.points if p.kind == "model"]
+    return [m for m in named if parse_model_spec(m).imported and parse_model_spec(m).key not in keys]
+
+
+def preflight(experiment: Experiment, dataset, trusted=()) -> None:
+    """Build every candidate once for the dataset, so that nothing that cannot run starts training.
+    Import paths of model candidates must be among ``trusted`` (else nothing runs)."""
+    missing = untrusted_models(experiment, trusted)
+    if missing:
+        raise SparsenetError(f"{experiment.source}: model candidates name code to run ({', '.join(missing)}); "
+                             "sparsenet runs it only when the command line names it too: add "
+                             + " ".join(f"--trust-model {m}" for m in missing))
     for seed in experiment.seeds:
         experiment.train_config(seed)
     for p in experiment.points:
         try:
-            if p.kind in ("googlenet_small", "plaincnn"):
+            if p.kind in ("googlenet_small", "plaincnn", "model"):
                 name, kwargs = registered_model(p)
                 model, _ = build_model(name, dataset, 0, kwargs)
                 validate_input(model, dataset.input_shape)

@@ -42,6 +42,12 @@ A configuration names the dataset, the training recipe, the seeds and the candid
     [candidates.analysis]
     max_samples = 300
 
+    [[candidates]]                    # the user's own network: a registered name or an import path;
+    name = "mine"                     # an import path runs only when the command line names it too:
+    kind = "model"                    # sparsenet compare --config X --trust-model nets/my.py:make
+    model = "nets/my.py:make"
+    model_args = { width = 16 }
+
     [[candidates]]                    # a network grown module by module (sparsenet.grow)
     name = "grown"
     kind = "grown"
@@ -75,8 +81,9 @@ from sparsenet.training.config import TrainConfig
 __all__ = ["ConfigError", "Experiment", "Point", "load_experiment", "parse_experiment", "KINDS", "ROLES"]
 
 # Candidate kinds and the role each plays in the comparison.
-KINDS = ("googlenet_small", "plaincnn", "grown", "skeleton")
-ROLES = {"googlenet_small": "hand", "plaincnn": "baseline", "grown": "discovered", "skeleton": "discovered"}
+KINDS = ("googlenet_small", "plaincnn", "grown", "skeleton", "model")
+ROLES = {"googlenet_small": "hand", "plaincnn": "baseline", "grown": "discovered", "skeleton": "discovered",
+         "model": "baseline"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
@@ -186,6 +193,23 @@ def _budget_like(path: str, value: Any) -> str:
     return value
 
 
+def _model(path: str, value: Any) -> str:
+    from sparsenet.models.external import parse_model_spec  # parses only: nothing is imported here
+
+    try:
+        return parse_model_spec(_str(path, value)).spec
+    except ConfigError:
+        raise
+    except SparsenetError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _kwargs(path: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict) or not all(isinstance(v, (int, float, str, bool, list)) for v in value.values()):
+        raise _fail(path, value, "expected a table of keyword arguments with plain values, e.g. { width = 16 }")
+    return dict(value)
+
+
 def _stage(path: str, value: Any) -> str:
     from sparsenet.models.inception import INCEPTION_ORDER
 
@@ -263,6 +287,10 @@ CANDIDATE_KEYS: dict[str, dict[str, tuple[Callable, Any]]] = {
         "dropout": (_float(0, 1, high_open=True), 0.4),
         "tolerance": (_float(0, 1, low_open=True, high_open=True), 0.02),
         "analysis": (None, None),   # sub-table, checked with ANALYSIS_KEYS
+    },
+    "model": {
+        "model": (_model, _REQUIRED),
+        "model_args": (_kwargs, {}),
     },
     "grown": {
         **_DISCOVERED,

@@ -40,22 +40,25 @@ def torch_threads(n: int | None):
 
 
 def measure_latency(models: dict[str, torch.nn.Module], input_shape, *, threads: int = 1, warmup: int = 3,
-                    repeats: int = 10, batch_sizes=(1, 64)) -> dict[str, dict[str, float]]:
+                    repeats: int = 10, batch_sizes=(1, 64), device=None) -> dict[str, dict[str, float]]:
     """Median forward time (ms) per batch of each size, for every model, timed interleaved.
 
     All models are warmed up first; then each repeat times every model once per batch size, in
     an order rotated by one model per repeat (so drift in the machine's speed spreads over all
-    models instead of favouring the first).  Same thread count and inputs for all.
+    models instead of favouring the first).  Same thread count and inputs for all.  On a
+    ``device`` other than the CPU each forward pass is timed to its end (``synchronize``).
     """
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     if not models:
         return {}
     gen = torch.Generator().manual_seed(0)
-    inputs = {f"b{b}": torch.randn(b, *input_shape, generator=gen) for b in batch_sizes}
+    inputs = {f"b{b}": torch.randn(b, *input_shape, generator=gen).to(device) for b in batch_sizes}
     keys = list(models)
     samples = {k: {b: [] for b in inputs} for k in keys}
     with torch_threads(threads), torch.inference_mode():
         for m in models.values():
-            m.eval()
+            m.to(device).eval()
         for _ in range(warmup):
             for k in keys:
                 for x in inputs.values():
@@ -64,8 +67,10 @@ def measure_latency(models: dict[str, torch.nn.Module], input_shape, *, threads:
             shift = r % len(keys)
             for k in keys[shift:] + keys[:shift]:
                 for b, x in inputs.items():
+                    sync()
                     t0 = time.perf_counter()
                     models[k](x)
+                    sync()
                     samples[k][b].append((time.perf_counter() - t0) * 1000.0)
     return {k: {b: float(statistics.median(v)) for b, v in s.items()} for k, s in samples.items()}
 
@@ -76,11 +81,13 @@ def latency_key(row: dict[str, Any]) -> str:
 
 
 def latency_phase(rows: list[dict[str, Any]], experiment: Experiment, dataset, out: Path,
-                  log: Callable[[str], None]) -> dict[str, Any]:
+                  log: Callable[[str], None], device=None) -> dict[str, Any]:
     """Time every trained run's checkpoint together (or reuse latency.json when it covers them all with
     the same settings); returns latency.json's content, medians per run under ``runs``."""
     settings = {**experiment.latency, "batch_sizes": [1, 64], "input_shape": list(dataset.input_shape),
                 "torch": torch.__version__, "machine": platform.machine(), "processor": platform.processor()}
+    if device is not None and torch.device(device).type != "cpu":  # CPU runs keep their earlier settings
+        settings["device"] = str(device)
     path = out / "latency.json"
     keys = [latency_key(r) for r in rows]
     if path.exists():
@@ -91,12 +98,13 @@ def latency_phase(rows: list[dict[str, Any]], experiment: Experiment, dataset, o
     log(f"latency: timing {len(rows)} models together ({experiment.latency['threads']} thread(s), "
         f"{experiment.latency['warmup']} warm-up, {experiment.latency['repeats']} repeats, batch 1 and 64)")
     models = {}
+    named = {p.name: p.options["model"] for p in experiment.points if p.kind == "model"}  # trusted in preflight
     for row in rows:
-        model, _ = model_from_checkpoint(out / row["checkpoint"])
+        model, _ = model_from_checkpoint(out / row["checkpoint"], model=named.get(row["candidate"]))
         models[latency_key(row)] = model
     t0 = time.perf_counter()
     runs = measure_latency(models, tuple(dataset.input_shape), threads=experiment.latency["threads"],
-                           warmup=experiment.latency["warmup"], repeats=experiment.latency["repeats"])
+                           warmup=experiment.latency["warmup"], repeats=experiment.latency["repeats"], device=device)
     result = {"settings": settings, "note": LATENCY_NOTE, "time_s": time.perf_counter() - t0, "runs": runs}
     atomic_write_json(path, result)
     return result

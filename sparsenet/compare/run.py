@@ -37,6 +37,7 @@ latency phase is reused when it covers every run with the same settings.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -52,33 +53,46 @@ from sparsenet.compare.runs import claim_output_dir, run_directory, run_point
 from sparsenet.errors import SparsenetError
 from sparsenet.io import atomic_write_json, atomic_write_text, entries, roll_back
 
-__all__ = ["run_comparison"]
+__all__ = ["run_comparison", "eta_text"]
+
+
+def eta_text(seconds: float) -> str:
+    """Seconds as the time left: '40 s', '12 min', '2.5 h'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 def run_comparison(experiment: Experiment, out_dir: str | Path, *, config_text: str | None = None,
                    progress: bool = True, log: Callable[[str], None] | None = None,
-                   plots: bool = True, command: str | None = None) -> dict[str, Any]:
+                   plots: bool = True, command: str | None = None, device=None,
+                   trusted=()) -> dict[str, Any]:
     """Train and measure every candidate at every seed; write the outputs (see the module docstring).
 
     Everything that can be checked is checked before the first network is trained: the
     directory's stored configuration, the dataset, every candidate's network on its input.
     Returns the summary, with ``trained`` (networks trained in this call) and ``reused``.
+    ``device`` (``auto``/None: CUDA when available) trains the networks and times them;
+    ``trusted``: the import paths of model candidates the user named (``--trust-model``).
     """
+    from sparsenet.device import resolve_device
+
+    device = resolve_device(device)
     log = log or (lambda msg: print(msg, flush=True))
     out = Path(out_dir)
     resuming = claim_output_dir(out, experiment)
     dataset = load_data(experiment)
-    preflight(experiment, dataset)
+    preflight(experiment, dataset, trusted)
     before = entries(out)
     try:
-        return _run(experiment, out, dataset, resuming, config_text, progress, log, plots, command)
+        return _run(experiment, out, dataset, resuming, config_text, progress, log, plots, command, device)
     except SparsenetError:
         roll_back(out, before)  # a refused comparison leaves --out as it was; an interrupted one stays to resume
         raise
 
 
 def _run(experiment: Experiment, out: Path, dataset, resuming: bool, config_text, progress, log, plots,
-         command) -> dict[str, Any]:
+         command, device) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     if not resuming:
         atomic_write_json(out / "config.json", {"format": "sparsenet.compare.config", "version": 1,
@@ -100,13 +114,20 @@ def _run(experiment: Experiment, out: Path, dataset, resuming: bool, config_text
     total = len(experiment.seeds) * len(experiment.points)
     t_start = time.perf_counter()
     with torch_threads(experiment.threads):
-        step = 0
+        step, busy_s, runs_timed = 0, 0.0, 0
+        logging.getLogger(__name__).info("compare %s into %s: %d runs, config %s", experiment.source, out, total,
+                                         experiment.normalized)
         for seed in experiment.seeds:   # seed-major: complete seeds appear first
             for point in experiment.points:
                 step += 1
                 done = (run_directory(out, point.name, seed) / "metrics.json").exists()
-                log(f"[{step}/{total}] {point.name} seed {seed}: " + ("done earlier, reusing" if done else "training"))
-                new_rows, n = run_point(point, seed, dataset, experiment, out, progress, log)
+                eta = f" (ETA {eta_text(busy_s / runs_timed * (total - step + 1))})" if runs_timed and not done else ""
+                log(f"[{step}/{total}] {point.name} seed {seed}: " + ("done earlier, reusing" if done else "training")
+                    + eta)
+                t_run = time.perf_counter()
+                new_rows, n = run_point(point, seed, dataset, experiment, out, progress, log, device)
+                if n:
+                    busy_s, runs_timed = busy_s + time.perf_counter() - t_run, runs_timed + 1
                 trained += n
                 reused += int(n == 0)
                 have = {(r["candidate"], r["seed"]) for r in rows}
@@ -117,7 +138,7 @@ def _run(experiment: Experiment, out: Path, dataset, resuming: bool, config_text
                 if n:
                     write_outputs(out, rows, {**meta, "complete": False}, plots=False)  # partial, no latency yet
     trained_rows = [r for r in rows if r["status"] == "ok"]   # failed runs have no network to time
-    latency = latency_phase(trained_rows, experiment, dataset, out, log)
+    latency = latency_phase(trained_rows, experiment, dataset, out, log, device=device)
     for r in trained_rows:
         r["latency_ms"] = latency["runs"][latency_key(r)]
     # training of every network (controls = shared skeletons, once each) + discovery and growth

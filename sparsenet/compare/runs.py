@@ -25,6 +25,7 @@ from sparsenet.errors import SparsenetError, TrainingDiverged
 from sparsenet.grow import grow
 from sparsenet.io import atomic_write_json
 from sparsenet.models.accounting import measure
+from sparsenet.models.external import parse_model_spec
 from sparsenet.training.checkpoint import model_from_checkpoint
 from sparsenet.training.loop import build_model, train
 
@@ -79,7 +80,7 @@ class Diverged(SparsenetError):
 
 
 def _train(model_name: str, kwargs: dict[str, Any], dataset, experiment: Experiment, seed: int, run_dir: Path,
-           progress: bool, extra: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+           progress: bool, extra: dict[str, Any], device=None) -> tuple[dict[str, Any], bool]:
     """Train (or reuse) one network in run_dir; returns (metrics, trained_now).
 
     A run that diverges is recorded in ``run_dir/diverged.json`` and raises :class:`Diverged`,
@@ -94,8 +95,10 @@ def _train(model_name: str, kwargs: dict[str, Any], dataset, experiment: Experim
     model, kw = build_model(model_name, dataset, seed, kwargs)
     t0 = time.perf_counter()
     try:
-        metrics = train(model, dataset, experiment.train_config(seed), model_name=model_name, model_kwargs=kw,
-                        out_dir=run_dir, resume=(run_dir / "checkpoint.pt").exists(), progress=progress, extra=extra)
+        metrics = train(model, dataset, experiment.train_config(seed), model_name=parse_model_spec(model_name).key,
+                        model_kwargs=kw,
+                        out_dir=run_dir, resume=(run_dir / "checkpoint.pt").exists(), progress=progress, extra=extra,
+                        device=device)
     except TrainingDiverged as exc:
         elapsed = time.perf_counter() - t0
         cost = measure(model, dataset.input_shape)  # the architecture's; the NaN weights do not matter
@@ -135,26 +138,27 @@ def _failed_row(point: Point, seed: int, record: dict[str, Any], **fields) -> di
 
 
 def run_point(point: Point, seed: int, dataset, experiment: Experiment, out: Path, progress: bool,
-               log: Callable[[str], None]) -> tuple[list[dict[str, Any]], int]:
-    """Train (or reuse) one candidate at one seed; returns (result rows, networks trained now)."""
+               log: Callable[[str], None], device=None) -> tuple[list[dict[str, Any]], int]:
+    """Train (or reuse) one candidate at one seed on ``device`` (training, and the recording of
+    skeleton and grown candidates); returns (result rows, networks trained now)."""
     run_dir = run_directory(out, point.name, seed)
     extra = {"candidate": point.name, "seed": seed, "experiment": experiment.name}
-    if point.kind in ("googlenet_small", "plaincnn"):
+    if point.kind in ("googlenet_small", "plaincnn", "model"):
         name, kwargs = registered_model(point)
         try:
-            metrics, trained = _train(name, kwargs, dataset, experiment, seed, run_dir, progress, extra)
+            metrics, trained = _train(name, kwargs, dataset, experiment, seed, run_dir, progress, extra, device)
         except Diverged as exc:
             log(f"    FAILED: {exc} (recorded in {run_dir / 'diverged.json'}; not retried)")
             return [_failed_row(point, seed, exc.record)], int(exc.fresh)
         return [_row(point, seed, metrics, run_dir, out)], int(trained)
     if point.kind == "skeleton":
-        return _run_skeleton(point, seed, dataset, experiment, out, run_dir, progress, log, extra)
+        return _run_skeleton(point, seed, dataset, experiment, out, run_dir, progress, log, extra, device)
     if point.kind == "grown":
-        return _run_grown(point, seed, dataset, experiment, out, run_dir, progress, log, extra)
+        return _run_grown(point, seed, dataset, experiment, out, run_dir, progress, log, extra, device)
     raise AssertionError(point.kind)
 
 
-def _run_skeleton(point, seed, dataset, experiment, out, run_dir, progress, log, extra):
+def _run_skeleton(point, seed, dataset, experiment, out, run_dir, progress, log, extra, device=None):
     o = point.options
     skeleton = skeleton_spec(point, dataset)
     control_name = skeleton_name(point)
@@ -162,7 +166,7 @@ def _run_skeleton(point, seed, dataset, experiment, out, run_dir, progress, log,
     control = Point(control_name, point.kind, "control", point.options, point.source, control_name)
     try:
         skel_metrics, t1 = _train("specnet", {"spec": spec_to_dict(skeleton)}, dataset, experiment, seed, skel_dir,
-                                  progress, {**extra, "candidate": control_name, "part": "skeleton"})
+                                  progress, {**extra, "candidate": control_name, "part": "skeleton"}, device)
     except Diverged as exc:
         log(f"    FAILED: the skeleton {control_name} diverged ({exc}); nothing to discover from at this seed")
         note = {"status": "skeleton diverged", "error": f"the skeleton {control_name} diverged: {exc}"}
@@ -172,7 +176,7 @@ def _run_skeleton(point, seed, dataset, experiment, out, run_dir, progress, log,
         log(f"  discovering the input of stage {o['stage']} in the trained skeleton {control_name}")
         model, _ = model_from_checkpoint(skel_dir / "checkpoint.pt")
         swap = discover_and_swap(model, skeleton, o["stage"], dataset, analysis_settings(point, seed), run_dir,
-                                 connectivity=o["connectivity"], tolerance=o["tolerance"])
+                                 connectivity=o["connectivity"], tolerance=o["tolerance"], device=device)
     else:
         swap = json.loads((run_dir / "swap.json").read_text())
     swapped = load_spec(run_dir / "network.json", kind="network")
@@ -183,7 +187,7 @@ def _run_skeleton(point, seed, dataset, experiment, out, run_dir, progress, log,
                "pipeline_time_s": float(swap.get("time_s", 0.0))}   # discovery; the skeleton is the control row
     try:
         metrics, t2 = _train("specnet", {"spec": spec_to_dict(swapped)}, dataset, experiment, seed, run_dir,
-                             progress, {**extra, "part": "swapped"})
+                             progress, {**extra, "part": "swapped"}, device)
     except Diverged as exc:
         log(f"    FAILED: {exc} (recorded in {run_dir / 'diverged.json'}; not retried)")
         return [_failed_row(point, seed, exc.record, **details),
@@ -193,7 +197,7 @@ def _run_skeleton(point, seed, dataset, experiment, out, run_dir, progress, log,
     return rows, int(t1) + int(t2)
 
 
-def _run_grown(point, seed, dataset, experiment, out, run_dir, progress, log, extra):
+def _run_grown(point, seed, dataset, experiment, out, run_dir, progress, log, extra, device=None):
     grow_dir = run_dir / "grow"
     grown_now = 0
     if not (grow_dir / "metrics.json").exists():
@@ -204,7 +208,7 @@ def _run_grown(point, seed, dataset, experiment, out, run_dir, progress, log, ex
         t0 = time.perf_counter()
         try:
             grow(dataset, growth_config(point), experiment.train_config(seed), analysis_settings(point, seed),
-                 grow_dir, progress=progress)
+                 grow_dir, progress=progress, device=device)
         except TrainingDiverged as exc:
             record = {"status": "diverged", "error": f"while growing: {exc}", "model": "specnet",
                       "time_s": time.perf_counter() - t0, **extra}
@@ -220,7 +224,7 @@ def _run_grown(point, seed, dataset, experiment, out, run_dir, progress, log, ex
                "pipeline_time_s": grow_time}
     try:
         metrics, trained = _train("specnet", {"spec": spec_to_dict(network)}, dataset, experiment, seed, run_dir,
-                                  progress, {**extra, "part": "retrained from scratch"})
+                                  progress, {**extra, "part": "retrained from scratch"}, device)
     except Diverged as exc:
         log(f"    FAILED: {exc} (recorded in {run_dir / 'diverged.json'}; not retried)")
         return [_failed_row(point, seed, exc.record, **details)], grown_now + int(exc.fresh)

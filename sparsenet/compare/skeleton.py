@@ -132,13 +132,18 @@ def swap_module(spec: NetworkSpec, index: int, module: ModuleSpec) -> NetworkSpe
     return replace(spec, modules=tuple(modules), provenance=provenance)
 
 
-def record_module_input(model: torch.nn.Module, index: int, x: torch.Tensor, batch_size: int = 250) -> torch.Tensor:
-    """The input of ``model.blocks[index]`` (a SpecNetwork) for every image of ``x``, N x C x H x W."""
-    return record(model, f"blocks.{index}", x, batch_size=batch_size, inputs=True)
+def record_module_input(model: torch.nn.Module, index: int, x: torch.Tensor, batch_size: int = 250,
+                        device=None) -> torch.Tensor:
+    """The input of ``model.blocks[index]`` (a SpecNetwork) for every image of ``x``, N x C x H x W
+    (recorded on ``device``, returned on the CPU)."""
+    if device is not None:
+        model.to(device)
+    return record(model, f"blocks.{index}", x, batch_size=batch_size, inputs=True, device=device).cpu()
 
 
 def discover_and_swap(model: torch.nn.Module, skeleton: NetworkSpec, stage: str, dataset, analysis, out_dir,
-                      *, connectivity: str = DEFAULT_CONNECTIVITY, tolerance: float = 0.02) -> dict[str, Any]:
+                      *, connectivity: str = DEFAULT_CONNECTIVITY, tolerance: float = 0.02,
+                      device=None) -> dict[str, Any]:
     """Record stage ``stage``'s input in a trained skeleton, discover, fit and swap; write the results.
 
     Writes ``out_dir/discovery/`` (discovery.json, plots, report), ``module.json`` (the fitted
@@ -150,7 +155,7 @@ def discover_and_swap(model: torch.nn.Module, skeleton: NetworkSpec, stage: str,
     index = stage_index(skeleton, stage)
     mean, std = dataset.mean_std()
     x = normalize(dataset.x_train[: analysis.max_samples], mean, std)
-    acts = record_module_input(model, index, x)
+    acts = record_module_input(model, index, x, device=device)
     size = module_input_sizes(skeleton, dataset.input_shape[1:])[index]
     if tuple(acts.shape[2:]) != tuple(size):  # before clustering and writing anything
         raise SparsenetError(f"recorded input of stage {stage} is {tuple(acts.shape[2:])}, the spec says {size}")

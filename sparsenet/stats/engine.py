@@ -101,7 +101,14 @@ def add_batch(state: StatsState | None, T: torch.Tensor, *, max_radius: int, dty
               cofiring: bool, threshold: Threshold, scratch: Scratch) -> StatsState:
     """Add batch ``T`` (checked by ``inputs.as_batch`` and ``check_batch``) to ``state`` and
     return it (a new state for the first batch).  Raises before touching ``state`` if the
-    batch's sums are not finite."""
+    batch's sums are not finite.  A batch on another device (CUDA, MPS) is summed there
+    (``stats.device``); only its sums come to the host."""
+    if T.device.type != "cpu":
+        from sparsenet.stats.device import add_device_batch
+
+        return add_device_batch(state, T, max_radius=max_radius, dtype=dtype, cofiring=cofiring,
+                                threshold=threshold, first_thresholds=_first_thresholds,
+                                on_nonfinite=_raise_nonfinite)
     N, C = int(T.shape[0]), int(T.shape[1])
     spatial = T.ndim == 4
     T4 = T if spatial else T[:, :, None, None]  # flat features: 1 x 1 maps

@@ -90,7 +90,7 @@ def state_dict_mismatch(model: torch.nn.Module, state: dict) -> str | None:
     return "; ".join(parts) or None
 
 
-def load_weights(model: torch.nn.Module, state: dict, what: str) -> None:
+def load_state(model: torch.nn.Module, state: dict, what: str) -> None:
     """``model.load_state_dict(state)`` with our own message naming what does not fit."""
     problem = state_dict_mismatch(model, state)
     if problem is None:
@@ -102,17 +102,15 @@ def load_weights(model: torch.nn.Module, state: dict, what: str) -> None:
     raise CheckpointError(f"{what}: {problem}")
 
 
-def model_from_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Rebuild the model named in a checkpoint and load its weights (eval mode)."""
+def model_from_checkpoint(path: str | Path, model: str | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Rebuild the model named in a checkpoint and load its weights (eval mode).
+
+    A checkpoint of a user's model (an import path) is rebuilt only when ``model`` names the
+    same import path: a checkpoint never chooses code to run."""
     import sparsenet.builder.specnet  # noqa: F401  (registers "specnet", the networks sparsenet builds)
-    from sparsenet.models import get_model
+    from sparsenet.models.external import build_from_spec, check_same_source
 
     data = load_checkpoint(path)
-    try:
-        model = get_model(data["model"], **data["model_kwargs"])
-    except TypeError as exc:
-        raise CheckpointError(f"{path}: model {data['model']!r} cannot be built from the stored arguments "
-                              f"{data['model_kwargs']}: {exc}") from None
-    load_weights(model, data["state_dict"], f"{path}: weights do not fit model {data['model']!r} "
-                                            f"{data['model_kwargs']}")
-    return model.eval(), data
+    net, _ = build_from_spec(check_same_source(data["model"], model, path), data["model_kwargs"])
+    load_state(net, data["state_dict"], f"{path}: weights do not fit model {data['model']!r} {data['model_kwargs']}")
+    return net.eval(), data

@@ -9,6 +9,7 @@ bit-identical to an uninterrupted one.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from dataclasses import asdict
@@ -19,10 +20,12 @@ import torch
 import torch.nn.functional as F
 
 from sparsenet import __version__
-from sparsenet.training.checkpoint import load_weights, load_checkpoint, save_checkpoint
+from sparsenet.training.checkpoint import load_checkpoint, load_state, save_checkpoint
 from sparsenet.training.config import TrainConfig
 from sparsenet.errors import CheckpointError, SparsenetError, TrainingDiverged
 from sparsenet.io import atomic_write_json
+
+log = logging.getLogger(__name__)
 
 
 def lr_at(config: TrainConfig, epoch: int) -> float:
@@ -48,23 +51,30 @@ def _loss(output, y):
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
-    """Accuracy of ``model`` on (x, y), in eval mode; the previous mode is restored."""
+    """Accuracy of ``model`` on (x, y), in eval mode, on the model's device; the previous mode
+    is restored."""
+    from sparsenet.recording import model_device
+
     was_training = model.training
     model.eval()
+    device = model_device(model)
     try:
         correct = 0
         for i in range(0, len(x), batch_size):
-            correct += (_logits(model(x[i:i + batch_size])).argmax(1) == y[i:i + batch_size]).sum().item()
+            xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+            correct += (_logits(model(xb)).argmax(1) == yb).sum().item()
     finally:
         model.train(was_training)
     return correct / max(len(x), 1)
 
 
 def _prepare(dataset):
+    """(raw training images, normalised test images, mean, std): the training batches are
+    normalised as they are read."""
     from sparsenet.data import normalize
 
     mean, std = dataset.mean_std()
-    return normalize(dataset.x_train, mean, std), normalize(dataset.x_test, mean, std), mean, std
+    return dataset.x_train, normalize(dataset.x_test, mean, std), mean, std
 
 
 def train(
@@ -79,8 +89,14 @@ def train(
     progress: bool = True,
     extra: dict[str, Any] | None = None,
     on_epoch: Callable[[int, dict], None] | None = None,
+    device=None,
+    num_workers: int = 0,
 ) -> dict[str, Any]:
     """Train ``model`` on ``dataset``; return (and write to out_dir) the metrics.
+
+    Batches come from a ``DataLoader`` (``num_workers`` workers; pinned memory for CUDA) and
+    run on ``device`` (``auto``/None: CUDA when available); the shuffling and augmentation
+    draw from the same seeded CPU generator on any device.
 
     ``model_name``/``model_kwargs`` are stored in the checkpoint so that the model can be rebuilt
     with ``get_model``.  With ``resume`` the run continues from ``out_dir/checkpoint.pt``.
@@ -89,13 +105,18 @@ def train(
     from tqdm.auto import tqdm
 
     from sparsenet.models.accounting import measure
-    from sparsenet.data import Augment, iterate_batches
+    from sparsenet.data import Augment
+    from sparsenet.data.loader import image_loader
+    from sparsenet.device import resolve_device
     from sparsenet.models import validate_input
 
     config.validate()
     validate_input(model, dataset.input_shape)
+    dev = resolve_device(device)
     out = Path(out_dir) if out_dir is not None else None
     x_train, x_test, mean, std = _prepare(dataset)
+    cost = measure(model, dataset.input_shape)  # on the CPU, before the model moves
+    model.to(dev)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 nesterov=True, weight_decay=config.weight_decay)
     augment = Augment(crop_padding=2, hflip=dataset.hflip) if config.augment else None
@@ -104,19 +125,22 @@ def train(
     if resume:
         start_epoch, history, wall_before = _restore(out, model, optimizer, config, model_name, dataset.name,
                                                      model_kwargs, list(dataset.input_shape))
-    cost = measure(model, dataset.input_shape)
+    log.info("train %s on %s (%s): %s", model_name, dataset.name, dev, asdict(config))
     t0 = time.perf_counter()
     for epoch in range(start_epoch, config.epochs):
         torch.manual_seed(config.seed * 100_003 + epoch)
         generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
         model.train()
         total, count = 0.0, 0
-        batches = iterate_batches(x_train, dataset.y_train, config.batch_size, shuffle=True,
-                                  generator=generator, augment=augment)
+        batches = image_loader(x_train, dataset.y_train, mean, std, batch_size=config.batch_size, shuffle=True,
+                               generator=generator, num_workers=num_workers, pin_memory=dev.type == "cuda")
         n_steps = math.ceil(len(x_train) / config.batch_size)
         bar = tqdm(batches, total=n_steps, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
                    disable=None if progress else True)  # None: off when not a terminal
         for i, (xb, yb) in enumerate(bar):
+            if augment is not None:
+                xb = augment(xb, generator)
+            xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(config, epoch) * warmup_factor(config, epoch * n_steps + i)
             optimizer.zero_grad(set_to_none=True)
@@ -189,7 +213,7 @@ def _restore(out, model, optimizer, config, model_name, dataset_name, model_kwar
         raise CheckpointError(f"{path} was trained on inputs of shape {'x'.join(map(str, saved_shape))}, "
                               f"now {'x'.join(map(str, input_shape))}; resume with the same --image-size "
                               "or start a new --out directory")
-    load_weights(model, ckpt["state_dict"], f"{path}: the saved weights do not fit the model")
+    load_state(model, ckpt["state_dict"], f"{path}: the saved weights do not fit the model")
     try:
         optimizer.load_state_dict(ckpt["optimizer"])
     except (KeyError, ValueError, TypeError, RuntimeError):
@@ -202,18 +226,25 @@ def load_metrics(path: str | Path) -> dict[str, Any]:
 
 
 def build_model(model_name: str, dataset, seed: int, model_kwargs: dict[str, Any] | None = None):
-    """A registered model sized for ``dataset`` (classes, input channels), initialised from ``seed``."""
+    """A model sized for ``dataset`` (classes, input channels), initialised from ``seed``:
+    ``model_name`` is a registered name or an import path to the user's factory (which then
+    gets ``num_classes``/``in_channels`` only if it accepts them).  Returns (model, the keyword
+    arguments that rebuild it)."""
     import sparsenet.builder.specnet  # noqa: F401  (registers "specnet", the networks sparsenet builds)
-    from sparsenet.models import get_model
+    from sparsenet.models.external import build_from_spec
 
-    kwargs = {"num_classes": dataset.num_classes, "in_channels": dataset.in_channels, **(model_kwargs or {})}
     torch.manual_seed(seed)
-    return get_model(model_name, **kwargs), kwargs
+    return build_from_spec(model_name, model_kwargs,
+                           optional={"num_classes": dataset.num_classes, "in_channels": dataset.in_channels})
 
 
 def train_named(model_name: str, dataset, config: TrainConfig, model_kwargs: dict[str, Any] | None = None,
                 **train_kwargs) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Build a registered model for ``dataset`` and train it; returns (model, metrics)."""
+    """Build a model for ``dataset`` and train it; returns (model, metrics).  The checkpoint
+    records the model as its normalised import path (``ModelSource.key``) for user factories."""
+    from sparsenet.models.external import parse_model_spec
+
     config.validate()
+    source = parse_model_spec(model_name)
     model, kwargs = build_model(model_name, dataset, config.seed, model_kwargs)
-    return model, train(model, dataset, config, model_name=model_name, model_kwargs=kwargs, **train_kwargs)
+    return model, train(model, dataset, config, model_name=source.key, model_kwargs=kwargs, **train_kwargs)

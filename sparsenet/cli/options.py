@@ -1,0 +1,34 @@
+"""Options shared by the commands that run a model: --model (a registered name or an import
+path), --model-arg, --weights and --device; --log is added to every command by ``cli/__init__``.
+
+The choice lists come from the library (``sparsenet.device.DEVICES``); nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+
+def add_model_arguments(group, *, default: str | None, weights: bool = True) -> None:
+    """--model (a registered name or an import path to the user's own factory), --model-arg
+    and, where the command reads trained weights, --weights."""
+    group.add_argument("--model", default=default,
+                       help="a registered model (see `sparsenet models`), package.module:callable or "
+                            "path/to/file.py:callable returning an nn.Module (an import path runs that code)"
+                            + (f"; default {default}" if default else ""))
+    group.add_argument("--model-arg", action="append", metavar="KEY=VALUE",
+                       help="keyword argument of the model's factory, e.g. width=16 (repeatable)")
+    if weights:
+        group.add_argument("--weights", default=None, help="a plain state_dict file (torch.save(model.state_dict()); "
+                                                           "read with weights_only=True) to load into --model")
+
+
+def add_device_argument(parser) -> None:
+    """--device auto|cpu|cuda[:N]|mps (default auto: CUDA when available)."""
+    from sparsenet.device import DEVICES
+
+    parser.add_argument("--device", default="auto",
+                        help=f"{' | '.join(DEVICES)} (default auto: CUDA when available, else the CPU)")
+
+
+def add_log_argument(parser) -> None:
+    parser.add_argument("--log", default=None, metavar="FILE", help="also write a log (Python logging) to FILE")
+
