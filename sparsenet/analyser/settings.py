@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 
 from sparsenet.analyser.affinity import AFFINITIES
 from sparsenet.analyser.clustering import METHODS
+from sparsenet.analyser.footprint import check_mass_fraction
 from sparsenet.errors import SparsenetError
 
 __all__ = ["AnalysisSettings", "DISCOVER", "GROW", "EXPERIMENT", "AFFINITIES", "METHODS"]
@@ -32,6 +33,8 @@ class AnalysisSettings:
     seed: int = 0                     # clustering, null permutations and resampling
     permutations: int = 20            # shuffled-null repeats for the significance test
     resamples: int = 5                # half-splits for the stability score
+    mass_fraction: float = 0.8        # kernel = smallest window holding this share of the
+    #                                   generating filter's mass (analyser/footprint.py)
 
     def validate(self) -> "AnalysisSettings":
         """Refuse bad settings before any training or recording starts."""
@@ -43,6 +46,7 @@ class AnalysisSettings:
             raise SparsenetError(f"clusters must be a positive integer or 'auto', got {self.clusters!r}")
         if self.max_samples < 2:
             raise SparsenetError(f"max_samples must be at least 2, got {self.max_samples}")
+        check_mass_fraction(self.mass_fraction)
         if self.permutations < 0 or self.resamples < 0:
             raise SparsenetError("permutations and resamples must be >= 0 (0 skips the test)")
         return self
