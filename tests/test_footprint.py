@@ -223,3 +223,14 @@ def test_discovery_keeps_the_footprint_fields():
     data["clusters"][0]["footprint"] = [1, 2]
     with pytest.raises(SparsenetError, match=r"clusters\[0\].footprint must be an object"):
         validate(data)
+
+
+def test_settings_import_neither_torch_nor_scipy_signal():
+    """AnalysisSettings validates the mass fraction with this module at CLI parse time."""
+    import subprocess
+    import sys
+
+    code = ("import sys, sparsenet.cli.common; "
+            "print(sorted(m for m in ('torch', 'scipy.signal') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

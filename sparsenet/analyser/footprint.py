@@ -40,11 +40,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy.optimize import nnls
-from scipy.signal import fftconvolve
 
 from sparsenet.errors import SparsenetError
-from sparsenet.stats.rings import ring_offsets
 
 
 def check_mass_fraction(value) -> float:
@@ -140,6 +137,8 @@ def candidate_filters(max_width: int = 9) -> list[tuple[str, np.ndarray]]:
 # --------------------------------------------------------------------------- exact profiles
 def autocorrelation(h) -> np.ndarray:
     """``(h * h~)(d) / (h * h~)(0)`` as a (2a-1) x (2b-1) array centred at offset 0."""
+    from scipy.signal import fftconvolve  # here: settings imports this module at CLI parse time
+
     h = np.asarray(h, dtype=np.float64)
     a = fftconvolve(h, h[::-1, ::-1])
     a[np.abs(a) < 1e-12 * np.abs(a).max()] = 0.0
@@ -264,6 +263,8 @@ class FootprintBank:
         ``correlation``: the cluster's mean cross-pair correlation at offset 0, which bounds the
         curvature term: ``B2 <= correlation * B1`` (module docstring).
         """
+        from scipy.optimize import nnls
+
         values = np.nan_to_num(np.asarray(values, dtype=np.float64))
         c = values @ self.G
         rings = values @ self.R
@@ -325,6 +326,8 @@ def fit_channel_rings(spatial_corr, labels, n_clusters: int, map_shape, kernel_s
     ``ChannelStats.spatial_correlation()``), cross pairs only, compared per ring.  The rings do
     not say how their offsets were weighted, so the candidates' rings are weighted with the
     pairs of maps of ``map_shape`` (H, W); per-position means cannot be removed here."""
+    from sparsenet.stats.rings import ring_offsets  # not at import: sparsenet.stats loads torch
+
     corr = np.nan_to_num(np.asarray(spatial_corr, dtype=np.float64))
     R = corr.shape[0] - 1
     H, W = map_shape
