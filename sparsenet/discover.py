@@ -194,12 +194,12 @@ def make_analyzer(settings: AnalysisSettings):
     return CorrelationAnalyzer(
         n_clusters=settings.clusters, affinity=settings.affinity, method=settings.method,
         n_permutations=settings.permutations, n_resamples=settings.resamples, random_state=settings.seed,
+        mass_fraction=settings.mass_fraction,
     )
 
 
 def _settings_record(settings: AnalysisSettings, analyzer) -> dict[str, Any]:
-    record = {k: v for k, v in asdict(settings).items() if k != "seed"}  # the seed is provenance
-    return {**record, "extent_threshold": getattr(analyzer, "extent_threshold", None)}
+    return {k: v for k, v in asdict(settings).items() if k != "seed"}  # the seed is provenance
 
 
 def needs_samples(settings: AnalysisSettings) -> bool:

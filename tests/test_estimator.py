@@ -41,7 +41,7 @@ def test_lazy_top_level_export():
 
 
 def test_init_only_stores_parameters():
-    model = CorrelationAnalyzer(n_clusters="many", affinity="cosine", extent_threshold=7)
+    model = CorrelationAnalyzer(n_clusters="many", affinity="cosine", mass_fraction=7)
     assert model.get_params()["affinity"] == "cosine"  # validated in fit, not here
     with pytest.raises(SparsenetError):
         model.fit(np.ones((4, 3)))
@@ -169,8 +169,8 @@ def test_transform_rejects_other_channel_count(planted):
         (dict(n_clusters=0), r"n_clusters must be an int >= 1 or 'auto'; got 0"),
         (dict(n_clusters="two"), r"n_clusters must be an int >= 1 or 'auto'; got 'two'"),
         (dict(n_clusters=2.5), r"n_clusters must be an int >= 1 or 'auto'; got 2.5"),
-        (dict(extent_threshold=1.5), r"extent_threshold must be a number strictly between 0 and 1.*got 1.5"),
-        (dict(extent_threshold=0), r"extent_threshold must be .*got 0"),
+        (dict(mass_fraction=1.5), r"mass_fraction must be a number strictly between 0 and 1.*got 1.5"),
+        (dict(mass_fraction=0), r"mass_fraction must be .*got 0"),
         (dict(graph_threshold=0.5), r"graph_threshold must be a finite lift > 1.*got 0.5"),
         (dict(n_permutations=-1), r"n_permutations must be an int >= 0; got -1"),
         (dict(max_clusters=0), r"max_clusters must be an int >= 1; got 0"),

@@ -55,8 +55,10 @@ def run(request, planted, tmp_path_factory):
     discovery = from_labels(
         analyzer.labels_, analyzer.kernel_sizes_, analyzer.spatial_profiles_,
         significance=dict(analyzer.significance_), stability=analyzer.stability_,
+        footprints=[f.to_dict(analyzer.kernel_set_) for f in analyzer.footprints_]
+        if analyzer.footprints_ is not None else None,
         provenance=PROVENANCE, settings={"method": analyzer.method,
-                                         "extent_threshold": analyzer.extent_threshold},
+                                         "mass_fraction": analyzer.mass_fraction},
     )
     out = tmp_path_factory.mktemp(request.param)
     plots = plot_discovery(analyzer, out, title="features.6")

@@ -18,13 +18,11 @@ from sparsenet.analyser.clustering import (
     cluster_affinity,
     expand_labels,
 )
+from sparsenet.analyser.footprint import (check_mass_fraction, fit_channel_rings, fit_cluster_maps,
+                                         kernel_set)
 from sparsenet.analyser.settings import DISCOVER
 from sparsenet.analyser.significance import modularity, permutation_test, stability
-from sparsenet.analyser.spatial import (
-    check_extent_threshold,
-    cluster_spatial_profiles,
-    kernel_sizes_from_profiles,
-)
+from sparsenet.analyser.spatial import cluster_spatial_profiles
 from sparsenet.errors import SparsenetError
 from sparsenet.stats import ChannelStats, ClusterMapStats
 
@@ -82,17 +80,15 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         Used by the co-firing affinities and to call never-active channels dead.  Ignored when
         fitting a ``ChannelStats`` (its own ``thresholds_`` apply).
     max_radius : int >= 0, default 2
-        Largest Chebyshev radius R of the spatial correlation measured for maps; kernels go up
-        to ``2R + 1`` (R = 2: 1x1, 3x3, 5x5).  Limited to ``max(H, W) - 1`` for small maps;
-        ignored when fitting a ``ChannelStats`` (its own ``max_radius`` applies).
-    extent_threshold : float in (0, 1), default 0.1
-        A cluster extends to radius r* = the last radius of the run r = 0, 1, ... where its
-        spatial profile (autocorrelation of its summed standardised map, see
-        :mod:`sparsenet.analyser.spatial`) stays above this level; its kernel is ``2r* + 1``.
-        Chosen on ``sparsenet.data.synthetic.planted_groups`` (seeds 0-5, noise 0.5 and 1.0, 64 and
-        256 maps, true labels): the profile at the last radius inside a group's footprint was
-        >= 0.156 (5x5 groups at r = 2, typically 0.19-0.21; 3x3 groups at r = 1: >= 0.33) and
-        one radius beyond it <= 0.026; 0.1 sits near the middle of that gap.
+        Largest Chebyshev radius R of ``spatial_profiles_``; the kernel set is 1, 3, ...,
+        ``2R + 1`` (R = 2: 1x1, 3x3, 5x5) and the footprint is fitted to cross-pair
+        covariances measured up to radius ``2R + 1``.  Both are limited to ``max(H, W) - 1``
+        for small maps; ignored when fitting a ``ChannelStats`` (its own ``max_radius``
+        applies, to both).
+    mass_fraction : float in (0, 1), default 0.8
+        A cluster's kernel size is the footprint of the filter behind its shared pattern: the
+        smallest kernel whose centred window holds this share of the filter's mass
+        (:mod:`sparsenet.analyser.footprint`, ``docs/analyser.md``).
     graph_threshold : float > 1, default 2.0
         Lift above which the "arora" affinity draws an edge (2.0: the pair co-fires at least
         twice as often as independent units would).  Used only by ``affinity="arora"``.
@@ -136,9 +132,17 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     linkage_ : ndarray or None
         scipy linkage matrix over the active channels for "hierarchical", else None.
     spatial_profiles_ : ndarray of shape (K, R + 1) or None
-        Within-cluster correlation vs radius r = 0..R (1 at r = 0); None for flat N x C input.
+        Within-cluster correlation vs radius r = 0..R (1 at r = 0), all pairs (each channel
+        with itself included); None for flat N x C input.
     kernel_sizes_ : ndarray of shape (K,)
-        Kernel size covering each cluster (1, 3, 5, ...); all 1 for flat input (no extent).
+        Footprint of each cluster (1, 3, 5, ...); all 1 for flat input (no extent).
+    footprints_ : list of FootprintFit or None
+        Per cluster: the measured cross-pair ring profile (``profile``, per-position means
+        removed, up to radius 2R + 1), the best candidate filter and its fitted profile
+        (``model``), its window mass fractions, and the runner-up footprint with its misfit
+        (``margin``); None for flat input.
+    kernel_set_ : tuple of int
+        The kernel sizes considered (1, 3, ..., 2R + 1 for the radius R the maps allowed).
     significance_ : dict or None
         ``{"statistic": "modularity", "value", "null_mean", "null_std", "z", "p",
         "n_permutations"}`` from the channel-shuffled null (see
@@ -187,7 +191,7 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         max_clusters=10,
         threshold=0.0,
         max_radius=2,
-        extent_threshold=0.1,
+        mass_fraction=DISCOVER.mass_fraction,
         graph_threshold=2.0,
         n_permutations=DISCOVER.permutations,
         n_resamples=DISCOVER.resamples,
@@ -200,7 +204,7 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         self.max_clusters = max_clusters
         self.threshold = threshold
         self.max_radius = max_radius
-        self.extent_threshold = extent_threshold
+        self.mass_fraction = mass_fraction
         self.graph_threshold = graph_threshold
         self.n_permutations = n_permutations
         self.n_resamples = n_resamples
@@ -257,19 +261,31 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     def _fit_spatial(self, stats, samples=None) -> None:
         if not stats.spatial_:
             self.spatial_profiles_ = None
+            self.footprints_ = None
+            self.kernel_set_ = (1,)
             self.kernel_sizes_ = np.ones(self.n_clusters_, dtype=int)
             return
-        if samples is not None and self.spatial_method == "cluster_maps":
-            # second pass: ring autocovariances of the K summed standardised cluster maps
-            maps = ClusterMapStats(self.labels_, stats.mean_, stats.std_,
-                                   max_radius=self._radius(samples))
-            profiles = maps.partial_fit(samples).profiles_
+        if samples is None:  # a ChannelStats: its rings, cross pairs, maps of its mean size
+            R = stats.max_radius
+            side = int(round(np.sqrt(stats.n_samples_ / max(stats.n_images_, 1))))
+            profiles = cluster_spatial_profiles(stats.spatial_correlation(), self.labels_,
+                                                self.n_clusters_)
+            fits = fit_channel_rings(stats.spatial_correlation(), self.labels_, self.n_clusters_,
+                                     (side, side), kernel_set(R), self.mass_fraction)
         else:
-            profiles = cluster_spatial_profiles(
-                stats.spatial_correlation(), self.labels_, self.n_clusters_
-            )
+            # second pass over the K cluster maps: rings up to R for the profiles, offsets up
+            # to 2R + 1 for the footprint
+            R = self._radius(samples)
+            maps = ClusterMapStats(self.labels_, stats.mean_, stats.std_,
+                                   max_radius=min(2 * R + 1, max(samples.shape[2:]) - 1))
+            maps.partial_fit(samples)
+            profiles = maps.profiles_[:, :R + 1] if self.spatial_method == "cluster_maps" else \
+                cluster_spatial_profiles(stats.spatial_correlation(), self.labels_, self.n_clusters_)
+            fits = fit_cluster_maps(maps, kernel_set(R), self.mass_fraction)
         self.spatial_profiles_ = profiles
-        self.kernel_sizes_ = kernel_sizes_from_profiles(profiles, self.extent_threshold)
+        self.footprints_ = fits
+        self.kernel_set_ = kernel_set(R)
+        self.kernel_sizes_ = np.array([f.kernel_size for f in fits], dtype=int)
 
     def _fit_significance(self, samples, stats, rng) -> None:
         self.significance_ = None
@@ -333,7 +349,7 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     def _validate_params(self) -> None:
         check_affinity_kind(self.affinity)
         check_method(self.method)
-        check_extent_threshold(self.extent_threshold)
+        check_mass_fraction(self.mass_fraction)
         check_graph_threshold(self.graph_threshold)
         if self.spatial_method not in SPATIAL_METHODS:
             raise SparsenetError(

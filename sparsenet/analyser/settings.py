@@ -38,6 +38,8 @@ class AnalysisSettings:
     seed: int = 0                     # clustering, null permutations and resampling
     permutations: int = 20            # shuffled-null repeats for the significance test
     resamples: int = 5                # half-splits for the stability score
+    mass_fraction: float = 0.8        # kernel = smallest window holding this share of the
+    #                                   generating filter's mass (analyser/footprint.py)
 
     def validate(self) -> "AnalysisSettings":
         """Refuse bad settings before any training or recording starts."""
@@ -49,6 +51,9 @@ class AnalysisSettings:
             raise SparsenetError(f"clusters must be a positive integer or 'auto', got {self.clusters!r}")
         if self.max_samples < 2:
             raise SparsenetError(f"max_samples must be at least 2, got {self.max_samples}")
+        from sparsenet.analyser.footprint import check_mass_fraction  # (numpy: not at the CLI's import)
+
+        check_mass_fraction(self.mass_fraction)
         if self.permutations < 0 or self.resamples < 0:
             raise SparsenetError("permutations and resamples must be >= 0 (0 skips the test)")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:

@@ -51,8 +51,9 @@ class PlantedActivations:
 
     @property
     def support_radius(self) -> np.ndarray:
-        """(G,) the Chebyshev radius ``(k - 1) // 2`` up to which each group is correlated."""
-        return (self.kernel_sizes - 1) // 2
+        """(G,) the Chebyshev radius ``k - 1`` up to which each group is correlated (the reach
+        of a k x k box's autocorrelation)."""
+        return self.kernel_sizes - 1
 
     @property
     def n_groups(self) -> int:
@@ -75,32 +76,28 @@ def planted_groups(
 
     Model.  Group ``g`` (kernel size ``k_g``, odd) has a latent spike map
     ``z_g(n, y, x) = Bernoulli(sparsity) * Uniform(0.5, 1.5)``, independent at every position
-    (spatially white).  It is blurred with a **box of width w_g = (k_g + 1) / 2** (sum over a
-    ``w_g x w_g`` window), normalised to unit variance: ``b_g``.  Every channel ``c`` of the
+    (spatially white).  It is blurred with a **k_g x k_g box** (sum over a ``k_g x k_g``
+    window), normalised to unit variance: ``b_g``.  Every channel ``c`` of the
     group is ``relu(gain_c * b_g + noise * eps_c)`` with ``gain_c ~ Uniform(0.75, 1.25)`` and
     ``eps_c`` independent standard normal noise at every position; groups are independent of
-    each other.  Spikes are drawn on a canvas ``w_g - 1`` larger than the map, so the blurred
+    each other.  Spikes are drawn on a canvas ``k_g - 1`` larger than the map, so the blurred
     map is stationary (no border effect).  ``n_dead`` extra channels are identically 0 and get
     label -1.  Channels are ordered group by group (dead ones last) unless ``shuffle=True``
     (then a random permutation; ``labels`` follows it).
 
-    Kernel size -> spatial correlation (the convention the analyser inverts).  The
-    autocovariance of white noise blurred by a ``w x w`` box is
-    ``(w - |dy|)(w - |dx|) / w^2`` of the variance at offset ``(dy, dx)``: positive exactly for
-    ``max(|dy|, |dx|) <= w - 1`` and exactly 0 beyond.  With ``w = (k + 1) / 2`` the support
-    radius is ``w - 1 = (k - 1) / 2``, the radius of a k x k convolution.  Because the ReLU and
-    the noise act position by position, two channels of a group are correlated at Chebyshev
-    ring ``r`` (``ChannelStats.spatial_correlation()[r]``) **iff r <= (k - 1) / 2**; at larger
-    rings the correlation is 0 up to sampling noise (ring means within ~0.01 of 0 for 128 maps
-    of 12 x 12; larger for fewer or smaller maps).  Hence: k = 1 -> correlated only at
-    r = 0; k = 3 -> at r <= 1 (ring 1 about 0.37 of ring 0, the box's ring average 3/8) and
-    ~0 at r = 2; k = 5 -> at r <= 2 (ring 1 about 0.5 and ring 2 about 0.2 of ring 0; box
-    averages 5/9 and 2/9, slightly lowered by the ReLU) and ~0 at r = 3.  The rule "kernel
-    size = smallest odd k whose radius (k - 1) / 2 covers the correlated rings" recovers
-    ``kernel_sizes``.  Channels of different groups are uncorrelated at every ring.
+    Kernel size = footprint.  The generating filter of group g is the ``k_g x k_g`` box, whose
+    mass a centred ``k_g x k_g`` window holds entirely and a ``(k_g - 2) x (k_g - 2)`` one only
+    ``((k_g - 2) / k_g)^2`` of (1/9 for 3, 9/25 for 5): its footprint
+    (``sparsenet.analyser.footprint``) is ``k_g`` for any mass fraction above 0.36.  Its
+    autocovariance is ``(k - |dy|)(k - |dx|) / k^2`` of the variance at offset ``(dy, dx)``,
+    positive exactly for ``max(|dy|, |dx|) <= k - 1``: a k x k footprint *reaches* radius
+    k - 1, twice its kernel's radius (k - 1) / 2 -- which is why the kernel size is fitted to
+    the whole profile rather than read off its reach.  (Before the footprint definition the
+    blur was a ``(k + 1) / 2`` box, whose reach was (k - 1) / 2: its footprint was 3 for k = 5.)
+    Channels of different groups are uncorrelated at every offset.
 
     Parameters: ``n_samples`` maps of ``size x size``; ``group_sizes[g]`` channels in group g
-    of kernel size ``kernel_sizes[g]`` (odd, <= 2 * size - 1); ``noise`` = std of the
+    of kernel size ``kernel_sizes[g]`` (odd, <= size); ``noise`` = std of the
     per-channel noise relative to the unit-variance group signal (0.5: within-group
     correlation at offset 0 about 0.8-0.9; average-linkage clustering of ``1 - correlation``
     recovers the groups with ARI 1.0, still so at noise 1.5 where it is about 0.5);
@@ -121,9 +118,9 @@ def planted_groups(
                              f"one kernel size per group, at least one group")
     if any(g < 1 for g in gs):
         raise SparsenetError(f"group_sizes={tuple(gs)}; accepted: integers >= 1")
-    if any(k < 1 or k % 2 == 0 or (k + 1) // 2 > size for k in ks):
+    if any(k < 1 or k % 2 == 0 or k > size for k in ks):
         raise SparsenetError(f"kernel_sizes={tuple(ks)}; accepted: odd integers >= 1 with "
-                             f"(k + 1) / 2 <= size={size}")
+                             f"k <= size={size}")
     if not (isinstance(noise, (int, float)) and np.isfinite(noise) and noise >= 0):
         raise SparsenetError(f"noise={noise!r}; accepted: a finite number >= 0")
     if not (isinstance(sparsity, (int, float)) and 0 < sparsity <= 1):
@@ -137,7 +134,7 @@ def planted_groups(
     spike_var = sparsity * amp_sq - (sparsity * amp_mean) ** 2
     c0 = 0
     for g, (n_ch, k) in enumerate(zip(gs, ks)):
-        w = (k + 1) // 2
+        w = k  # the generating filter: a k x k box (footprint k)
         canvas = size + w - 1
         z = (rng.random((n_samples, canvas, canvas)) < sparsity) \
             * rng.uniform(0.5, 1.5, (n_samples, canvas, canvas))

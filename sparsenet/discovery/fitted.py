@@ -62,7 +62,9 @@ def from_analyzer(analyzer, *, settings: Mapping[str, Any] | None = None,
                   command: str | None = None) -> FittedDiscovery:
     """The discovery of a fitted analyser (nothing is fitted again)."""
     profiles = analyzer.spatial_profiles_ if analyzer.spatial_profiles_ is not None else None
+    fits = getattr(analyzer, "footprints_", None)
     base = from_labels(analyzer.labels_, analyzer.kernel_sizes_, profiles,
+                       footprints=[f.to_dict(analyzer.kernel_set_) for f in fits] if fits is not None else None,
                        significance=dict(analyzer.significance_) if analyzer.significance_ else {},
                        stability=analyzer.stability_, provenance=dict(provenance or {}),
                        settings=dict(settings or {}))

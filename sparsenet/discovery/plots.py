@@ -218,15 +218,22 @@ def plot_dendrogram(analyzer, path, title=None) -> Path:
 # -- spatial profiles -------------------------------------------------------------------------
 
 def plot_spatial_profiles(analyzer, path, title=None) -> Path:
-    """Within-cluster correlation against spatial radius, one line per cluster."""
+    """Each cluster's profile against spatial radius, one line per cluster: the cross-pair
+    profile its footprint was fitted to (markers) with the fitted candidate's profile (dashed)
+    when the analyser has ``footprints_``, else the within-cluster profile."""
     _fitted(analyzer, "spatial_profiles_", "kernel_sizes_", "labels_")
-    prof = _array(analyzer, "spatial_profiles_", "the activations were flat, N x C")
+    fits = getattr(analyzer, "footprints_", None)
+    if fits:
+        _array(analyzer, "spatial_profiles_", "the activations were flat, N x C")
+        prof = np.array([f.profile for f in fits], dtype=float)
+        models = np.array([f.model for f in fits], dtype=float)
+    else:
+        prof, models = _array(analyzer, "spatial_profiles_", "the activations were flat, N x C"), None
     if prof.ndim != 2 or prof.shape[1] < 1:
         raise SparsenetError(f"spatial_profiles_ has shape {prof.shape}, expected K x (R+1)")
     kernels, labels = _kernel_sizes(analyzer), _labels(analyzer)
     sizes = np.bincount(labels[labels >= 0], minlength=len(prof))
     radii = np.arange(prof.shape[1])
-    threshold = getattr(analyzer, "extent_threshold", None)
     markers = "osD^v<>ph*"
 
     with plt.rc_context(STYLE):
@@ -239,25 +246,30 @@ def plot_spatial_profiles(analyzer, path, title=None) -> Path:
             i = per_kernel.get(ks, 0)
             per_kernel[ks] = i + 1
             named = c in named_ids
+            margin = f", margin {fits[c].margin:.3f}" if fits and np.isfinite(fits[c].margin) else ""
             ax.plot(radii, prof[c], marker=markers[i % len(markers)], ms=5, lw=1.4,
                     color=kernel_colour(ks), alpha=0.9 if named else 0.45,
-                    label=f"cluster {c} ({sizes[c]} ch, {ks}x{ks})" if named else None)
+                    label=f"cluster {c} ({sizes[c]} ch, {ks}x{ks}{margin})" if named else None)
+            if models is not None:
+                ax.plot(radii, models[c], ls="--", lw=1.0, color=kernel_colour(ks),
+                        alpha=0.8 if named else 0.35)
         handles, texts = ax.get_legend_handles_labels()
         if len(prof) > MAX_LEGEND_CLUSTERS:
             handles.append(Line2D([], [], color="none"))
             texts.append(f"+ {len(prof) - MAX_LEGEND_CLUSTERS} smaller clusters (faint lines)")
-        if isinstance(threshold, (int, float)) and np.isfinite(threshold):
-            line = ax.axhline(threshold, color="black", ls="--", lw=1)
-            handles.append(line)
-            texts.append(f"extent threshold = {threshold:g}")
+        if models is not None:
+            handles.append(Line2D([], [], color="grey", ls="--", lw=1.0))
+            texts.append("fitted footprint's profile")
+        ax.axhline(0.0, color="black", lw=0.6)
         ax.set_xticks(radii)
         ax.set_xlabel("spatial offset radius r (feature-map pixels)")
-        ax.set_ylabel("within-cluster correlation (1 at r = 0)")
+        ax.set_ylabel("cross-pair correlation (1 at r = 0)" if fits
+                      else "within-cluster correlation (1 at r = 0)")
         top = ax.secondary_xaxis("top")
-        top.set_xticks(radii, [f"{2 * r + 1}x{2 * r + 1}" for r in radii])
-        top.set_xlabel("kernel size covering radius r")
+        top.set_xticks(radii, [f"{r + 1}x{r + 1}" for r in radii])
+        top.set_xlabel("a k x k box's autocorrelation reaches r = k - 1")
         ax.grid(alpha=0.3)
-        ax.set_title(_heading("Spatial extent of each cluster", title))
+        ax.set_title(_heading("Spatial footprint of each cluster", title))
         ax.legend(handles, texts, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
         return save_figure(fig, path)
 

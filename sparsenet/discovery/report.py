@@ -32,8 +32,9 @@ _FIGURES = {  # key -> (caption, what it shows)
     "dendrogram": ("Dendrogram",
                    "Hierarchical clustering of the channels; the dashed line is the cut that gives K clusters."),
     "spatial_profiles": ("Spatial profiles",
-                         "Within-cluster correlation against spatial radius; a cluster's kernel size "
-                         "covers the radii where its profile stays above the extent threshold."),
+                         "Cross-pair correlation of each cluster against spatial radius (markers; each "
+                         "channel's correlation with itself and the per-position means left out) and the "
+                         "profile of the fitted footprint (dashed); the colour is the kernel size."),
     "cluster_sizes": ("Cluster sizes",
                       "Channels per cluster, grouped by kernel size, and the channels each kernel size receives."),
 }
@@ -152,19 +153,40 @@ def _clusters(discovery: Discovery) -> str:
     intro = (f"{discovery.n_clusters} clusters over {discovery.channels} channels "
              f"({active} active, {len(discovery.inactive)} inactive). By kernel size: {totals}.")
     if r:
-        intro += (" The profile is the within-cluster correlation at spatial radius r (1 at r = 0); "
-                  "the kernel covers the radii where it stays above the extent threshold"
-                  + (f" ({discovery.settings['extent_threshold']:g})"
-                     if isinstance(discovery.settings.get("extent_threshold"), (int, float)) else "") + ".")
+        intro += (" The profile is the within-cluster correlation at spatial radius r (1 at r = 0). "
+                  "The kernel is the footprint of the filter behind the cluster's shared pattern: the "
+                  "smallest kernel whose window holds "
+                  + (f"{discovery.settings['mass_fraction']:.0%}"
+                     if isinstance(discovery.settings.get("mass_fraction"), (int, float)) else "a set share")
+                  + " of its mass, fitted to the cross-pair profile (docs/analyser.md); the margin is how "
+                  "much worse (RMS misfit) the best candidate of another size fits.")
     else:
         intro += " The activations were flat (N x C), so no spatial profile was measured."
-    head = ["cluster", "size", "kernel"] + [f"r={i}" for i in range(r)] + ["channels"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * 3 + "---:|" * r + "---|"]
+    fitted = any(c.footprint for c in discovery.clusters)
+    extra = ["window mass", "misfit", "next size (margin)"] if fitted else []
+    head = ["cluster", "size", "kernel"] + [f"r={i}" for i in range(r)] + extra + ["channels"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * (3 + r + len(extra)) + "---|"]
     for c in discovery.clusters:
         profile = [fixed(v, 2) for v in c.spatial_profile] + ["n/a"] * (r - len(c.spatial_profile))
-        cells = [str(c.id), str(c.size), _kernel(c.kernel_size), *profile, _channels(c.channels)]
-        lines.append("| " + " | ".join(cells) + " |")
+        cells = [str(c.id), str(c.size), _kernel(c.kernel_size), *profile]
+        if fitted:
+            cells += _footprint_cells(c)
+        lines.append("| " + " | ".join(cells + [_channels(c.channels)]) + " |")
     return "## Clusters\n\n" + intro + "\n\n" + "\n".join(lines)
+
+
+def _footprint_cells(c) -> list[str]:
+    fp = c.footprint
+    if not fp:
+        return ["n/a"] * 3
+    mass = (fp.get("mass_fractions") or {}).get(str(c.kernel_size))
+    runner, margin = fp.get("runner_up"), fp.get("margin")
+    next_size = (f"{_kernel(runner)} (+{fixed(margin, 3)})"
+                 if isinstance(runner, int) and isinstance(margin, (int, float)) and math.isfinite(margin)
+                 and runner != c.kernel_size else "none")
+    return [fixed(mass, 2) if isinstance(mass, (int, float)) else "n/a",
+            fixed(fp.get("residual"), 3) if isinstance(fp.get("residual"), (int, float)) else "n/a",
+            next_size]
 
 
 def _inactive(discovery: Discovery) -> str:

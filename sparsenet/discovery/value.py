@@ -28,6 +28,9 @@ class Cluster:
     channels: tuple[int, ...]     # indices of the layer's channels in this cluster
     kernel_size: int              # odd spatial extent measured for the cluster (1, 3, 5, ...)
     spatial_profile: tuple[float, ...] = ()  # within-cluster correlation at radius r = 0..R
+    footprint: dict[str, Any] = field(default_factory=dict)  # the fit behind kernel_size (optional):
+    #   profile (cross-pair ring profile, r = 0..2R+1), model (fitted), candidate, mass_fractions
+    #   ({"1": .., "3": ..}), residual, runner_up, runner_up_residual, margin
 
     @property
     def size(self) -> int:
@@ -55,7 +58,8 @@ class Discovery:
     def to_dict(self) -> dict[str, Any]:
         clusters = [
             {"id": c.id, "channels": list(c.channels), "size": c.size,
-             "kernel_size": c.kernel_size, "spatial_profile": list(c.spatial_profile)}
+             "kernel_size": c.kernel_size, "spatial_profile": list(c.spatial_profile),
+             **({"footprint": jsonable(c.footprint)} if c.footprint else {})}
             for c in self.clusters
         ]
         return {
@@ -73,17 +77,20 @@ class Discovery:
         return atomic_write_json(path, self.to_dict())
 
 
-def from_labels(labels, kernel_sizes, spatial_profiles=None, **extra) -> Discovery:
-    """A Discovery from per-channel labels (-1 inactive) and per-cluster kernel sizes."""
+def from_labels(labels, kernel_sizes, spatial_profiles=None, footprints=None, **extra) -> Discovery:
+    """A Discovery from per-channel labels (-1 inactive) and per-cluster kernel sizes (and,
+    optionally, each cluster's footprint fit as a dict)."""
     labels = [int(v) for v in labels]
     n_clusters = max(labels, default=-1) + 1
     profiles = list(spatial_profiles) if spatial_profiles is not None else [()] * n_clusters
     # a kernel past the map's reach equals one of the reach (its extra weights only see padding)
     reach, _ = _largest_kernel(extra.get("provenance") or {})
+    fits = list(footprints) if footprints is not None else [{}] * n_clusters
     clusters = tuple(
         Cluster(id=k, channels=tuple(i for i, v in enumerate(labels) if v == k),
                 kernel_size=min(int(kernel_sizes[k]), max(reach, 1)),
-                spatial_profile=tuple(float(p) for p in profiles[k]))
+                spatial_profile=tuple(float(p) for p in profiles[k]),
+                footprint=dict(fits[k] or {}))
         for k in range(n_clusters)
     )
     if "stability" in extra and extra["stability"] is not None and not math.isfinite(extra["stability"]):
@@ -173,8 +180,12 @@ def validate(data: Any, source: str = "<discovery>") -> Discovery:
             profile = []
         if not isinstance(profile, list) or not all(p is None or _is_number(p) for p in profile):
             raise _fail(source, f"clusters[{k}].spatial_profile must be a list of numbers (or nulls)")
+        footprint = c.get("footprint") or {}
+        if not isinstance(footprint, dict):
+            raise _fail(source, f"clusters[{k}].footprint must be an object, got {type(footprint).__name__}")
         clusters.append(Cluster(id=k, channels=tuple(ids), kernel_size=ks,
-                                spatial_profile=tuple(float(p) if p is not None else math.nan for p in profile)))
+                                spatial_profile=tuple(float(p) if p is not None else math.nan for p in profile),
+                                footprint=footprint))
     unassigned = [i for i, v in enumerate(labels) if v >= 0 and i not in seen]
     if unassigned or any(v >= len(clusters) or v < -1 for v in labels):
         raise _fail(source, "field 'labels' refers to clusters that are not listed")

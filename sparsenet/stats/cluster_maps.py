@@ -13,7 +13,7 @@ from sparsenet.blas import one_blas_thread
 from sparsenet.errors import SparsenetError
 from sparsenet.stats import kernels
 from sparsenet.stats.inputs import as_tensor
-from sparsenet.stats.rings import ring_windows
+from sparsenet.stats.rings import ring_offsets, valid_range
 from sparsenet.stats.state import NotFittedError
 
 
@@ -51,7 +51,21 @@ class ClusterMapStats:
     ``Z_k(p) Z_k(p + d)`` over every offset d of the ring and every position with ``p + d``
     inside the map), ``pair_counts_`` ((R+1,), (p, d) pairs per ring, counting d and -d; ring 0:
     positions) and ``profiles_`` (K x (R+1), the autocovariance over its r = 0 value; a cluster
-    whose summed map has no variance gets 1 then 0).  Memory is O(K (R + 1)) plus one chunk.
+    whose summed map has no variance gets 1 then 0).
+
+    The footprint (``sparsenet.analyser.footprint``) needs the shared pattern without each
+    channel's correlation with itself and without the per-position mean of the maps, so the
+    same pass also keeps, for every half-ring offset d up to R (``offsets_``): the products of
+    each standardised channel with itself at d, and the per-position sums of the standardised
+    channels for each map size.  Then ``cross_covariance_`` (K x M) is, per offset d,
+
+        sum_{i != j in k} mean over n, p of (x~_i(p) - mu_i(p)) (x~_j(p + d) - mu_j(p + d)),
+
+    ``x~ = (x - mean) / std`` and ``mu_i(p)`` the mean of ``x~_i`` at position p over the images
+    (of that map size), and ``cross_correlation_`` (K,) its offset-0 value over the number of
+    ordered pairs (the cluster's mean cross-pair correlation).  Centring per position is exact
+    algebra on the sums: ``sum_n (a_n - mu)(b_n - nu) = sum_n a_n b_n - N mu nu``.  Memory is
+    ``O((K + C) M)`` plus ``C H W`` per map size plus one chunk, whatever the number of images.
     """
 
     def __init__(self, labels, mean, std, *, max_radius: int = 2):
@@ -84,8 +98,15 @@ class ClusterMapStats:
         idx = np.flatnonzero(members)
         self._P[self.labels[idx], idx] = 1.0 / std[idx]
         self._offset = self._P @ np.where(members, mean, 0.0)
-        self._acc = np.zeros((self.max_radius + 1, K))
-        self._pairs = np.zeros(self.max_radius + 1, dtype=np.int64)
+        self._mean = mean
+        self._offsets = [d for r in range(self.max_radius + 1) for d in ring_offsets(r, half=True)]
+        self._ring = np.array([max(abs(dy), abs(dx)) for dy, dx in self._offsets])
+        M = len(self._offsets)
+        self._acc = np.zeros((M, K))          # sum of Z_k(p) Z_k(p + d) per half offset d
+        self._self = np.zeros((M, C))         # sum of x~_c(p) x~_c(p + d)
+        self._pairs = np.zeros(M, dtype=np.int64)
+        self._sums: dict[tuple[int, int], list] = {}  # (H, W) -> [images, C x H x W sum of x~]
+        self._members = idx
         self._images = 0
 
     def __repr__(self) -> str:
@@ -105,7 +126,11 @@ class ClusterMapStats:
         src = T.cpu().numpy()
         P = self._P  # K x C float64
         acc = np.zeros_like(self._acc)
+        own = np.zeros_like(self._self)
         pairs = np.zeros_like(self._pairs)
+        pos = np.zeros((C, H, W))
+        scale = P.sum(axis=0)  # 1 / std of each clustered channel, 0 elsewhere
+        shift = scale * np.where(self.labels >= 0, self._mean, 0.0)
         per_chunk = max(1, kernels.CHUNK_BYTES // max(1, C * H * W * 8))
         with np.errstate(over="ignore", invalid="ignore"), \
                 one_blas_thread():
@@ -115,39 +140,130 @@ class ClusterMapStats:
                 Z = np.matmul(P, x)  # n x K x HW: summed standardised maps (before centring)
                 Z -= self._offset[None, :, None]
                 Z = Z.reshape(-1, self.n_clusters, H, W)
-                acc[0] += np.einsum("nkhw,nkhw->k", Z, Z)
-                pairs[0] += Z.shape[0] * H * W
-                for r in range(1, self.max_radius + 1):
-                    for (ph, pw), (qh, qw) in ring_windows(r, H, W):
-                        p = Z[:, :, ph, pw]
-                        acc[r] += np.einsum("nkhw,nkhw->k", p, Z[:, :, qh, qw])
-                        pairs[r] += p[:, 0].size
-        if not np.all(np.isfinite(acc)):
+                xs = x * scale[None, :, None]  # n x C x HW: standardised (0 if unclustered)
+                xs -= shift[None, :, None]
+                xs = xs.reshape(-1, C, H, W)
+                pos += xs.sum(axis=0)
+                for m, (ps, qs) in enumerate(self._windows(H, W)):
+                    if ps is None:
+                        continue
+                    p = Z[:, :, ps[0], ps[1]]
+                    acc[m] += np.einsum("nkhw,nkhw->k", p, Z[:, :, qs[0], qs[1]])
+                    own[m] += np.einsum("nchw,nchw->c", xs[:, :, ps[0], ps[1]],
+                                        xs[:, :, qs[0], qs[1]])
+                    pairs[m] += p[:, 0].size
+        if not (np.all(np.isfinite(acc)) and np.all(np.isfinite(own))):
             raise SparsenetError("X contains non-finite values (NaN or inf); accepted: finite maps")
         self._acc += acc
+        self._self += own
         self._pairs += pairs
+        entry = self._sums.setdefault((H, W), [0, np.zeros((C, H, W))])
+        entry[0] += N
+        entry[1] += pos
         self._images += N
         return self
+
+    def _windows(self, H: int, W: int) -> list:
+        """For each half offset d: (window of p, window of p + d) in an H x W map, or
+        (None, None) where d does not fit."""
+        out = []
+        for dy, dx in self._offsets:
+            h0, h1 = valid_range(dy, H)
+            w0, w1 = valid_range(dx, W)
+            if h0 < h1 and w0 < w1:
+                out.append(((slice(h0, h1), slice(w0, w1)),
+                            (slice(h0 + dy, h1 + dy), slice(w0 + dx, w1 + dx))))
+            else:
+                out.append((None, None))
+        return out
 
     def _check_fitted(self) -> None:
         if self._images == 0:
             raise NotFittedError("this ClusterMapStats has seen no data yet; call partial_fit(X)")
 
+    def _ring_sum(self, values: np.ndarray) -> np.ndarray:
+        """Sum a per-offset array (M x ...) ring by ring: (R+1) x ..."""
+        return np.stack([values[self._ring == r].sum(axis=0) for r in range(self.max_radius + 1)])
+
+    def _ring_pairs(self) -> np.ndarray:
+        return self._ring_sum(self._pairs)
+
     @property
     def pair_counts_(self) -> np.ndarray:
         self._check_fitted()
-        return 2 * self._pairs - np.r_[self._pairs[0], np.zeros(self.max_radius, np.int64)]
+        pairs = self._ring_pairs()
+        return 2 * pairs - np.r_[pairs[0], np.zeros(self.max_radius, np.int64)]
 
     @property
     def autocovariance_(self) -> np.ndarray:
         """K x (R+1): ring-averaged autocovariance of each cluster's summed standardised map."""
         self._check_fitted()
-        empty = np.flatnonzero(self._pairs == 0)
+        pairs = self._ring_pairs()
+        empty = np.flatnonzero(pairs == 0)
         if empty.size:
             raise SparsenetError(
                 f"no pair of positions at Chebyshev distance {int(empty[0])} fits in the maps seen "
                 f"(too small); accepted: max_radius <= {int(empty[0]) - 1} for these maps")
-        return (self._acc / self._pairs[:, None]).T
+        return (self._ring_sum(self._acc) / pairs[:, None]).T
+
+    @property
+    def offsets_(self) -> np.ndarray:
+        """(M, 2): the half-ring offsets d = (dy, dx) up to max_radius, ring by ring."""
+        return np.array(self._offsets, dtype=np.int64)
+
+    @property
+    def offset_pairs_(self) -> np.ndarray:
+        """(M,): (image, p) pairs behind each offset of ``offsets_`` (0 where none fits)."""
+        self._check_fitted()
+        return self._pairs.copy()
+
+    def _position_products(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per offset: sum over map sizes of N * sum_p mu(p) mu(p + d), for the K summed maps
+        (M x K) and the C channels (M x C): what centring per position takes off the sums."""
+        z_corr = np.zeros((len(self._offsets), self.n_clusters))
+        own_corr = np.zeros((len(self._offsets), self._P.shape[1]))
+        member = (self._P != 0).astype(np.float64)
+        for (H, W), (n, total) in self._sums.items():
+            mu = total / n  # C x H x W per-position means of x~
+            muz = np.einsum("kc,chw->khw", member, mu)
+            for m, (ps, qs) in enumerate(self._windows(H, W)):
+                if ps is not None:
+                    z_corr[m] += n * np.einsum("khw,khw->k", muz[:, ps[0], ps[1]], muz[:, qs[0], qs[1]])
+                    own_corr[m] += n * np.einsum("chw,chw->c", mu[:, ps[0], ps[1]], mu[:, qs[0], qs[1]])
+        return z_corr, own_corr
+
+    def _per_pair(self, sums: np.ndarray) -> np.ndarray:
+        """M x K sums -> K x M means over each offset's pairs (0 where none fits)."""
+        out = np.zeros_like(sums)
+        ok = self._pairs > 0
+        out[ok] = sums[ok] / self._pairs[ok, None]
+        return out.T
+
+    @property
+    def cross_covariance_(self) -> np.ndarray:
+        """K x M: the cross-pair (i != j) covariance of each cluster at each offset of
+        ``offsets_``, per-position means removed (class docstring); 0 where no pair fits."""
+        self._check_fitted()
+        z_corr, own_corr = self._position_products()
+        own = (self._self - own_corr) @ (self._P != 0).T.astype(np.float64)  # M x K
+        return self._per_pair(self._acc - z_corr - own)
+
+    @property
+    def own_covariance_(self) -> np.ndarray:
+        """K x M: the sum over a cluster's channels of each channel's own autocovariance at each
+        offset (per-position means removed), what ``cross_covariance_`` leaves out."""
+        self._check_fitted()
+        _, own_corr = self._position_products()
+        return self._per_pair((self._self - own_corr) @ (self._P != 0).T.astype(np.float64))
+
+    @property
+    def cross_correlation_(self) -> np.ndarray:
+        """(K,): mean correlation of a cluster's ordered cross pairs at offset 0 (0 for a
+        cluster of one channel)."""
+        sizes = np.bincount(self.labels[self.labels >= 0], minlength=self.n_clusters)
+        npairs = sizes * (sizes - 1)
+        cov0 = self.cross_covariance_[:, 0]
+        return np.where(npairs > 0, cov0 / np.maximum(npairs, 1), 0.0)
 
     @property
     def profiles_(self) -> np.ndarray:
