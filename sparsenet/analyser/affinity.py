@@ -122,3 +122,47 @@ def _finish(raw: np.ndarray, inactive: np.ndarray) -> np.ndarray:
     out[inactive, :] = 0.0
     out[:, inactive] = 0.0
     return out
+
+
+def sample_affinity(Z: np.ndarray, kind: str, thresholds: np.ndarray, *,
+                    graph_threshold: float = 2.0, tol: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    """(affinity, inactive) of an M x C matrix of samples, computed directly in float32.
+
+    The same affinity ``compute_affinity`` gives on ``ChannelStats(threshold=thresholds,
+    dtype="float32")`` of ``Z`` (active: value > threshold; inactive: never active or
+    ``std <= tol * (|mean| + 1)``), without its streaming machinery: one symmetric product
+    (BLAS ``ssyrk``, half a general product) of the centred samples, or of the 0/1 activity
+    for the co-firing kinds (counts exact below 2^24 rows).  This is what the permutation null,
+    the reference copies of the automatic K and the stability halves run, many times over.
+    """
+    from scipy.linalg.blas import ssyrk
+
+    from sparsenet.stats.inputs import float32_floor
+
+    Z = np.asarray(Z, dtype=np.float32)
+    M = Z.shape[0]
+    active = Z > float32_floor(np.asarray(thresholds, dtype=np.float64)).astype(np.float32)
+    counts = active.sum(axis=0)
+    mean = Z.mean(axis=0, dtype=np.float64)
+    if kind in PEARSON_AFFINITIES:
+        centred = Z - mean.astype(np.float32)
+        gram = ssyrk(1.0 / M, centred.T, trans=0)  # upper triangle of Zc^T Zc / M
+        cov = np.triu(gram) + np.triu(gram, 1).T
+        std = np.sqrt(np.clip(np.diag(cov).astype(np.float64), 0.0, None))
+    else:
+        std = Z.std(axis=0, dtype=np.float64)
+    inactive = (counts == 0) | (std <= tol * (np.abs(mean) + 1.0))
+    if kind in PEARSON_AFFINITIES:
+        scale = np.where(inactive, 1.0, std)
+        corr = np.clip(cov / np.outer(scale, scale), -1.0, 1.0)
+        raw = np.abs(corr) if kind == "pearson_abs" else np.maximum(corr, 0.0)
+    else:
+        cofiring = ssyrk(1.0, active.astype(np.float32).T, trans=0).astype(np.float64)
+        cofiring = np.triu(cofiring) + np.triu(cofiring, 1).T
+        if kind == "cofire_lift":
+            raw = lift_affinity(cofiring, float(M))
+        elif kind == "cofire_jaccard":
+            raw = jaccard_affinity(cofiring)
+        else:
+            raw = arora_affinity(cofiring, float(M), graph_threshold)
+    return _finish(raw, inactive), inactive
