@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from sparsenet import __version__
-from sparsenet.analyser.settings import AnalysisSettings
+from sparsenet.analyser.settings import FIELDS, AnalysisSettings
 from sparsenet.discovery.value import Discovery, from_labels
 from sparsenet.errors import SparsenetError
 
@@ -143,10 +143,7 @@ def analyse(acts: Activations, settings: AnalysisSettings):
     from sparsenet.analyser import CorrelationAnalyzer
 
     values = acts.values[: settings.max_samples]
-    analyzer = CorrelationAnalyzer(
-        n_clusters=settings.clusters, affinity=settings.affinity, method=settings.method,
-        n_permutations=settings.permutations, n_resamples=settings.resamples, random_state=settings.seed,
-    ).fit(values.numpy())
+    analyzer = CorrelationAnalyzer(**settings.estimator_params()).fit(values.numpy())
     provenance = {**acts.provenance, "samples": int(len(values)), "seed": settings.seed,
                   "sparsenet_version": __version__}
     significance = dict(analyzer.significance_) if analyzer.significance_ else {}
@@ -154,9 +151,7 @@ def analyse(acts: Activations, settings: AnalysisSettings):
         analyzer.labels_, analyzer.kernel_sizes_,
         analyzer.spatial_profiles_ if analyzer.spatial_profiles_ is not None else None,
         significance=significance, stability=analyzer.stability_, provenance=provenance,
-        settings={"clusters": settings.clusters, "affinity": settings.affinity, "method": settings.method,
-                  "max_samples": settings.max_samples, "permutations": settings.permutations,
-                  "resamples": settings.resamples, "extent_threshold": getattr(analyzer, "extent_threshold", None)},
+        settings={name: getattr(settings, name) for name in FIELDS if name != "seed"},
     )
     return analyzer, discovery
 
