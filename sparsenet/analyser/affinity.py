@@ -135,34 +135,45 @@ def sample_affinity(Z: np.ndarray, kind: str, thresholds: np.ndarray, *,
     for the co-firing kinds (counts exact below 2^24 rows).  This is what the permutation null,
     the reference copies of the automatic K and the stability halves run, many times over.
     """
-    from scipy.linalg.blas import ssyrk
-
     from sparsenet.stats.inputs import float32_floor
 
     Z = np.asarray(Z, dtype=np.float32)
     M = Z.shape[0]
     active = Z > float32_floor(np.asarray(thresholds, dtype=np.float64)).astype(np.float32)
-    counts = active.sum(axis=0)
+    counts = np.count_nonzero(active, axis=0)
     mean = Z.mean(axis=0, dtype=np.float64)
     if kind in PEARSON_AFFINITIES:
-        centred = Z - mean.astype(np.float32)
-        gram = ssyrk(1.0 / M, centred.T, trans=0)  # upper triangle of Zc^T Zc / M
-        cov = np.triu(gram) + np.triu(gram, 1).T
+        cov = _gram(1.0 / M, Z - mean.astype(np.float32))
         std = np.sqrt(np.clip(np.diag(cov).astype(np.float64), 0.0, None))
     else:
         std = Z.std(axis=0, dtype=np.float64)
     inactive = (counts == 0) | (std <= tol * (np.abs(mean) + 1.0))
-    if kind in PEARSON_AFFINITIES:
-        scale = np.where(inactive, 1.0, std)
-        corr = np.clip(cov / np.outer(scale, scale), -1.0, 1.0)
-        raw = np.abs(corr) if kind == "pearson_abs" else np.maximum(corr, 0.0)
+    if kind in PEARSON_AFFINITIES:  # in place: C x C float32 work only
+        inv = np.where(inactive, 0.0, 1.0 / np.where(inactive, 1.0, std)).astype(np.float32)
+        cov *= inv[:, None]
+        cov *= inv[None, :]
+        if kind == "pearson_abs":
+            np.abs(cov, out=cov)
+        raw = np.clip(cov, 0.0, 1.0, out=cov).astype(np.float64)
+        idx = np.flatnonzero(~inactive)
+        raw[idx, idx] = 1.0
+        return raw, inactive
+    cofiring = _gram(1.0, active.astype(np.float32)).astype(np.float64)
+    if kind == "cofire_lift":
+        raw = lift_affinity(cofiring, float(M))
+    elif kind == "cofire_jaccard":
+        raw = jaccard_affinity(cofiring)
     else:
-        cofiring = ssyrk(1.0, active.astype(np.float32).T, trans=0).astype(np.float64)
-        cofiring = np.triu(cofiring) + np.triu(cofiring, 1).T
-        if kind == "cofire_lift":
-            raw = lift_affinity(cofiring, float(M))
-        elif kind == "cofire_jaccard":
-            raw = jaccard_affinity(cofiring)
-        else:
-            raw = arora_affinity(cofiring, float(M), graph_threshold)
+        raw = arora_affinity(cofiring, float(M), graph_threshold)
     return _finish(raw, inactive), inactive
+
+
+def _gram(alpha: float, A: np.ndarray) -> np.ndarray:
+    """``alpha A^T A`` of an M x C float32 matrix by BLAS ``ssyrk`` (half the work of a general
+    product), called on whichever of A and A^T is Fortran-ordered so that nothing is copied."""
+    from scipy.linalg.blas import ssyrk
+
+    upper = ssyrk(alpha, A, trans=1) if A.flags.f_contiguous else ssyrk(alpha, A.T, trans=0)
+    out = upper + upper.T  # syrk fills the upper triangle, the lower one is zero
+    out[np.diag_indices_from(out)] = np.diag(upper)
+    return out

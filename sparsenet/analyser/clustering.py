@@ -99,10 +99,11 @@ def laplacian_eigenpairs(affinity: np.ndarray, k: int, seed: int = 0):
     """The ``k`` smallest Laplacian eigenvalues (ascending) and the spectral embedding:
     the matching eigenvectors of ``D^-1/2 W D^-1/2`` divided by ``sqrt(degree)``, as
     scikit-learn's ``spectral_embedding`` returns them (n x k)."""
-    weights = _connected(affinity)
-    np.fill_diagonal(weights, 0.0)
-    dd = np.sqrt(weights.sum(axis=1))
-    S = weights / dd[:, None] / dd[None, :]
+    S = np.asarray(affinity, dtype=np.float64) + _EPS  # _connected without its diagonal, in place
+    np.fill_diagonal(S, 0.0)
+    dd = np.sqrt(S.sum(axis=1))
+    S /= dd[:, None]
+    S /= dd[None, :]
     n = S.shape[0]
     k = max(1, min(int(k), n))
     with one_blas_thread():
@@ -147,12 +148,12 @@ def choose_k(affinity: np.ndarray, max_clusters, seed: int, edge: float | None):
     if edge is None:
         eigenvalues = laplacian_spectrum(affinity)
         return eigengap_n_clusters(eigenvalues, bound), eigenvalues, None
-    k = min(bound + 1, n, 8)
+    k = min(bound + 1, n, 2)  # structureless copies, most of the null, stop at l_2
     while True:
         eigenvalues, embedding = laplacian_eigenpairs(affinity, k, seed)
         if eigenvalues[-1] >= edge or k >= min(bound + 1, n):
             return edge_n_clusters(eigenvalues, edge, bound), eigenvalues, embedding
-        k = min(2 * k, bound + 1, n)
+        k = min(4 * k, bound + 1, n)
 
 
 def cluster_affinity(affinity, method, n_clusters, max_clusters, seed, *,
