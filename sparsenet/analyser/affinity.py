@@ -125,7 +125,8 @@ def _finish(raw: np.ndarray, inactive: np.ndarray) -> np.ndarray:
 
 
 def sample_affinity(Z: np.ndarray, kind: str, thresholds: np.ndarray, *,
-                    graph_threshold: float = 2.0, tol: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+                    graph_threshold: float = 2.0, tol: float = 1e-6,
+                    overwrite: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(affinity, inactive) of an M x C matrix of samples, computed directly in float32.
 
     The same affinity ``compute_affinity`` gives on ``ChannelStats(threshold=thresholds,
@@ -134,20 +135,27 @@ def sample_affinity(Z: np.ndarray, kind: str, thresholds: np.ndarray, *,
     (BLAS ``ssyrk``, half a general product) of the centred samples, or of the 0/1 activity
     for the co-firing kinds (counts exact below 2^24 rows).  This is what the permutation null,
     the reference copies of the automatic K and the stability halves run, many times over.
+    ``overwrite=True`` lets a float32 ``Z`` be centred in place (a copy made for this call).
     """
     from sparsenet.stats.inputs import float32_floor
 
+    owned = overwrite and isinstance(Z, np.ndarray) and Z.dtype == np.float32
     Z = np.asarray(Z, dtype=np.float32)
     M = Z.shape[0]
-    active = Z > float32_floor(np.asarray(thresholds, dtype=np.float64)).astype(np.float32)
-    counts = np.count_nonzero(active, axis=0)
+    limit = float32_floor(np.asarray(thresholds, dtype=np.float64)).astype(np.float32)
+    dead = ~(Z.max(axis=0) > limit)  # never above its threshold
     mean = Z.mean(axis=0, dtype=np.float64)
     if kind in PEARSON_AFFINITIES:
-        cov = _gram(1.0 / M, Z - mean.astype(np.float32))
+        if owned:
+            Z -= mean.astype(np.float32)
+            cov = _gram(1.0 / M, Z)
+        else:
+            cov = _gram(1.0 / M, Z - mean.astype(np.float32))
         std = np.sqrt(np.clip(np.diag(cov).astype(np.float64), 0.0, None))
     else:
+        active = Z > limit
         std = Z.std(axis=0, dtype=np.float64)
-    inactive = (counts == 0) | (std <= tol * (np.abs(mean) + 1.0))
+    inactive = dead | (std <= tol * (np.abs(mean) + 1.0))
     if kind in PEARSON_AFFINITIES:  # in place: C x C float32 work only
         inv = np.where(inactive, 0.0, 1.0 / np.where(inactive, 1.0, std)).astype(np.float32)
         cov *= inv[:, None]

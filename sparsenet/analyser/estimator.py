@@ -256,7 +256,7 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     def _cluster(self, affinity, inactive, n_clusters, seed, spectrum=True):
         """Cluster the active channels of a full C x C affinity (K clamped to the active count)."""
         active = ~inactive
-        sub = affinity[np.ix_(active, active)]
+        sub = affinity if active.all() else affinity[np.ix_(active, active)]
         k = n_clusters if n_clusters == "auto" else min(n_clusters, sub.shape[0])
         return cluster_affinity(sub, self.method, k, self.max_clusters, seed, spectrum=spectrum,
                                 edge=self.k_edge_)
@@ -273,7 +273,7 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
 
         def second_eigenvalue(Z):
             affinity, inactive = sample_affinity(Z, self.affinity, thresholds,
-                                                 graph_threshold=self.graph_threshold)
+                                                 graph_threshold=self.graph_threshold, overwrite=True)
             active = ~inactive
             if active.sum() < 2:
                 return np.inf
@@ -331,7 +331,7 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
 
         def run(Z):
             affinity, inactive = sample_affinity(Z, self.affinity, thresholds,
-                                                 graph_threshold=self.graph_threshold)
+                                                 graph_threshold=self.graph_threshold, overwrite=True)
             if inactive.all():
                 return affinity, np.full(inactive.shape[0], -1), -np.inf
             result = self._cluster(affinity, inactive, "auto" if auto else self.n_clusters_,

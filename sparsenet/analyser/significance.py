@@ -64,6 +64,8 @@ Pipeline = Callable[[np.ndarray], tuple]
 def modularity(affinity: np.ndarray, labels: np.ndarray) -> float:
     """Weighted modularity of ``labels`` (channels labelled -1 are left out) on ``affinity``."""
     keep = np.asarray(labels) >= 0
+    if np.unique(np.asarray(labels)[keep]).size <= 1:
+        return 0.0  # one cluster (or none): Q = 1 - 1 = 0
     weights = np.array(affinity, dtype=np.float64)[np.ix_(keep, keep)]
     np.fill_diagonal(weights, 0.0)
     total = weights.sum()
