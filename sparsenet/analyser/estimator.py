@@ -47,10 +47,11 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     Parameters
     ----------
     n_clusters : int >= 1 or "auto", default "auto"
-        Number of clusters K.  "auto": the eigengap heuristic on the normalised Laplacian of
-        the affinity among active channels: K in 1..max_clusters maximising
-        ``l_{K+1} - l_K`` (K = 1 only when the first gap ``l_2 - l_1`` is the largest, i.e.
-        the data show no block structure).  An int larger than the number of active channels
+        Number of clusters K.  "auto": the number of eigenvalues of the normalised Laplacian of
+        the affinity among active channels that lie below the noise edge, the lowest ``l_2`` of
+        19 channel-shuffled copies (``k_edge_``; see :mod:`sparsenet.analyser.clustering`:
+        K > 1 on structureless data with probability 1/20), at most ``max_clusters``; fitted on
+        a ``ChannelStats`` (nothing to shuffle), the eigengap.  An int larger than the number of active channels
         raises ``SparsenetError``.  With ``method="communities"`` an int is an upper bound:
         modularity decides, merged down to at most ``n_clusters``.
     affinity : str, default "pearson_pos"
@@ -77,8 +78,9 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
           clusters; the linkage matrix is kept in ``linkage_`` (for a dendrogram).
         - "communities": greedy modularity communities (Clauset-Newman-Moore, networkx) of the
           weighted affinity graph (for "arora", the binary graph); see ``n_clusters``.
-    max_clusters : int >= 1, default 10
-        Largest K considered by ``n_clusters="auto"`` (and the cap of "communities" there).
+    max_clusters : int >= 1 or "auto", default "auto"
+        Largest K considered by ``n_clusters="auto"`` (and the cap of "communities" there);
+        "auto": half the active channels.
     threshold : float, "quantile:q" or array of C floats, default 0.0
         Activity threshold passed to :class:`~sparsenet.stats.ChannelStats` (0.0: a channel
         fires where it is positive, i.e. after a ReLU; "quantile:0.9": its top 10% of values).
@@ -99,7 +101,7 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     graph_threshold : float > 1, default 2.0
         Lift above which the "arora" affinity draws an edge (2.0: the pair co-fires at least
         twice as often as independent units would).  Used only by ``affinity="arora"``.
-    n_permutations : int >= 0, default 20
+    n_permutations : int >= 0, default 99
         Channel-shuffled null repeats of the significance test (the smallest reachable p is
         ``1 / (1 + n_permutations)``); 0 skips the test.
     n_resamples : int >= 0, default 5
@@ -146,8 +148,10 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         ``{"statistic": "modularity", "value", "null_mean", "null_std", "z", "p",
         "n_permutations"}`` from the channel-shuffled null (see
         :mod:`sparsenet.analyser.significance`): each channel is permuted across images and
-        the same pipeline (thresholds, affinity, method, with K fixed at ``n_clusters_``) is
-        re-run.  ``p = (1 + #{null >= value}) / (1 + n_permutations)``; z is 0 or +-inf when
+        the same pipeline (thresholds, affinity, method, and under "auto" the choice of K with
+        the same noise edge; an int K stays fixed) is re-run.
+        ``p = (1 + #{null >= value}) / (1 + n_permutations)``, ties at equal modularity
+        (K = 1) ordered by minus ``l_2`` under "auto"; z is 0 or +-inf when
         the null has no spread.  Data with more than 50,000 rows (image positions) are
         subsampled to 50,000 rows for the null, the observed value and the halves.  None when ``n_permutations=0``, when fitted on a
         ``ChannelStats`` (the null needs the samples) or with fewer than 2 images.
@@ -157,6 +161,8 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         about 0 for noise.  None when ``n_resamples=0``, when ``n_clusters_ == 1`` (a single
         cluster agrees with itself trivially), when fitted on a ``ChannelStats`` (the halves
         need the samples) or with fewer than 4 images.
+    k_edge_ : float or None
+        The noise edge that chose K under "auto" (None with K given or without samples).
     stats_ : ChannelStats
         The statistics everything was computed from (with ``spatial_method="cluster_maps"``
         and activations: offset 0 only, the profiles coming from the second pass).
