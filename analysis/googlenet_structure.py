@@ -38,7 +38,7 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--samples", type=int, default=1000, help="training images recorded per module")
-    p.add_argument("--clusters", default="4,auto", help="comma-separated K values to try ('auto': eigengap)")
+    p.add_argument("--clusters", default="4,auto", help="comma-separated K values to try ('auto': eigenvalues below the noise edge)")
     p.add_argument("--null", type=int, default=1000, help="permutations of the branch labels")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="runs/googlenet-structure")

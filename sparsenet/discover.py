@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from sparsenet import __version__
-from sparsenet.analyser.settings import AnalysisSettings
+from sparsenet.analyser.settings import FIELDS, AnalysisSettings
 from sparsenet.discovery.fitted import FittedDiscovery, from_analyzer, write_run
 from sparsenet.errors import SparsenetError
 
@@ -191,15 +191,11 @@ def make_analyzer(settings: AnalysisSettings):
     """The unfitted ``CorrelationAnalyzer`` that ``settings`` describe."""
     from sparsenet.analyser import CorrelationAnalyzer
 
-    return CorrelationAnalyzer(
-        n_clusters=settings.clusters, affinity=settings.affinity, method=settings.method,
-        n_permutations=settings.permutations, n_resamples=settings.resamples, random_state=settings.seed,
-        mass_fraction=settings.mass_fraction,
-    )
+    return CorrelationAnalyzer(**settings.estimator_params())
 
 
 def _settings_record(settings: AnalysisSettings, analyzer) -> dict[str, Any]:
-    return {k: v for k, v in asdict(settings).items() if k != "seed"}  # the seed is provenance
+    return {name: getattr(settings, name) for name in FIELDS if name != "seed"}  # the seed is provenance
 
 
 def needs_samples(settings: AnalysisSettings) -> bool:

@@ -121,3 +121,66 @@ def _finish(raw: np.ndarray, inactive: np.ndarray) -> np.ndarray:
     out[inactive, :] = 0.0
     out[:, inactive] = 0.0
     return out
+
+
+def sample_affinity(Z: np.ndarray, kind: str, thresholds: np.ndarray, *,
+                    graph_threshold: float = 2.0, tol: float = 1e-6,
+                    overwrite: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(affinity, inactive) of an M x C matrix of samples, computed directly in float32.
+
+    The same affinity ``compute_affinity`` gives on ``ChannelStats(threshold=thresholds,
+    dtype="float32")`` of ``Z`` (active: value > threshold; inactive: never active or
+    ``std <= tol * (|mean| + 1)``), without its streaming machinery: one symmetric product
+    (BLAS ``ssyrk``, half a general product) of the centred samples, or of the 0/1 activity
+    for the co-firing kinds (counts exact below 2^24 rows).  This is what the permutation null,
+    the reference copies of the automatic K and the stability halves run, many times over.
+    ``overwrite=True`` lets a float32 ``Z`` be centred in place (a copy made for this call).
+    """
+    from sparsenet.stats.inputs import float32_floor
+
+    owned = overwrite and isinstance(Z, np.ndarray) and Z.dtype == np.float32
+    Z = np.asarray(Z, dtype=np.float32)
+    M = Z.shape[0]
+    limit = float32_floor(np.asarray(thresholds, dtype=np.float64)).astype(np.float32)
+    dead = ~(Z.max(axis=0) > limit)  # never above its threshold
+    mean = Z.mean(axis=0, dtype=np.float64)
+    if kind in PEARSON_AFFINITIES:
+        if owned:
+            Z -= mean.astype(np.float32)
+            cov = _gram(1.0 / M, Z)
+        else:
+            cov = _gram(1.0 / M, Z - mean.astype(np.float32))
+        std = np.sqrt(np.clip(np.diag(cov).astype(np.float64), 0.0, None))
+    else:
+        active = Z > limit
+        std = Z.std(axis=0, dtype=np.float64)
+    inactive = dead | (std <= tol * (np.abs(mean) + 1.0))
+    if kind in PEARSON_AFFINITIES:  # in place: C x C float32 work only
+        inv = np.where(inactive, 0.0, 1.0 / np.where(inactive, 1.0, std)).astype(np.float32)
+        cov *= inv[:, None]
+        cov *= inv[None, :]
+        if kind == "pearson_abs":
+            np.abs(cov, out=cov)
+        raw = np.clip(cov, 0.0, 1.0, out=cov).astype(np.float64)
+        idx = np.flatnonzero(~inactive)
+        raw[idx, idx] = 1.0
+        return raw, inactive
+    cofiring = _gram(1.0, active.astype(np.float32)).astype(np.float64)
+    if kind == "cofire_lift":
+        raw = lift_affinity(cofiring, float(M))
+    elif kind == "cofire_jaccard":
+        raw = jaccard_affinity(cofiring)
+    else:
+        raw = arora_affinity(cofiring, float(M), graph_threshold)
+    return _finish(raw, inactive), inactive
+
+
+def _gram(alpha: float, A: np.ndarray) -> np.ndarray:
+    """``alpha A^T A`` of an M x C float32 matrix by BLAS ``ssyrk`` (half the work of a general
+    product), called on whichever of A and A^T is Fortran-ordered so that nothing is copied."""
+    from scipy.linalg.blas import ssyrk
+
+    upper = ssyrk(alpha, A, trans=1) if A.flags.f_contiguous else ssyrk(alpha, A.T, trans=0)
+    out = upper + upper.T  # syrk fills the upper triangle, the lower one is zero
+    out[np.diag_indices_from(out)] = np.diag(upper)
+    return out

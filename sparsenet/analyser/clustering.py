@@ -3,19 +3,41 @@
 All functions here work on the affinity among *active* channels only (the estimator drops
 inactive channels first), so every node has a meaningful row.
 
-Choice of K (``n_clusters="auto"``): the eigengap heuristic (von Luxburg 2007, "A tutorial on
-spectral clustering", section 8.3).  With the eigenvalues ``l_1 <= l_2 <= ... <= l_n`` of the
-symmetric normalised Laplacian ``L = I - D^-1/2 A D^-1/2`` (self-loops ignored, as in
-scikit-learn's spectral embedding), K is the k in ``1..min(max_clusters, n - 1)`` with the
-largest gap ``l_{k+1} - l_k`` (the smallest such k on ties).  A graph made of K weakly joined
-blocks has K eigenvalues near 0 and then a jump.  k = 1 is allowed, and chosen only when the
-first gap ``l_2 - l_1`` is the largest, i.e. when the graph has no block structure stronger than
-its overall connectivity (structureless data: all eigenvalues but the first bunch near 1).
+Spectrum.  With W the affinity among active channels (self-loops ignored, as in scikit-learn's
+spectral embedding, plus ``_EPS`` so that the graph is connected) and D its degrees, the
+symmetric normalised Laplacian ``L = I - D^-1/2 W D^-1/2`` has eigenvalues
+``0 = l_1 <= l_2 <= ... <= l_n``.  A graph of K weakly joined blocks has K eigenvalues near 0;
+a structureless graph has l_2 .. l_n in a bulk around 1.
+
+Choice of K (``n_clusters="auto"``): *the eigenvalues below the noise edge*.  The reference is
+the same pipeline on ``REFERENCE_COPIES`` channel-shuffled copies of the data (each channel
+permuted across images independently: every channel keeps its values, its distribution and its
+spatial structure within an image; co-firing is destroyed).  On such a copy every eigenvalue
+but l_1 belongs to the noise bulk, so its l_2 is the bulk's lower edge.  The edge is the lowest
+l_2 of the copies, and
+
+    K = #{i : l_i < edge},   clipped to 1..bound,
+
+(l_1 = 0 always counts).  On structureless data the data and the copies are exchangeable, so
+the data's l_2 falls below all of the copies' with probability 1 / (REFERENCE_COPIES + 1):
+``REFERENCE_COPIES = 19`` makes K > 1 on structureless data a 5% event, a test at the
+conventional level for "one more cluster than noise gives".  This is Horn's (1965) parallel
+analysis in its permutation form (Buja & Eyuboglu 1992), applied to the Laplacian of the
+affinity instead of the correlation matrix, so it works for every affinity kind and for data
+whose samples are not independent (positions within an image, heavy tails).  No constant is
+fitted to a generator: the edge is measured on the data's own shuffles.  A block of s channels
+with within-block affinity a separates from the bulk when its eigenvalue does, whatever the
+number of blocks, which is why many small groups are found (the eigengap instead compares
+l_2 - l_1 with all later gaps, and the first gap, against l_1 = 0, wins on weak structure).
+
+The bound: ``max_clusters="auto"`` is ``n // 2`` (a group needs two channels to co-fire), an
+int caps it further.  Without samples (fitting a ``ChannelStats``) there is nothing to shuffle
+and K falls back to the eigengap, ``argmax_k l_{k+1} - l_k`` over k = 1..bound (von Luxburg
+2007, section 8.3).  docs/analyser.md compares the rules on several generator families.
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,10 +50,18 @@ from sparsenet.blas import one_blas_thread
 from sparsenet.errors import SparsenetError
 
 
+# Channel-shuffled copies whose lowest l_2 is the noise edge of the automatic K (module docstring):
+# K > 1 on structureless data with probability 1 / (REFERENCE_COPIES + 1) = 0.05.
+REFERENCE_COPIES = 19
+
 # Added to every off-diagonal affinity before spectral steps so that a graph with isolated
 # parts stays connected (no "graph is not fully connected" warnings, well-defined embedding);
 # far below any affinity that matters.
 _EPS = 1e-8
+
+# Above this many channels the leading eigenpairs come from Lanczos (scipy eigsh) instead of a
+# full dense eigendecomposition (about 10x faster at 1,024 channels when K is small).
+_DENSE_MAX = 400
 
 
 @dataclass(frozen=True)
@@ -52,11 +82,52 @@ def check_method(method) -> str:
     return method
 
 
+def cluster_bound(max_clusters, n: int) -> int:
+    """Largest K searched among ``n`` active channels: ``n // 2`` for "auto", capped by an int."""
+    bound = max(1, n // 2)
+    return bound if max_clusters == "auto" else max(1, min(int(max_clusters), bound))
+
+
 def laplacian_spectrum(affinity: np.ndarray) -> np.ndarray:
     """Ascending eigenvalues of the symmetric normalised Laplacian of ``affinity``."""
     with one_blas_thread():
         eigenvalues = np.linalg.eigvalsh(laplacian(_connected(affinity), normed=True))
     return np.clip(np.sort(eigenvalues), 0.0, 2.0)
+
+
+def laplacian_eigenpairs(affinity: np.ndarray, k: int, seed: int = 0):
+    """The ``k`` smallest Laplacian eigenvalues (ascending) and the spectral embedding:
+    the matching eigenvectors of ``D^-1/2 W D^-1/2`` divided by ``sqrt(degree)``, as
+    scikit-learn's ``spectral_embedding`` returns them (n x k)."""
+    S = np.asarray(affinity, dtype=np.float64) + _EPS  # _connected without its diagonal, in place
+    np.fill_diagonal(S, 0.0)
+    dd = np.sqrt(S.sum(axis=1))
+    S /= dd[:, None]
+    S /= dd[None, :]
+    n = S.shape[0]
+    k = max(1, min(int(k), n))
+    with one_blas_thread():
+        if n <= _DENSE_MAX or k >= n // 4:
+            from scipy.linalg import eigh
+
+            mu, vectors = eigh(S, subset_by_index=[n - k, n - 1])
+        else:
+            from scipy.sparse.linalg import eigsh
+
+            v0 = np.random.RandomState(seed).uniform(-1, 1, n)
+            mu, vectors = eigsh(S, k=k, which="LA", v0=v0, tol=1e-10)
+    order = np.argsort(-mu)
+    return np.clip(1.0 - mu[order], 0.0, 2.0), vectors[:, order] / dd[:, None]
+
+
+def edge_n_clusters(eigenvalues: np.ndarray, edge: float, bound: int) -> int:
+    """K = #{i : l_i < edge} (l_1 = 0 counts), clipped to 1..bound (module docstring)."""
+    return int(np.clip(np.sum(np.asarray(eigenvalues) < edge), 1, max(1, bound)))
+
+
+def reference_edge(second_eigenvalues) -> float:
+    """The noise edge: the lowest l_2 among the channel-shuffled copies."""
+    return float(np.min(second_eigenvalues))
 
 
 def eigengap_n_clusters(eigenvalues: np.ndarray, max_clusters: int) -> int:
@@ -68,44 +139,79 @@ def eigengap_n_clusters(eigenvalues: np.ndarray, max_clusters: int) -> int:
     return int(np.argmax(gaps)) + 1
 
 
+def choose_k(affinity: np.ndarray, max_clusters, seed: int, edge: float | None):
+    """Automatic K and the leading spectrum it was read from: the eigenvalues below ``edge``
+    (Lanczos grows the number computed until one lies above it), or the eigengap when there is
+    no reference (``edge=None``: the full spectrum)."""
+    n = affinity.shape[0]
+    bound = cluster_bound(max_clusters, n)
+    if edge is None:
+        eigenvalues = laplacian_spectrum(affinity)
+        return eigengap_n_clusters(eigenvalues, bound), eigenvalues, None
+    k = min(bound + 1, n, 2)  # structureless copies, most of the null, stop at l_2
+    while True:
+        eigenvalues, embedding = laplacian_eigenpairs(affinity, k, seed)
+        if eigenvalues[-1] >= edge or k >= min(bound + 1, n):
+            return edge_n_clusters(eigenvalues, edge, bound), eigenvalues, embedding
+        k = min(4 * k, bound + 1, n)
+
+
 def cluster_affinity(affinity, method, n_clusters, max_clusters, seed, *,
-                     spectrum: bool = True) -> Clustering:
+                     spectrum: bool = True, edge: float | None = None) -> Clustering:
     """Cluster the active channels of ``affinity`` (already restricted to them).
 
-    ``n_clusters`` is an int or "auto"; for "communities" it is an upper bound (modularity
-    decides the number, ``max_clusters`` bounds it under "auto").  ``spectrum=False`` skips
-    the Laplacian spectrum (an O(n^3) eigendecomposition; ``eigenvalues`` is then None) when K
-    is given, as the significance null and the stability halves need only the labels.
+    ``n_clusters`` is an int or "auto" (``edge``: the noise edge of the reference copies, None
+    for the eigengap; see the module docstring); for "communities" it is an upper bound
+    (modularity decides the number, ``max_clusters`` bounds it under "auto").  ``spectrum=False``
+    skips the full Laplacian spectrum (``eigenvalues`` is then None, or only the leading
+    eigenvalues that chose K), as the significance null and the stability halves need only the
+    labels.
     """
     n = affinity.shape[0]
     auto = n_clusters == "auto"
-    eigenvalues = laplacian_spectrum(affinity) if (spectrum or auto) else None
-    k = min(eigengap_n_clusters(eigenvalues, max_clusters) if auto else int(n_clusters), n)
+    embedding = None
+    eigenvalues = None
+    if auto:
+        k, eigenvalues, embedding = choose_k(affinity, max_clusters, seed, edge)
+    else:
+        k = min(int(n_clusters), n)
+    if spectrum and (eigenvalues is None or len(eigenvalues) < n):
+        eigenvalues = laplacian_spectrum(affinity)
     tree = None
     if method == "spectral":
-        labels = spectral_labels(affinity, k, seed)
+        labels = spectral_labels(affinity, k, seed, embedding=embedding)
     elif method == "hierarchical":
         labels, tree = hierarchical_labels(affinity, k)
     else:
-        labels = community_labels(affinity, min(max_clusters, n) if auto else k)
+        labels = community_labels(affinity, cluster_bound(max_clusters, n) if auto else k)
     return Clustering(canonical_labels(labels), eigenvalues, tree)
 
 
-def spectral_labels(affinity: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """scikit-learn SpectralClustering on the precomputed affinity, seeded."""
+def spectral_labels(affinity: np.ndarray, k: int, seed: int, *, embedding=None) -> np.ndarray:
+    """Spectral clustering of the precomputed affinity: the k leading vectors of the spectral
+    embedding (scikit-learn's, see ``laplacian_eigenpairs``), assigned by ``cluster_qr``
+    (Damle, Minden & Ying 2019, scikit-learn's ``assign_labels="cluster_qr"``): deterministic,
+    no k-means restarts.  ``embedding`` (n x >= k) reuses vectors already computed."""
     n = affinity.shape[0]
     if k <= 1 or n <= 1:
         return np.zeros(n, dtype=int)
     if k >= n:
         return np.arange(n)
-    from sklearn.cluster import SpectralClustering
+    if embedding is None or embedding.shape[1] < k:
+        _, embedding = laplacian_eigenpairs(affinity, k, seed)
+    return cluster_qr(embedding[:, :k])
 
-    model = SpectralClustering(
-        n_clusters=k, affinity="precomputed", random_state=seed, assign_labels="cluster_qr"
-    )
-    with warnings.catch_warnings(), one_blas_thread():
-        warnings.simplefilter("ignore", UserWarning)
-        return model.fit_predict(_connected(affinity))
+
+def cluster_qr(vectors: np.ndarray) -> np.ndarray:
+    """Labels from an n x k embedding: QR with column pivoting picks k representative rows,
+    the polar factor of their block rotates the embedding onto the axes, argmax assigns."""
+    from scipy.linalg import qr, svd
+
+    k = vectors.shape[1]
+    with one_blas_thread():
+        _, _, piv = qr(vectors.T, pivoting=True, mode="economic")
+        ut, _, v = svd(vectors[piv[:k], :].T)
+        return np.abs(vectors @ (ut @ v.conj())).argmax(axis=1)
 
 
 def hierarchical_labels(affinity: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray | None]:

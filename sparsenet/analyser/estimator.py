@@ -10,24 +10,27 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from sparsenet.analyser.affinity import (PEARSON_AFFINITIES, check_affinity_kind, check_graph_threshold,
-                                        compute_affinity)
+from sparsenet.analyser.affinity import (check_affinity_kind, check_graph_threshold, compute_affinity,
+                                        sample_affinity)
 from sparsenet.analyser.clustering import (
+    REFERENCE_COPIES,
     check_method,
     check_n_clusters,
     cluster_affinity,
     expand_labels,
+    laplacian_eigenpairs,
+    reference_edge,
 )
 from sparsenet.analyser.footprint import (check_mass_fraction, fit_channel_rings, fit_cluster_maps,
                                          kernel_set)
-from sparsenet.analyser.settings import DISCOVER
-from sparsenet.analyser.significance import modularity, permutation_test, stability
+from sparsenet.analyser.settings import DISCOVER, SPATIAL_METHODS
+from sparsenet.analyser.significance import (MAX_ROWS, modularity, permutation_test, row_index,
+                                             shuffled_map, stability)
 from sparsenet.analyser.spatial import cluster_spatial_profiles
 from sparsenet.errors import SparsenetError
 from sparsenet.stats import ChannelStats, ClusterMapStats
 
 _SEED_MAX = np.iinfo(np.int32).max
-SPATIAL_METHODS = ("cluster_maps", "channel_pairs")
 
 
 class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -42,10 +45,11 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     Parameters
     ----------
     n_clusters : int >= 1 or "auto", default "auto"
-        Number of clusters K.  "auto": the eigengap heuristic on the normalised Laplacian of
-        the affinity among active channels: K in 1..max_clusters maximising
-        ``l_{K+1} - l_K`` (K = 1 only when the first gap ``l_2 - l_1`` is the largest, i.e.
-        the data show no block structure).  An int larger than the number of active channels
+        Number of clusters K.  "auto": the number of eigenvalues of the normalised Laplacian of
+        the affinity among active channels that lie below the noise edge, the lowest ``l_2`` of
+        19 channel-shuffled copies (``k_edge_``; see :mod:`sparsenet.analyser.clustering`:
+        K > 1 on structureless data with probability 1/20), at most ``max_clusters``; fitted on
+        a ``ChannelStats`` (nothing to shuffle), the eigengap.  An int larger than the number of active channels
         raises ``SparsenetError``.  With ``method="communities"`` an int is an upper bound:
         modularity decides, merged down to at most ``n_clusters``.
     affinity : str, default "pearson_pos"
@@ -72,8 +76,9 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
           clusters; the linkage matrix is kept in ``linkage_`` (for a dendrogram).
         - "communities": greedy modularity communities (Clauset-Newman-Moore, networkx) of the
           weighted affinity graph (for "arora", the binary graph); see ``n_clusters``.
-    max_clusters : int >= 1, default 10
-        Largest K considered by ``n_clusters="auto"`` (and the cap of "communities" there).
+    max_clusters : int >= 1 or "auto", default "auto"
+        Largest K considered by ``n_clusters="auto"`` (and the cap of "communities" there);
+        "auto": half the active channels.
     threshold : float, "quantile:q" or array of C floats, default 0.0
         Activity threshold passed to :class:`~sparsenet.stats.ChannelStats` (0.0: a channel
         fires where it is positive, i.e. after a ReLU; "quantile:0.9": its top 10% of values).
@@ -92,7 +97,7 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     graph_threshold : float > 1, default 2.0
         Lift above which the "arora" affinity draws an edge (2.0: the pair co-fires at least
         twice as often as independent units would).  Used only by ``affinity="arora"``.
-    n_permutations : int >= 0, default 20
+    n_permutations : int >= 0, default 99
         Channel-shuffled null repeats of the significance test (the smallest reachable p is
         ``1 / (1 + n_permutations)``); 0 skips the test.
     n_resamples : int >= 0, default 5
@@ -147,8 +152,10 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         ``{"statistic": "modularity", "value", "null_mean", "null_std", "z", "p",
         "n_permutations"}`` from the channel-shuffled null (see
         :mod:`sparsenet.analyser.significance`): each channel is permuted across images and
-        the same pipeline (thresholds, affinity, method, with K fixed at ``n_clusters_``) is
-        re-run.  ``p = (1 + #{null >= value}) / (1 + n_permutations)``; z is 0 or +-inf when
+        the same pipeline (thresholds, affinity, method, and under "auto" the choice of K with
+        the same noise edge; an int K stays fixed) is re-run.
+        ``p = (1 + #{null >= value}) / (1 + n_permutations)``, ties at equal modularity
+        (K = 1) ordered by minus ``l_2`` under "auto"; z is 0 or +-inf when
         the null has no spread.  Data with more than 50,000 rows (image positions) are
         subsampled to 50,000 rows for the null, the observed value and the halves.  None when ``n_permutations=0``, when fitted on a
         ``ChannelStats`` (the null needs the samples) or with fewer than 2 images.
@@ -158,6 +165,8 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         about 0 for noise.  None when ``n_resamples=0``, when ``n_clusters_ == 1`` (a single
         cluster agrees with itself trivially), when fitted on a ``ChannelStats`` (the halves
         need the samples) or with fewer than 4 images.
+    k_edge_ : float or None
+        The noise edge that chose K under "auto" (None with K given or without samples).
     stats_ : ChannelStats
         The statistics everything was computed from (with ``spatial_method="cluster_maps"``
         and activations: offset 0 only, the profiles coming from the second pass).
@@ -188,15 +197,15 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         *,
         affinity=DISCOVER.affinity,
         method=DISCOVER.method,
-        max_clusters=10,
-        threshold=0.0,
-        max_radius=2,
+        max_clusters=DISCOVER.max_clusters,
+        threshold=DISCOVER.threshold,
+        max_radius=DISCOVER.max_radius,
         mass_fraction=DISCOVER.mass_fraction,
-        graph_threshold=2.0,
+        graph_threshold=DISCOVER.graph_threshold,
         n_permutations=DISCOVER.permutations,
         n_resamples=DISCOVER.resamples,
         random_state=None,
-        spatial_method="cluster_maps",
+        spatial_method=DISCOVER.spatial_method,
     ):
         self.n_clusters = n_clusters
         self.affinity = affinity
@@ -226,6 +235,9 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
             stats.partial_fit(samples)
         self.stats_ = stats
         self.n_features_in_ = stats.n_channels_
+        self.k_edge_ = None
+        if self.n_clusters == "auto" and samples is not None:
+            self.k_edge_ = self._reference_edge(samples, stats.thresholds_, rng)
         self._fit_clusters(stats, rng)
         self._fit_spatial(stats, samples)
         self._fit_significance(samples, stats, rng)
@@ -243,7 +255,7 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         self.affinity_ = compute_affinity(
             stats, self.affinity, graph_threshold=self.graph_threshold
         )
-        seed = rng.randint(_SEED_MAX)
+        self._seed = seed = rng.randint(_SEED_MAX)
         result = self._cluster(self.affinity_, self.inactive_, self.n_clusters, seed)
         self.labels_ = expand_labels(result.labels, self.inactive_)
         self.n_clusters_ = int(result.labels.max()) + 1
@@ -254,9 +266,31 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     def _cluster(self, affinity, inactive, n_clusters, seed, spectrum=True):
         """Cluster the active channels of a full C x C affinity (K clamped to the active count)."""
         active = ~inactive
-        sub = affinity[np.ix_(active, active)]
+        sub = affinity if active.all() else affinity[np.ix_(active, active)]
         k = n_clusters if n_clusters == "auto" else min(n_clusters, sub.shape[0])
-        return cluster_affinity(sub, self.method, k, self.max_clusters, seed, spectrum=spectrum)
+        return cluster_affinity(sub, self.method, k, self.max_clusters, seed, spectrum=spectrum,
+                                edge=self.k_edge_)
+
+    def _reference_edge(self, samples, thresholds, rng) -> float | None:
+        """The noise edge of the automatic K: the lowest second Laplacian eigenvalue of
+        ``REFERENCE_COPIES`` channel-shuffled copies (``analyser.clustering``); None (the
+        eigengap) with fewer than 2 images, which cannot be shuffled."""
+        X3 = samples.reshape(samples.shape[0], samples.shape[1], -1)
+        if X3.shape[0] < 2:
+            return None
+        rows, _ = row_index(np.arange(X3.shape[0]), X3.shape[2], MAX_ROWS, rng)
+        seed = rng.randint(_SEED_MAX)
+
+        def second_eigenvalue(Z):
+            affinity, inactive = sample_affinity(Z, self.affinity, thresholds,
+                                                 graph_threshold=self.graph_threshold, overwrite=True)
+            active = ~inactive
+            if active.sum() < 2:
+                return np.inf
+            return laplacian_eigenpairs(affinity[np.ix_(active, active)], 2, seed)[0][1]
+
+        seeds = rng.randint(_SEED_MAX, size=REFERENCE_COPIES)
+        return reference_edge(shuffled_map(X3, rows, second_eigenvalue, seeds))
 
     def _fit_spatial(self, stats, samples=None) -> None:
         if not stats.spatial_:
@@ -292,39 +326,40 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         self.stability_ = None
         if samples is None:
             return
-        pipeline = self._pipeline(stats.thresholds_, rng)
+        auto = self.n_clusters == "auto" and self.k_edge_ is not None
         if self.n_permutations > 0 and samples.shape[0] >= 2:
             observed = modularity(self.affinity_, self.labels_)
+            tiebreak = _tiebreak(self.eigenvalues_) if auto else None
             self.significance_ = permutation_test(
-                samples, pipeline, self.n_permutations, rng, observed=observed
+                samples, self._pipeline(stats.thresholds_, auto), self.n_permutations, rng,
+                observed=observed, observed_tiebreak=tiebreak,
             )
         if self.n_resamples > 0 and self.n_clusters_ > 1:
-            self.stability_ = stability(samples, pipeline, self.n_resamples, rng)
+            self.stability_ = stability(samples, self._pipeline(stats.thresholds_, False),
+                                        self.n_resamples, rng)
 
-    def _pipeline(self, thresholds, rng):
-        """Samples (M x C) -> (affinity, labels): the fit's pipeline for the null and halves.
+    def _pipeline(self, thresholds, auto: bool):
+        """Samples (M x C) -> (affinity, labels[, tie-break]): the fit's pipeline for the null
+        and the halves.
 
-        Same activity thresholds, affinity and method as the fit, with K fixed to the K found
-        (for "communities": capped at it).  Re-choosing K under "auto" would give K = 1 on
-        almost every shuffled copy, hence modularity 0: a null with no spread.  Statistics are
-        computed in float32 (correlations within 1e-4 of float64, co-firing counts exact):
-        about twice as fast, ample for a null; with a Pearson affinity without the pairwise
-        co-firing counts (only each channel's active count, for the inactive ones): half the
-        products.
+        Same activity thresholds, affinity and method as the fit.  ``auto``: K is chosen on
+        every copy by the fit's rule and noise edge (the null includes the choice of K), and
+        the tie-break among copies of equal modularity is minus the second Laplacian
+        eigenvalue; otherwise K is fixed to the K found (for "communities": capped at it), as
+        for the stability halves, which compare labelings at the fit's K.  The statistics are
+        computed in float32 (``sample_affinity``: correlations within 1e-4 of float64,
+        co-firing counts exact).
         """
 
-        pairs = self.affinity not in PEARSON_AFFINITIES  # co-firing counts feed the affinity
-
         def run(Z):
-            stats = ChannelStats(max_radius=0, threshold=thresholds, dtype="float32",
-                                 cofiring=pairs).partial_fit(Z)
-            inactive = np.asarray(stats.inactive_, dtype=bool)
-            affinity = compute_affinity(stats, self.affinity, graph_threshold=self.graph_threshold)
+            affinity, inactive = sample_affinity(Z, self.affinity, thresholds,
+                                                 graph_threshold=self.graph_threshold, overwrite=True)
             if inactive.all():
-                return affinity, np.full(inactive.shape[0], -1)
-            result = self._cluster(affinity, inactive, self.n_clusters_, rng.randint(_SEED_MAX),
-                                   spectrum=False)  # K is fixed: the labels need no spectrum
-            return affinity, expand_labels(result.labels, inactive)
+                return affinity, np.full(inactive.shape[0], -1), -np.inf
+            result = self._cluster(affinity, inactive, "auto" if auto else self.n_clusters_,
+                                   self._seed, spectrum=False)
+            labels = expand_labels(result.labels, inactive)
+            return (affinity, labels, _tiebreak(result.eigenvalues)) if auto else (affinity, labels)
 
         return run
 
@@ -360,7 +395,12 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
             raise SparsenetError(
                 f"n_clusters must be an int >= 1 or 'auto'; got {self.n_clusters!r}"
             )
-        for name, minimum in (("max_clusters", 1), ("max_radius", 0),
+        if not (self.max_clusters == "auto" or _is_int(self.max_clusters, minimum=1)):
+            raise SparsenetError(
+                f"max_clusters must be an int >= 1; got {self.max_clusters!r}; or 'auto' "
+                f"(half the active channels)"
+            )
+        for name, minimum in (("max_radius", 0),
                               ("n_permutations", 0), ("n_resamples", 0)):
             if not _is_int(getattr(self, name), minimum=minimum):
                 raise SparsenetError(
@@ -431,6 +471,13 @@ def _check_counts(n_samples: int, n_channels: int, shape) -> None:
             f"found {n_channels} feature(s) (shape={shape}) while a minimum of 2 is required: "
             f"need at least 2 channels to cluster (n_features = {n_channels})"
         )
+
+
+def _tiebreak(eigenvalues) -> float:
+    """Minus the second Laplacian eigenvalue: larger is closer to a second cluster."""
+    if eigenvalues is None or len(eigenvalues) < 2:
+        return -np.inf
+    return -float(eigenvalues[1])
 
 
 def _is_int(value, *, minimum: int) -> bool:

@@ -8,58 +8,77 @@ with W the affinity among active channels (self-loops removed), 2m the total wei
 weight inside cluster k and d_k the summed degree of its channels.  Q is the fraction of
 affinity that falls inside clusters minus what a random graph with the same degrees would put
 there; it is 0 for a single cluster.  It was chosen over the normalised cut because it needs no
-K-dependent normalisation and is comparable across K (the null re-chooses K under "auto").
+K-dependent normalisation and is comparable across K.
 
 Null: every channel is permuted independently across samples (for maps, across the N images,
 so that each channel keeps its values, their distribution and its spatial structure within an
 image, while any co-firing between channels is destroyed).  The *same* pipeline (statistics ->
-affinity -> clustering, K re-chosen when "auto") is run on each shuffled copy and its
-modularity recorded (the estimator keeps K at the value found on the data, see
-``CorrelationAnalyzer._pipeline``).  Clustering noise also finds some modularity, which is why the observed
-value is compared to this null rather than to 0:
-``z = (Q - mean_null) / std_null`` and ``p = (1 + #{null >= Q}) / (1 + n_permutations)``.
+affinity -> choice of K -> clustering) is run on each shuffled copy and its modularity
+recorded.  Under ``n_clusters="auto"`` every copy chooses its own K with the same rule as the
+data (``sparsenet.analyser.clustering``: the same noise edge, which is a function of the
+data's shuffles and so the same for a shuffle of a shuffle), so p is the probability that noise
+gives a partition this modular *including* the choice of K.  Every copy that, like
+structureless data mostly does, chooses K = 1 has Q = 0; those ties are ordered by a second,
+continuous statistic the pipeline returns (``tiebreak``, the estimator's: minus the second
+Laplacian eigenvalue, how close the copy came to a second cluster), so p stays meaningful at
+K = 1 and is uniform on structureless data instead of piling up at 1.  With K given, K is
+fixed and there is no tie-break.  Clustering noise also finds some modularity, which is why the
+observed value is compared to this null rather than to 0:
+``z = (Q - mean_null) / std_null`` and ``p = (1 + #{null >= observed}) / (1 + n_permutations)``
+(the smallest reachable p is ``1 / (1 + n_permutations)``).
 
 Stability: the images (samples for 2-D input) are split into two random halves, the pipeline
 is run on each half, and the adjusted Rand index between the two labelings is computed over the
 channels active in both; the mean over ``n_resamples`` splits is reported.
 
-To stay fast on big maps, the rows (one row = one image position, C channels) fed to the
-pipeline are a uniform random subset of at most ``MAX_ROWS``; when that subset is smaller than
-the data, the observed modularity is recomputed on the same (unshuffled) subset so that the
-observed value and the null are measured on equally many rows.
+Speed: the copies are independent, so they run two at a time (``WORKERS`` threads, one BLAS
+thread each: the products, eigendecompositions and most element-wise work release the GIL).
+Each copy's permutations come from its own seed, drawn in order before any copy runs, so the
+result does not depend on which thread finishes first.  To stay fast on big maps, the rows
+(one row = one image position, C channels) fed to the pipeline are a uniform random subset of at
+most ``MAX_ROWS``; when that subset is smaller than the data, the observed modularity is
+recomputed on the same (unshuffled) subset so that the observed value and the null are
+measured on equally many rows.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
+from sparsenet.blas import one_blas_thread
 from sparsenet.progress import bar
 
 STATISTIC = "modularity"
 MAX_ROWS = 50_000
+WORKERS = 2
+_SEED_MAX = np.iinfo(np.int32).max
 
-# A pipeline takes an M x C matrix of samples and returns (C x C affinity, C labels with -1).
-Pipeline = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+# A pipeline takes an M x C matrix of samples and returns (C x C affinity, C labels with -1),
+# optionally with a third value, the tie-break statistic among copies of equal modularity.
+Pipeline = Callable[[np.ndarray], tuple]
 
 
 def modularity(affinity: np.ndarray, labels: np.ndarray) -> float:
     """Weighted modularity of ``labels`` (channels labelled -1 are left out) on ``affinity``."""
     keep = np.asarray(labels) >= 0
+    if np.unique(np.asarray(labels)[keep]).size <= 1:
+        return 0.0  # one cluster (or none): Q = 1 - 1 = 0
     weights = np.array(affinity, dtype=np.float64)[np.ix_(keep, keep)]
     np.fill_diagonal(weights, 0.0)
     total = weights.sum()
     if total <= 0:
         return 0.0
     labels = np.asarray(labels)[keep]
-    degree = weights.sum(axis=1)
-    q = 0.0
-    for k in np.unique(labels):
-        inside = labels == k
-        q += weights[np.ix_(inside, inside)].sum() / total - (degree[inside].sum() / total) ** 2
-    return float(q)
+    _, index = np.unique(labels, return_inverse=True)
+    onehot = np.zeros((labels.size, index.max() + 1))
+    onehot[np.arange(labels.size), index] = 1.0
+    inside = np.einsum("ik,ij,jk->", onehot, weights, onehot, optimize=True)
+    degree = onehot.T @ weights.sum(axis=1)
+    return float(inside / total - np.sum((degree / total) ** 2))
 
 
 def permutation_test(
@@ -69,20 +88,38 @@ def permutation_test(
     rng: np.random.RandomState,
     *,
     observed: float | None = None,
+    observed_tiebreak: float | None = None,
     max_rows: int = MAX_ROWS,
 ) -> dict:
     """Modularity of the pipeline on ``X`` against its channel-shuffled null (module docstring).
 
-    ``observed`` is the modularity of the fitted clustering on all of ``X``; it is recomputed
-    on the row subset when ``X`` has more than ``max_rows`` rows, or when it is None.
+    ``observed`` (and ``observed_tiebreak``) describe the fitted clustering on all of ``X``;
+    they are recomputed on the row subset when ``X`` has more than ``max_rows`` rows, or when
+    ``observed`` is None.
     """
     X3 = _as_3d(X)
     rows, subsampled = row_index(np.arange(X3.shape[0]), X3.shape[2], max_rows, rng)
     if observed is None or subsampled:
-        observed = modularity(*pipeline(sample_rows(X3, rows)))
-    repeats = bar(range(n_permutations), desc="permutation null")  # on stderr, in a terminal
-    null = np.array([_null_statistic(X3, rows, pipeline, rng) for _ in repeats])
-    return _summary(float(observed), null)
+        observed, observed_tiebreak = _statistic(pipeline(sample_rows(X3, rows, dtype=np.float32)))
+    seeds = rng.randint(_SEED_MAX, size=n_permutations)
+    null = shuffled_map(X3, rows, lambda Z: _statistic(pipeline(Z)), seeds, desc="permutation null")
+    return _summary(float(observed), observed_tiebreak, null)
+
+
+def shuffled_map(X3: np.ndarray, rows: tuple, fn: Callable, seeds, desc: str = "shuffled copies") -> list:
+    """``fn`` on the channel-shuffled copy of ``X3``'s ``rows`` made from each seed, in order;
+    the copies run ``WORKERS`` at a time with one BLAS thread each."""
+
+    def one(seed):
+        shuffle = np.random.RandomState(seed)
+        perms = np.stack([shuffle.permutation(X3.shape[0]) for _ in range(X3.shape[1])])
+        return fn(sample_rows(X3, rows, perms, dtype=np.float32))
+
+    with one_blas_thread():  # the bar (stderr, in a terminal) counts finished copies
+        if WORKERS <= 1 or len(seeds) < 2:
+            return [one(seed) for seed in bar(seeds, desc=desc)]
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            return list(bar(pool.map(one, seeds), total=len(seeds), desc=desc))
 
 
 def stability(
@@ -98,7 +135,19 @@ def stability(
     n_images = X3.shape[0]
     if n_images < 4 or n_resamples < 1:
         return None
-    scores = [_split_half_ari(X3, pipeline, rng, max_rows) for _ in bar(range(n_resamples), desc="stability halves")]
+    halves = []
+    for _ in range(n_resamples):
+        order = rng.permutation(n_images)
+        half = n_images // 2
+        for images in (order[:half], order[half : 2 * half]):
+            halves.append(row_index(np.sort(images), X3.shape[2], max_rows, rng)[0])
+
+    def labels(rows):
+        return pipeline(sample_rows(X3, rows, dtype=np.float32))[1]
+
+    with one_blas_thread(), ThreadPoolExecutor(max_workers=max(1, WORKERS)) as pool:
+        labelings = list(bar(pool.map(labels, halves), total=len(halves), desc="stability halves"))
+    scores = [_pair_ari(labelings[i], labelings[i + 1]) for i in range(0, len(labelings), 2)]
     scores = [s for s in scores if s is not None]
     return float(np.mean(scores)) if scores else None
 
@@ -113,52 +162,53 @@ def row_index(images: np.ndarray, n_positions: int, max_rows: int, rng) -> tuple
     return (images[flat // n_positions], flat % n_positions), True
 
 
-def sample_rows(X3: np.ndarray, rows: tuple, perms: np.ndarray | None = None) -> np.ndarray:
-    """M x C float64 matrix of rows; channel c taken from image ``perms[c][n]`` if permuted."""
+def sample_rows(X3: np.ndarray, rows: tuple, perms: np.ndarray | None = None,
+                dtype=np.float64) -> np.ndarray:
+    """M x C matrix of rows (``dtype``); channel c taken from image ``perms[c][n]`` if permuted."""
     n_idx, p_idx = rows
     n_channels = X3.shape[1]
     if p_idx is None:  # all positions: copy whole images, channel by channel
-        out = np.empty((n_channels, len(n_idx), X3.shape[2]), dtype=np.float64)
+        out = np.empty((n_channels, len(n_idx), X3.shape[2]), dtype=dtype)
         for c in range(n_channels):
             out[c] = X3[n_idx if perms is None else perms[c][n_idx], c, :]
         return out.reshape(n_channels, -1).T
-    out = np.empty((n_channels, len(n_idx)), dtype=np.float64)
+    out = np.empty((n_channels, len(n_idx)), dtype=dtype)
     for c in range(n_channels):
         out[c] = X3[n_idx if perms is None else perms[c][n_idx], c, p_idx]
     return out.T
 
 
-def _null_statistic(X3, rows, pipeline, rng) -> float:
-    perms = np.stack([rng.permutation(X3.shape[0]) for _ in range(X3.shape[1])])
-    return modularity(*pipeline(sample_rows(X3, rows, perms)))
+def _statistic(result: tuple) -> tuple[float, float | None]:
+    """(modularity, tie-break or None) of a pipeline's (affinity, labels[, tiebreak])."""
+    tiebreak = result[2] if len(result) > 2 else None
+    return modularity(result[0], result[1]), tiebreak
 
 
-def _split_half_ari(X3, pipeline, rng, max_rows) -> float | None:
-    order = rng.permutation(X3.shape[0])
-    half = X3.shape[0] // 2
-    labelings = []
-    for images in (order[:half], order[half : 2 * half]):
-        rows, _ = row_index(np.sort(images), X3.shape[2], max_rows, rng)
-        labelings.append(pipeline(sample_rows(X3, rows))[1])
-    both = (labelings[0] >= 0) & (labelings[1] >= 0)
+def _pair_ari(a: np.ndarray, b: np.ndarray) -> float | None:
+    both = (a >= 0) & (b >= 0)
     if both.sum() < 2:
         return None
-    return float(adjusted_rand_score(labelings[0][both], labelings[1][both]))
+    return float(adjusted_rand_score(a[both], b[both]))
 
 
-def _summary(observed: float, null: np.ndarray) -> dict:
-    mean = float(null.mean()) if null.size else float("nan")
-    std = float(null.std(ddof=1)) if null.size > 1 else 0.0
+def _summary(observed: float, observed_tiebreak: float | None, null: list) -> dict:
+    values = np.array([q for q, _ in null], dtype=np.float64)
+    mean = float(values.mean()) if values.size else float("nan")
+    std = float(values.std(ddof=1)) if values.size > 1 else 0.0
     tolerance = 1e-12 * max(1.0, abs(observed))
-    exceed = int(np.sum(null >= observed - tolerance))
+    above = values > observed + tolerance
+    tied = np.abs(values - observed) <= tolerance
+    if observed_tiebreak is not None and values.size:  # equal Q (mostly K = 1): the tie-break
+        tied &= np.array([t is not None and t >= observed_tiebreak for _, t in null], dtype=bool)
+    exceed = int(np.sum(above | tied))
     return {
         "statistic": STATISTIC,
         "value": observed,
         "null_mean": mean,
         "null_std": std,
         "z": _z_score(observed, mean, std),
-        "p": (1 + exceed) / (1 + null.size),
-        "n_permutations": int(null.size),
+        "p": (1 + exceed) / (1 + values.size),
+        "n_permutations": int(values.size),
     }
 
 

@@ -52,7 +52,7 @@ FULL = Sizes(
         ("float64", 0), ("float32", 0), ("float64", 2), ("float32", 2))),
     machine_memory_config=(0, "float32", 2),
     cluster_channels=(64, 256, 1024, 2048), cluster_significance_channels=(64, 256, 1024),
-    cluster_images=128, cluster_size=8, cluster_permutations=20, cluster_resamples=5,
+    cluster_images=128, cluster_size=8, cluster_permutations=99, cluster_resamples=5,
     hw_channels=256, hw_clusters=8, hw_size=14, hw_batch=64,
     hw_layout_sweep=tuple((n, s, k) for n in (64, 8) for s in (8, 16, 32) for k in (3, 5)),
     inference_batches=(1, 64), inference_repeats=15,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 
-from sparsenet.analyser.settings import AFFINITIES, METHODS, AnalysisSettings
+from sparsenet.analyser.settings import AFFINITIES, FIELDS, METHODS, SPATIAL_METHODS, AnalysisSettings
 from sparsenet.errors import SparsenetError
 
 
@@ -49,7 +49,8 @@ clusters.__name__ = "K (a positive integer) or 'auto'"
 
 def add_analysis_arguments(group, preset: AnalysisSettings, *, samples: str) -> None:
     """The analysis options of a command, with the defaults of its preset (analyser/settings.py).
-    ``samples`` says what --max-samples counts for this command."""
+    ``samples`` says what --max-samples counts for this command.  Values are checked by
+    ``AnalysisSettings.validate`` (one line naming the setting, exit 2)."""
     group.add_argument("--clusters", type=clusters, default=preset.clusters,
                        help=f"number of clusters K, or 'auto' (default {preset.clusters})")
     group.add_argument("--affinity", default=preset.affinity, help=f"{' | '.join(AFFINITIES)} (default {preset.affinity})")
@@ -60,10 +61,29 @@ def add_analysis_arguments(group, preset: AnalysisSettings, *, samples: str) -> 
                        help=f"shuffled-null repeats for significance (0 = skip; default {preset.permutations})")
     group.add_argument("--resamples", type=int, default=preset.resamples,
                        help=f"half-splits for the stability score (0 = skip; default {preset.resamples})")
+    group.add_argument("--max-clusters", type=clusters, default=preset.max_clusters,
+                       help=f"largest K 'auto' searches, or 'auto' = half the active channels (default {preset.max_clusters})")
+    group.add_argument("--threshold", type=number_or_text, default=preset.threshold,
+                       help=f"activity threshold: a number, or quantile:q (default {preset.threshold})")
+    group.add_argument("--max-radius", type=int, default=preset.max_radius,
+                       help=f"radii of spatial correlation measured, kernels up to 2R+1 (default {preset.max_radius})")
+    group.add_argument("--mass-fraction", type=float, default=preset.mass_fraction,
+                       help=f"kernel = smallest window holding this share of the cluster's filter mass, in (0, 1) "
+                            f"(default {preset.mass_fraction})")
+    group.add_argument("--graph-threshold", type=float, default=preset.graph_threshold,
+                       help=f"lift above which --affinity arora draws an edge, > 1 (default {preset.graph_threshold})")
+    group.add_argument("--spatial-method", default=preset.spatial_method,
+                       help=f"{' | '.join(SPATIAL_METHODS)} (default {preset.spatial_method})")
+
+
+def number_or_text(text: str):
+    """argparse type: a number if it reads as one, else the text (e.g. 'quantile:0.9')."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def analysis_settings(args) -> AnalysisSettings:
     """The validated settings the analysis options (and --seed) ask for."""
-    return AnalysisSettings(clusters=args.clusters, affinity=args.affinity, method=args.method,
-                            max_samples=args.max_samples, seed=args.seed, permutations=args.permutations,
-                            resamples=args.resamples).validate()
+    return AnalysisSettings(**{name: getattr(args, name) for name in FIELDS}).validate()

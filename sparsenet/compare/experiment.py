@@ -69,7 +69,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from sparsenet.analyser.settings import AFFINITIES, EXPERIMENT, METHODS
+from sparsenet.analyser.settings import AFFINITIES, EXPERIMENT, METHODS, SPATIAL_METHODS
 from sparsenet.builder.spec import CONNECTIVITIES, DEFAULT_CONNECTIVITY
 from sparsenet.errors import SparsenetError
 from sparsenet.limits import MAX_SEED
@@ -168,6 +168,21 @@ def _clusters(path: str, value: Any) -> int | str:
     raise _fail(path, value, 'expected "auto" or an integer >= 1')
 
 
+def _threshold(path: str, value: Any) -> float | str:
+    ok = isinstance(value, (int, float, str)) and not isinstance(value, bool)
+    if ok and not isinstance(value, str):
+        ok = math.isfinite(value)
+    if ok and isinstance(value, str):
+        kind, _, q = value.partition(":")
+        try:
+            ok = kind.strip() == "quantile" and 0 < float(q) < 1
+        except ValueError:
+            ok = False
+    if not ok:
+        raise _fail(path, value, 'expected a number or "quantile:q" with 0 < q < 1')
+    return float(value) if not isinstance(value, str) else value
+
+
 def _dataset(path: str, value: Any) -> str:
     from sparsenet.data.registry import USER_FORMATS, dataset_names
 
@@ -230,6 +245,12 @@ ANALYSIS_KEYS: dict[str, tuple[Callable, Any]] = {  # defaults: the analyser's E
     "max_samples": (_int(10), EXPERIMENT.max_samples),
     "permutations": (_int(0), EXPERIMENT.permutations),
     "resamples": (_int(0), EXPERIMENT.resamples),
+    "max_clusters": (_clusters, EXPERIMENT.max_clusters),
+    "threshold": (_threshold, EXPERIMENT.threshold),
+    "max_radius": (_int(0), EXPERIMENT.max_radius),
+    "mass_fraction": (_float(0, 1, low_open=True, high_open=True), EXPERIMENT.mass_fraction),
+    "graph_threshold": (_float(1, low_open=True), EXPERIMENT.graph_threshold),
+    "spatial_method": (_choice(*SPATIAL_METHODS), EXPERIMENT.spatial_method),
 }
 
 SECTIONS: dict[str, dict[str, tuple[Callable, Any]]] = {

@@ -143,7 +143,8 @@ def _block_ticks(ax, blocks, labels, kernels, n) -> None:
 # -- Laplacian spectrum and dendrogram --------------------------------------------------------
 
 def plot_spectrum(analyzer, path, title=None) -> Path:
-    """Smallest eigenvalues of the normalised Laplacian, the chosen K and its eigengap."""
+    """Smallest eigenvalues of the normalised Laplacian, the chosen K and the noise edge (or
+    eigengap) that chose it."""
     _fitted(analyzer, "eigenvalues_", "n_clusters_")
     eig = _array(analyzer, "eigenvalues_", "no Laplacian spectrum was computed; nothing to plot").ravel()
     k = int(analyzer.n_clusters_)
@@ -153,8 +154,11 @@ def plot_spectrum(analyzer, path, title=None) -> Path:
         how = "set by n_clusters"
     elif getattr(analyzer, "method", "spectral") == "communities":
         how = "modularity communities"
+    elif getattr(analyzer, "k_edge_", None) is not None:
+        how = "eigenvalues below the noise edge"
     else:
         how = "eigengap"
+    edge = getattr(analyzer, "k_edge_", None) if how.startswith("eigenvalues below") else None
 
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(7.2, 4.6), layout="constrained")
@@ -163,7 +167,10 @@ def plot_spectrum(analyzer, path, title=None) -> Path:
             ax.plot([k], [eig[k - 1]], "o", ms=10, mfc="none", mec="#d62728", mew=2,
                     label=f"chosen K = {k} ({how})")
             ax.axvline(k + 0.5, color="#d62728", ls="--", lw=1)
-            if k < len(eig):
+            if edge is not None:
+                ax.axhline(edge, color="#7f7f7f", ls=":", lw=1.5,
+                           label=f"noise edge {edge:.3f} (lowest λ_2 of shuffled copies)")
+            elif k < len(eig):
                 gap = eig[k] - eig[k - 1]
                 ax.annotate("", xy=(k + 0.5, eig[k]), xytext=(k + 0.5, eig[k - 1]),
                             arrowprops=dict(arrowstyle="<->", color="#d62728", lw=1.3))
