@@ -146,6 +146,7 @@ def analyse(acts: Activations, settings: AnalysisSettings):
     analyzer = CorrelationAnalyzer(
         n_clusters=settings.clusters, affinity=settings.affinity, method=settings.method,
         n_permutations=settings.permutations, n_resamples=settings.resamples, random_state=settings.seed,
+        cofiring_alpha=settings.cofiring_alpha,
     ).fit(values.numpy())
     provenance = {**acts.provenance, "samples": int(len(values)), "seed": settings.seed,
                   "sparsenet_version": __version__}
@@ -153,10 +154,12 @@ def analyse(acts: Activations, settings: AnalysisSettings):
     discovery = from_labels(
         analyzer.labels_, analyzer.kernel_sizes_,
         analyzer.spatial_profiles_ if analyzer.spatial_profiles_ is not None else None,
+        neighbourhoods=analyzer.neighbourhoods_ if getattr(analyzer, "overlapping_", False) else None,
         significance=significance, stability=analyzer.stability_, provenance=provenance,
         settings={"clusters": settings.clusters, "affinity": settings.affinity, "method": settings.method,
                   "max_samples": settings.max_samples, "permutations": settings.permutations,
-                  "resamples": settings.resamples, "extent_threshold": getattr(analyzer, "extent_threshold", None)},
+                  "resamples": settings.resamples, "cofiring_alpha": settings.cofiring_alpha,
+                  "extent_threshold": getattr(analyzer, "extent_threshold", None)},
     )
     return analyzer, discovery
 

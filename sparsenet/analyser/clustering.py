@@ -26,7 +26,7 @@ from scipy.spatial.distance import squareform
 from sparsenet.blas import one_blas_thread
 from sparsenet.errors import SparsenetError
 
-METHODS = ("spectral", "hierarchical", "communities")
+METHODS = ("spectral", "hierarchical", "communities", "arora")  # arora: analyser/arora.py (overlapping)
 
 # Added to every off-diagonal affinity before spectral steps so that a graph with isolated
 # parts stays connected (no "graph is not fully connected" warnings, well-defined embedding);

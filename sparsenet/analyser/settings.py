@@ -32,6 +32,7 @@ class AnalysisSettings:
     seed: int = 0                     # clustering, null permutations and resampling
     permutations: int = 20            # shuffled-null repeats for the significance test
     resamples: int = 5                # half-splits for the stability score
+    cofiring_alpha: float = 0.05      # method "arora": family-wise false-edge rate of the co-firing test
 
     def validate(self) -> "AnalysisSettings":
         """Refuse bad settings before any training or recording starts."""
@@ -45,6 +46,9 @@ class AnalysisSettings:
             raise SparsenetError(f"max_samples must be at least 2, got {self.max_samples}")
         if self.permutations < 0 or self.resamples < 0:
             raise SparsenetError("permutations and resamples must be >= 0 (0 skips the test)")
+        if isinstance(self.cofiring_alpha, bool) or not isinstance(self.cofiring_alpha, (int, float)) \
+                or not 0 < self.cofiring_alpha < 1:
+            raise SparsenetError(f"cofiring_alpha must be a number in (0, 1), got {self.cofiring_alpha!r}")
         return self
 
 
