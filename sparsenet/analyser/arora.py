@@ -276,10 +276,10 @@ def arora_step(Y, alpha: float = 0.05) -> AroraLayer:
     return AroraLayer(graph=graph, neighbourhoods=neighbourhoods, hidden=hidden, support=support)
 
 
-def check_alpha(alpha) -> float:
+def check_alpha(alpha, name: str = "alpha") -> float:
     """The family-wise error rate of the co-firing test must be a number in (0, 1)."""
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)) \
             or not 0 < alpha < 1:
-        raise SparsenetError(f"alpha={alpha!r}; accepted: a number in (0, 1) (the family-wise "
+        raise SparsenetError(f"{name}={alpha!r}; accepted: a number in (0, 1) (the family-wise "
                              f"false-edge rate of the co-firing test)")
     return float(alpha)

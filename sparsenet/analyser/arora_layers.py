@@ -79,7 +79,7 @@ def score_layer(true_sets, recovered_sets) -> LayerScore:
     for i, t in enumerate(true):
         for j, r in enumerate(rec):
             union = len(t | r)
-            J[i, j] = len(t & r) / union if union else 0.0
+            J[i, j] = len(t & r) / union if union else 1.0  # two empty sets are the same set
     best = J.max(axis=1) if rec else np.zeros(len(true))
     match = np.full(len(rec), -1)
     tp = 0

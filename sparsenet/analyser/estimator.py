@@ -404,7 +404,7 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         check_method(self.method)
         check_extent_threshold(self.extent_threshold)
         check_graph_threshold(self.graph_threshold)
-        check_alpha(self.cofiring_alpha)
+        check_alpha(self.cofiring_alpha, "cofiring_alpha")
         if self.spatial_method not in SPATIAL_METHODS:
             raise SparsenetError(
                 f"spatial_method must be one of {', '.join(repr(m) for m in SPATIAL_METHODS)}; "

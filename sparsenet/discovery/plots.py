@@ -319,7 +319,8 @@ def plot_cluster_sizes(analyzer, path, title=None) -> Path:
         ax.grid(axis="y", alpha=0.3)
         ax.set_title(_heading("Cluster sizes", title))
 
-        names = [f"{ks}x{ks}" for ks in groups] + (["inactive"] if inactive else [])
+        none = "in none" if getattr(analyzer, "overlapping_", False) else "inactive"
+        names = [f"{ks}x{ks}" for ks in groups] + ([none] if inactive else [])
         totals = [int(sizes[kernels == ks].sum()) for ks in groups] + ([inactive] if inactive else [])
         colours = [kernel_colour(ks) for ks in groups] + ([INACTIVE_COLOUR] if inactive else [])
         bars = ax2.bar(range(len(names)), totals, color=colours, width=0.7)
@@ -332,7 +333,7 @@ def plot_cluster_sizes(analyzer, path, title=None) -> Path:
         shared = _shared_count(analyzer)
         ax2.set_title(f"Channels per kernel size\n({len(labels)} total, {inactive} "
                       + ("in no cluster" if getattr(analyzer, "overlapping_", False) else "inactive")
-                      + (f", {shared} in several:\ncounted once per cluster" if shared else "") + ")", fontsize=11)
+                      + (f";\n{shared} shared, counted per cluster" if shared else "") + ")", fontsize=11)
         ax2.grid(axis="y", alpha=0.3)
         return save_figure(fig, path)
 
@@ -357,7 +358,7 @@ def plot_membership(analyzer, path, title=None) -> Path:
         grid[k, members] = 1.0
     count = grid.sum(axis=0)
     order, _ = cluster_order(labels)  # channels by primary cluster, channels in none last
-    shown = np.where(count > 1, 2.0, grid)[:, order]  # 2 = shared channel
+    shown = (grid * np.where(count > 1, 2.0, 1.0))[:, order]  # 2 = membership of a shared channel
     from matplotlib.colors import ListedColormap
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(8.6, 4.8), layout="constrained")
