@@ -145,17 +145,21 @@ def merge_neighbourhoods(pairs: np.ndarray, sets: np.ndarray):
     order = np.lexsort((-sizes, -counts))  # most supported first, larger on ties
     leaders: list[int] = []
     group_of = np.full(len(distinct), -1)
+    lead_rows = np.zeros((len(distinct), distinct.shape[1]), dtype=np.float32)  # leaders' sets
+    lead_sizes = np.zeros(len(distinct))
+    as_float = distinct.astype(np.float32)
     for i in order:
-        row = distinct[i]
-        for g, lead in enumerate(leaders):
-            lead_row = distinct[lead]
-            inter = np.count_nonzero(row & lead_row)
-            if inter * 2 > np.count_nonzero(row | lead_row):
-                group_of[i] = g
-                break
-        else:
-            group_of[i] = len(leaders)
-            leaders.append(i)
+        n = len(leaders)
+        if n:
+            inter = lead_rows[:n] @ as_float[i]  # |set & leader| for every leader at once
+            joined = np.flatnonzero(inter * 2 > lead_sizes[:n] + sizes[i] - inter)
+            if len(joined):
+                group_of[i] = joined[0]  # the first (most supported) leader it matches
+                continue
+        group_of[i] = n
+        lead_rows[n] = as_float[i]
+        lead_sizes[n] = sizes[i]
+        leaders.append(i)
     pair_group = group_of[inverse]  # group of each related pair's set
     C = sets.shape[1]
     pair_index = {(int(u), int(v)): e for e, (u, v) in enumerate(pairs)}
