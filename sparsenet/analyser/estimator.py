@@ -12,6 +12,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from sparsenet.analyser.affinity import (check_affinity_kind, check_graph_threshold, compute_affinity,
                                         sample_affinity)
+from sparsenet.analyser.arora import arora_step, binarise, check_alpha, primary_labels
 from sparsenet.analyser.clustering import (
     REFERENCE_COPIES,
     check_method,
@@ -26,12 +27,17 @@ from sparsenet.analyser.footprint import (check_mass_fraction, fit_channel_rings
 from sparsenet.analyser.settings import DISCOVER, SPATIAL_METHODS
 from sparsenet.analyser.significance import (MAX_ROWS, modularity, permutation_test, row_index,
                                              shuffled_map, stability)
-from sparsenet.analyser.spatial import cluster_spatial_profiles
+from sparsenet.analyser.spatial import cluster_spatial_profiles, kernel_sizes_from_profiles
 from sparsenet.errors import SparsenetError
 from sparsenet.stats import ChannelStats, ClusterMapStats
 
 _SEED_MAX = np.iinfo(np.int32).max
 
+
+# method="arora": overlapping neighbourhoods have no partition for the footprint's cluster maps, so
+# their kernel still comes from the reach of the summed profile at this level (the rule before the
+# footprint; issue 12 names its bias).  Flat (N x C) layers, Arora's own setting, get 1x1 anyway.
+ARORA_EXTENT_LEVEL = 0.1
 
 class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Cluster the channels (features) of a layer by how they fire together.
@@ -76,6 +82,13 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
           clusters; the linkage matrix is kept in ``linkage_`` (for a dendrogram).
         - "communities": greedy modularity communities (Clauset-Newman-Moore, networkx) of the
           weighted affinity graph (for "arora", the binary graph); see ``n_clusters``.
+        - "arora": Arora et al.'s single-layer step (:mod:`sparsenet.analyser.arora`,
+          docs/arora.md): co-firing graph by a Bonferroni-corrected binomial test, one
+          *overlapping* neighbourhood per hidden cause (a channel may be in several or none),
+          K found by the data (``n_clusters``, ``affinity``, ``max_clusters`` are ignored).
+          Needs the samples (not a ChannelStats).  ``labels_`` is then each channel's primary
+          neighbourhood, ``neighbourhoods_`` holds them all and ``arora_`` the decoded hidden
+          layer.
     max_clusters : int >= 1 or "auto", default "auto"
         Largest K considered by ``n_clusters="auto"`` (and the cap of "communities" there);
         "auto": half the active channels.
@@ -97,6 +110,9 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     graph_threshold : float > 1, default 2.0
         Lift above which the "arora" affinity draws an edge (2.0: the pair co-fires at least
         twice as often as independent units would).  Used only by ``affinity="arora"``.
+    cofiring_alpha : float in (0, 1), default 0.05
+        ``method="arora"``: family-wise rate of false related pairs among independent channels
+        (the Bonferroni level of the co-firing test over all C(C-1)/2 pairs).
     n_permutations : int >= 0, default 99
         Channel-shuffled null repeats of the significance test (the smallest reachable p is
         ``1 / (1 + n_permutations)``); 0 skips the test.
@@ -124,6 +140,9 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     labels_ : ndarray of shape (C,)
         Cluster of each channel, 0..K-1 numbered in order of first appearance; -1 for inactive
         channels (dead or constant), which are left out of clustering.
+    neighbourhoods_ : list of K int arrays
+        The channels of each cluster; with ``method="arora"`` they may overlap
+        (``overlapping_`` is then True).
     n_clusters_ : int
         K found (may be below a requested int for "hierarchical" ties and "communities").
     cluster_sizes_ : ndarray of shape (K,)
@@ -202,6 +221,7 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         max_radius=DISCOVER.max_radius,
         mass_fraction=DISCOVER.mass_fraction,
         graph_threshold=DISCOVER.graph_threshold,
+        cofiring_alpha=DISCOVER.cofiring_alpha,
         n_permutations=DISCOVER.permutations,
         n_resamples=DISCOVER.resamples,
         random_state=None,
@@ -215,6 +235,7 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         self.max_radius = max_radius
         self.mass_fraction = mass_fraction
         self.graph_threshold = graph_threshold
+        self.cofiring_alpha = cofiring_alpha
         self.n_permutations = n_permutations
         self.n_resamples = n_resamples
         self.random_state = random_state
@@ -236,9 +257,14 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         self.stats_ = stats
         self.n_features_in_ = stats.n_channels_
         self.k_edge_ = None
-        if self.n_clusters == "auto" and samples is not None:
-            self.k_edge_ = self._reference_edge(samples, stats.thresholds_, rng)
-        self._fit_clusters(stats, rng)
+        if self.method == "arora":
+            self._fit_arora(stats, samples)
+        else:
+            if self.n_clusters == "auto" and samples is not None:
+                self.k_edge_ = self._reference_edge(samples, stats.thresholds_, rng)
+            self._fit_clusters(stats, rng)
+            self.neighbourhoods_ = [np.flatnonzero(self.labels_ == k) for k in range(self.n_clusters_)]
+            self.overlapping_ = False
         self._fit_spatial(stats, samples)
         self._fit_significance(samples, stats, rng)
         return self
@@ -262,6 +288,33 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         self.cluster_sizes_ = np.bincount(result.labels, minlength=self.n_clusters_)
         self.eigenvalues_ = result.eigenvalues
         self.linkage_ = result.linkage if self.method == "hierarchical" else None
+
+    def _fit_arora(self, stats, samples) -> None:
+        """Arora's single-layer step (:mod:`sparsenet.analyser.arora`) on the binarised samples."""
+        if samples is None:
+            raise SparsenetError("method='arora' needs the samples (three-wise co-firing counts); "
+                                 "got a ChannelStats. Fit on the activations (N x C or N x C x H x W)")
+        self.inactive_ = np.asarray(stats.inactive_, dtype=bool).copy()
+        layer = arora_step(binarise(samples, stats.thresholds_), self.cofiring_alpha)
+        if not layer.neighbourhoods:
+            raise SparsenetError(
+                f"method='arora' found no neighbourhood: {int(layer.graph.sum()) // 2} related pair(s) "
+                f"among {stats.n_channels_} channels at cofiring_alpha={self.cofiring_alpha} "
+                f"(threshold={self.threshold!r}); accepted: data whose units fire together "
+                f"(sparse firing; raise the threshold, e.g. 'quantile:0.9', for dense layers)")
+        self.arora_ = layer
+        self.neighbourhoods_ = list(layer.neighbourhoods)
+        self.overlapping_ = True
+        self.labels_ = primary_labels(layer.neighbourhoods, layer.support, stats.n_channels_)
+        self.n_clusters_ = len(layer.neighbourhoods)
+        self.cluster_sizes_ = np.array([len(m) for m in layer.neighbourhoods])
+        affinity = layer.graph.astype(np.float64)
+        np.fill_diagonal(affinity, 1.0)
+        affinity[self.inactive_, :] = 0.0
+        affinity[:, self.inactive_] = 0.0
+        self.affinity_ = affinity
+        self.eigenvalues_ = None
+        self.linkage_ = None
 
     def _cluster(self, affinity, inactive, n_clusters, seed, spectrum=True):
         """Cluster the active channels of a full C x C affinity (K clamped to the active count)."""
@@ -299,6 +352,12 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
             self.kernel_set_ = (1,)
             self.kernel_sizes_ = np.ones(self.n_clusters_, dtype=int)
             return
+        if self.method == "arora":  # overlapping sets: no partition for the footprint's cluster maps
+            self.spatial_profiles_ = self._neighbourhood_profiles(stats, samples)
+            self.footprints_ = None
+            self.kernel_set_ = kernel_set(self._radius(samples))
+            self.kernel_sizes_ = kernel_sizes_from_profiles(self.spatial_profiles_, ARORA_EXTENT_LEVEL)
+            return
         if samples is None:  # a ChannelStats: its rings, cross pairs, maps of its mean size
             R = stats.max_radius
             side = int(round(np.sqrt(stats.n_samples_ / max(stats.n_images_, 1))))
@@ -320,6 +379,15 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         self.footprints_ = fits
         self.kernel_set_ = kernel_set(R)
         self.kernel_sizes_ = np.array([f.kernel_size for f in fits], dtype=int)
+
+    def _neighbourhood_profiles(self, stats, samples):
+        """Profiles of overlapping neighbourhoods from the C x C rings (a channel may count in many)."""
+        rings = stats if stats.max_radius >= self._radius(samples) else ChannelStats(
+            max_radius=self._radius(samples), threshold=stats.thresholds_).partial_fit(samples)
+        corr = rings.spatial_correlation()
+        profiles = [cluster_spatial_profiles(corr, np.where(np.isin(np.arange(stats.n_channels_), m), 0, -1), 1)[0]
+                    for m in self.neighbourhoods_]
+        return np.asarray(profiles)
 
     def _fit_significance(self, samples, stats, rng) -> None:
         self.significance_ = None
@@ -351,6 +419,14 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         co-firing counts exact).
         """
 
+        def run_arora(Z):
+            layer = arora_step(binarise(Z, thresholds), self.cofiring_alpha)
+            affinity = layer.graph.astype(np.float64)
+            return affinity, primary_labels(layer.neighbourhoods, layer.support, Z.shape[1])
+
+        if self.method == "arora":
+            return run_arora
+
         def run(Z):
             affinity, inactive = sample_affinity(Z, self.affinity, thresholds,
                                                  graph_threshold=self.graph_threshold, overwrite=True)
@@ -369,8 +445,8 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         check_is_fitted(self)
         X = self._check_transform_input(X)
         pool = np.zeros((self.n_features_in_, self.n_clusters_), dtype=X.dtype)
-        active = self.labels_ >= 0
-        pool[np.flatnonzero(active), self.labels_[active]] = 1.0
+        for k, members in enumerate(self.neighbourhoods_):
+            pool[members, k] = 1.0
         pool /= np.maximum(pool.sum(axis=0), 1.0)
         if X.ndim == 2:
             return X @ pool  # N x K
@@ -386,6 +462,7 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         check_method(self.method)
         check_mass_fraction(self.mass_fraction)
         check_graph_threshold(self.graph_threshold)
+        check_alpha(self.cofiring_alpha, "cofiring_alpha")
         if self.spatial_method not in SPATIAL_METHODS:
             raise SparsenetError(
                 f"spatial_method must be one of {', '.join(repr(m) for m in SPATIAL_METHODS)}; "

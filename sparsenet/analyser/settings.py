@@ -28,7 +28,7 @@ __all__ = ["AnalysisSettings", "DISCOVER", "GROW", "EXPERIMENT", "AFFINITIES", "
 # (affinity.py, clustering.py, estimator.py) import them from here.
 AFFINITIES = ("pearson_abs", "pearson_pos", "cofire_lift", "cofire_jaccard", "arora")
 PEARSON_AFFINITIES = ("pearson_abs", "pearson_pos")  # from the correlation alone: no co-firing counts
-METHODS = ("spectral", "hierarchical", "communities")
+METHODS = ("spectral", "hierarchical", "communities", "arora")  # arora: analyser/arora.py (overlapping)
 SPATIAL_METHODS = ("cluster_maps", "channel_pairs")
 
 
@@ -48,6 +48,7 @@ class AnalysisSettings:
     #                                   generating filter's mass (analyser/footprint.py)
     graph_threshold: float = 2.0      # lift above which affinity "arora" draws an edge
     spatial_method: str = "cluster_maps"  # cluster_maps (two passes) | channel_pairs (one pass)
+    cofiring_alpha: float = 0.05      # method "arora": family-wise false-edge rate of the co-firing test
 
     def validate(self) -> "AnalysisSettings":
         """Refuse bad settings before any training or recording starts (by name, with what is accepted)."""
@@ -83,6 +84,9 @@ class AnalysisSettings:
             raise SparsenetError(f"seed must be an integer in 0..{MAX_SEED}, got {self.seed!r}")
         if self.clusters != "auto" and self.clusters > MAX_CHANNELS:
             raise SparsenetError(f"clusters is {self.clusters}; a layer has at most {MAX_CHANNELS:,} channels")
+        if isinstance(self.cofiring_alpha, bool) or not isinstance(self.cofiring_alpha, (int, float)) \
+                or not 0 < self.cofiring_alpha < 1:
+            raise SparsenetError(f"cofiring_alpha must be a number in (0, 1), got {self.cofiring_alpha!r}")
         return self
 
     def estimator_params(self) -> dict:
@@ -91,7 +95,8 @@ class AnalysisSettings:
                     max_clusters=self.max_clusters, threshold=self.threshold, max_radius=self.max_radius,
                     mass_fraction=self.mass_fraction, graph_threshold=self.graph_threshold,
                     n_permutations=self.permutations, n_resamples=self.resamples,
-                    random_state=self.seed, spatial_method=self.spatial_method)
+                    random_state=self.seed, spatial_method=self.spatial_method,
+                    cofiring_alpha=self.cofiring_alpha)
 
 
 def _positive(value, minimum: int = 1) -> bool:

@@ -21,7 +21,8 @@ import numpy as np
 
 from sparsenet.errors import SparsenetError
 
-__all__ = ["PlantedActivations", "planted_groups", "AroraSample", "ArorASample", "arora_network"]
+__all__ = ["PlantedActivations", "planted_groups", "AroraSample", "ArorASample", "arora_network",
+           "arora_layer"]
 
 
 def _rng(random_state) -> np.random.Generator:
@@ -171,7 +172,7 @@ class AroraSample:
 
     layers: list  # [h_top (N x n_top), h_1 (N x n_1), ..., h_bottom]: {0, 1} float32, top first
     weights: list  # weights[i]: (n_{i+1} x n_i) int8 in {-1, 0, +1}: layer i -> layer i + 1
-    true_parents: list  # true_parents[i]: (n_{i+1} x degree) int: parents in layer i
+    true_parents: list  # true_parents[i]: (n_{i+1} x degree) int: parents in layer i (arora_layer: one array per unit)
 
     @property
     def observed(self) -> np.ndarray:
@@ -192,7 +193,53 @@ class AroraSample:
         return S
 
 
+    def neighbourhoods(self, layer: int = 0) -> list:
+        """Per unit of ``layers[layer]`` (not the bottom): the sorted units of the layer below it
+        excites (+1 edges), i.e. the set Arora's step should recover for it."""
+        idx = range(len(self.layers))[layer]
+        if idx == len(self.layers) - 1:
+            raise SparsenetError("the bottom layer drives nothing; accepted: a layer above the bottom")
+        Wt = self.weights[idx]
+        return [np.flatnonzero(Wt[:, k] > 0) for k in range(Wt.shape[1])]
+
+
 ArorASample = AroraSample  # spelling used in an early brief
+
+
+def arora_layer(
+    n_samples: int = 5000,
+    n_hidden: int = 64,
+    n_observed: int = 256,
+    *,
+    degree: int = 8,
+    density: float = 0.05,
+    random_state=None,
+) -> AroraSample:
+    """One layer of Arora et al.'s model with the *hidden* side's degree fixed (as in the paper).
+
+    Every hidden unit has ``degree`` distinct children among ``n_observed`` (uniform), each edge
+    +1 or -1 with probability 1/2; each hidden unit is on independently with probability
+    ``density``; ``observed = 1[W h > 0]``.  (``arora_network`` instead fixes each child's
+    number of parents.)  Children of one unit overlap with those of others, so the recovered
+    neighbourhoods must be allowed to share units.
+    """
+    n_samples = _positive_int("n_samples", n_samples)
+    n_hidden = _positive_int("n_hidden", n_hidden)
+    n_observed = _positive_int("n_observed", n_observed)
+    degree = _positive_int("degree", degree)
+    if degree > n_observed:
+        raise SparsenetError(f"degree={degree} > n_observed={n_observed}; accepted: degree <= n_observed")
+    if not (isinstance(density, (int, float)) and 0 < density <= 1):
+        raise SparsenetError(f"density={density!r}; accepted: a number in (0, 1]")
+    rng = _rng(random_state)
+    Wt = np.zeros((n_observed, n_hidden), dtype=np.int8)
+    for k in range(n_hidden):
+        children = rng.choice(n_observed, size=degree, replace=False)
+        Wt[children, k] = rng.choice(np.array([-1, 1], dtype=np.int8), size=degree)
+    h = (rng.random((n_samples, n_hidden)) < density).astype(np.float32)
+    y = ((h @ Wt.T.astype(np.float32)) > 0).astype(np.float32)
+    parents = [np.flatnonzero(Wt[c]) for c in range(n_observed)]
+    return AroraSample(layers=[h, y], weights=[Wt], true_parents=[parents])
 
 
 def arora_network(

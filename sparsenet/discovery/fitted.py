@@ -34,7 +34,7 @@ __all__ = ["FittedDiscovery", "from_analyzer", "write_run", "RAW_FILES", "RUN_FI
 RAW_FILES = ("affinity.npy", "spectrum.npy", "stats.npz")
 # what a discover run writes into its directory; a new run removes what an earlier one left
 RUN_FILES = ("discovery.json", "report.md", "correlation.png", "spectrum.png", "dendrogram.png",
-             "spatial_profiles.png", "cluster_sizes.png") + RAW_FILES
+             "spatial_profiles.png", "cluster_sizes.png", "membership.png") + RAW_FILES
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,7 @@ def from_analyzer(analyzer, *, settings: Mapping[str, Any] | None = None,
     fits = getattr(analyzer, "footprints_", None)
     base = from_labels(analyzer.labels_, analyzer.kernel_sizes_, profiles,
                        footprints=[f.to_dict(analyzer.kernel_set_) for f in fits] if fits is not None else None,
+                       neighbourhoods=analyzer.neighbourhoods_ if getattr(analyzer, "overlapping_", False) else None,
                        significance=dict(analyzer.significance_) if analyzer.significance_ else {},
                        stability=analyzer.stability_, provenance=dict(provenance or {}),
                        settings=dict(settings or {}))

@@ -52,6 +52,15 @@ def _labels(analyzer) -> np.ndarray:
     return np.asarray(analyzer.labels_, dtype=int)
 
 
+def _cluster_sizes(analyzer, n_clusters: int) -> np.ndarray:
+    """Channels per cluster: counted from the neighbourhoods (a shared channel counts in each)."""
+    sets = getattr(analyzer, "neighbourhoods_", None)
+    if sets is not None and len(sets) == n_clusters:
+        return np.array([len(m) for m in sets], dtype=int)
+    labels = _labels(analyzer)
+    return np.bincount(labels[labels >= 0], minlength=n_clusters)[:n_clusters]
+
+
 def _kernel_sizes(analyzer) -> np.ndarray:
     return np.asarray(analyzer.kernel_sizes_, dtype=int)
 
@@ -239,7 +248,7 @@ def plot_spatial_profiles(analyzer, path, title=None) -> Path:
     if prof.ndim != 2 or prof.shape[1] < 1:
         raise SparsenetError(f"spatial_profiles_ has shape {prof.shape}, expected K x (R+1)")
     kernels, labels = _kernel_sizes(analyzer), _labels(analyzer)
-    sizes = np.bincount(labels[labels >= 0], minlength=len(prof))
+    sizes = _cluster_sizes(analyzer, len(prof))
     radii = np.arange(prof.shape[1])
     markers = "osD^v<>ph*"
 
@@ -288,7 +297,7 @@ def plot_cluster_sizes(analyzer, path, title=None) -> Path:
     _fitted(analyzer, "labels_", "kernel_sizes_")
     labels, kernels = _labels(analyzer), _kernel_sizes(analyzer)
     k = len(kernels)
-    sizes = np.bincount(labels[labels >= 0], minlength=k)[:k]
+    sizes = _cluster_sizes(analyzer, k)
     inactive = int((labels < 0).sum())
     groups = sorted(set(int(v) for v in kernels))
     analyzer_flat = getattr(analyzer, "spatial_profiles_", None) is None
@@ -331,7 +340,8 @@ def plot_cluster_sizes(analyzer, path, title=None) -> Path:
         ax.grid(axis="y", alpha=0.3)
         ax.set_title(_heading("Cluster sizes", title))
 
-        names = [f"{ks}x{ks}" for ks in groups] + (["inactive"] if inactive else [])
+        none = "in none" if getattr(analyzer, "overlapping_", False) else "inactive"
+        names = [f"{ks}x{ks}" for ks in groups] + ([none] if inactive else [])
         totals = [int(sizes[kernels == ks].sum()) for ks in groups] + ([inactive] if inactive else [])
         colours = [kernel_colour(ks) for ks in groups] + ([INACTIVE_COLOUR] if inactive else [])
         bars = ax2.bar(range(len(names)), totals, color=colours, width=0.7)
@@ -341,8 +351,45 @@ def plot_cluster_sizes(analyzer, path, title=None) -> Path:
         ax2.set_xlabel("kernel size")
         ax2.set_ylabel("channels")
         ax2.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax2.set_title(f"Channels per kernel size\n({len(labels)} total, {inactive} inactive)", fontsize=11)
+        shared = _shared_count(analyzer)
+        ax2.set_title(f"Channels per kernel size\n({len(labels)} total, {inactive} "
+                      + ("in no cluster" if getattr(analyzer, "overlapping_", False) else "inactive")
+                      + (f";\n{shared} shared, counted per cluster" if shared else "") + ")", fontsize=11)
         ax2.grid(axis="y", alpha=0.3)
+        return save_figure(fig, path)
+
+
+def _shared_count(analyzer) -> int:
+    if not getattr(analyzer, "overlapping_", False):
+        return 0
+    counts = np.zeros(len(analyzer.labels_), dtype=int)
+    for members in analyzer.neighbourhoods_:
+        counts[members] += 1
+    return int((counts > 1).sum())
+
+
+# -- overlapping membership --------------------------------------------------------------------
+
+def plot_membership(analyzer, path, title=None) -> Path:
+    """Which channels each (overlapping) cluster holds: clusters x channels, shared channels marked."""
+    _fitted(analyzer, "neighbourhoods_", "labels_", "kernel_sizes_")
+    sets, labels = analyzer.neighbourhoods_, _labels(analyzer)
+    grid = np.zeros((len(sets), len(labels)))
+    for k, members in enumerate(sets):
+        grid[k, members] = 1.0
+    count = grid.sum(axis=0)
+    order, _ = cluster_order(labels)  # channels by primary cluster, channels in none last
+    shown = (grid * np.where(count > 1, 2.0, 1.0))[:, order]  # 2 = membership of a shared channel
+    from matplotlib.colors import ListedColormap
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(8.6, 4.8), layout="constrained")
+        image = ax.imshow(shown, aspect="auto", interpolation="nearest",
+                          cmap=ListedColormap(["white", "tab:blue", "tab:red"]), vmin=0, vmax=2)
+        ax.set_xlabel(f"channel, ordered by primary cluster ({int((count == 0).sum())} in no cluster, last)")
+        ax.set_ylabel("cluster id")
+        bar = fig.colorbar(image, ax=ax, ticks=[1 / 3, 1, 5 / 3], fraction=0.04)
+        bar.ax.set_yticklabels(["not a member", "member", "member of several"])
+        ax.set_title(_heading(f"Overlapping clusters: {int((count > 1).sum())} channels shared", title))
         return save_figure(fig, path)
 
 
@@ -352,7 +399,8 @@ def plot_discovery(analyzer, out_dir, prefix: str = "", title: str | None = None
     """Every figure that applies to the fitted analyser, written as ``out_dir/{prefix}{name}.png``.
 
     Keys: ``correlation``, ``spectrum`` (when a Laplacian spectrum was computed), ``dendrogram``
-    (method="hierarchical"), ``spatial_profiles`` (spatial activations only), ``cluster_sizes``.
+    (method="hierarchical"), ``spatial_profiles`` (spatial activations only), ``cluster_sizes``, ``membership``
+    (overlapping clusters, method="arora").
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -364,4 +412,6 @@ def plot_discovery(analyzer, out_dir, prefix: str = "", title: str | None = None
     if getattr(analyzer, "spatial_profiles_", None) is not None:
         jobs.append(("spatial_profiles", plot_spatial_profiles))
     jobs.append(("cluster_sizes", plot_cluster_sizes))
+    if getattr(analyzer, "overlapping_", False):
+        jobs.append(("membership", plot_membership))
     return {name: fn(analyzer, out / f"{prefix}{name}.png", title=title) for name, fn in jobs}

@@ -35,6 +35,9 @@ _FIGURES = {  # key -> (caption, what it shows)
                          "Cross-pair correlation of each cluster against spatial radius (markers; each "
                          "channel's correlation with itself and the per-position means left out) and the "
                          "profile of the fitted footprint (dashed); the colour is the kernel size."),
+    "membership": ("Overlapping clusters",
+                   "Which channels each cluster holds (clusters may share channels); red marks a channel "
+                   "that belongs to several clusters."),
     "cluster_sizes": ("Cluster sizes",
                       "Channels per cluster, grouped by kernel size, and the channels each kernel size receives."),
 }
@@ -89,7 +92,10 @@ def summary_table(discovery: Discovery) -> str:
     lines = [line(header), line(["-" * w for w in widths])] + [line(row) for row in rows]
     inactive = discovery.inactive
     lines.append(f"{discovery.n_clusters} clusters over {discovery.channels} channels; "
-                 f"inactive: {len(inactive)}" + (f" ({_channels(inactive, 10)})" if inactive else ""))
+                 f"{'in no cluster' if discovery.overlapping else 'inactive'}: {len(inactive)}"
+                 + (f" ({_channels(inactive, 10)})" if inactive else ""))
+    if discovery.overlapping:
+        lines.append(_overlap_sentence(discovery))
     sig = discovery.significance
     if sig:
         lines.append(f"significance: {sig.get('statistic', 'statistic')} {fixed(sig.get('value'))} vs null "
@@ -152,6 +158,10 @@ def _clusters(discovery: Discovery) -> str:
                        for ks, s in sorted(per_kernel.items()))
     intro = (f"{discovery.n_clusters} clusters over {discovery.channels} channels "
              f"({active} active, {len(discovery.inactive)} inactive). By kernel size: {totals}.")
+    if discovery.overlapping:
+        intro = (f"{discovery.n_clusters} overlapping clusters over {discovery.channels} channels "
+                 f"({active} in at least one, {len(discovery.inactive)} in none). By kernel size: {totals}. "
+                 + _overlap_sentence(discovery))
     if r:
         intro += (" The profile is the within-cluster correlation at spatial radius r (1 at r = 0). "
                   "The kernel is the footprint of the filter behind the cluster's shared pattern: the "
@@ -189,8 +199,20 @@ def _footprint_cells(c) -> list[str]:
             next_size]
 
 
+def _overlap_sentence(discovery: Discovery) -> str:
+    shared = discovery.shared
+    return (f"Clusters overlap (Arora's neighbourhoods): {len(shared)} channel{'s' if len(shared) != 1 else ''} "
+            f"belong to more than one cluster" + (f" ({_channels(shared, 10)})" if shared else "")
+            + "; 'labels' gives each channel's primary cluster, and a shared channel feeds every branch it belongs to.")
+
+
 def _inactive(discovery: Discovery) -> str:
     inactive = discovery.inactive
+    if discovery.overlapping:
+        if not inactive:
+            return "## Channels in no cluster\n\nNone: every channel belongs to at least one cluster."
+        return (f"## Channels in no cluster\n\n{len(inactive)} channel{'s' if len(inactive) != 1 else ''} "
+                f"(dead, constant, or in no recovered neighbourhood): {', '.join(str(i) for i in inactive)}.")
     if not inactive:
         return "## Inactive channels\n\nNone: every channel varies and was clustered."
     return (f"## Inactive channels\n\n{len(inactive)} channel{'s' if len(inactive) != 1 else ''} "

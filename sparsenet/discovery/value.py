@@ -46,6 +46,7 @@ class Discovery:
     stability: float | None = None        # mean adjusted Rand index across resampled halves
     provenance: dict[str, Any] = field(default_factory=dict)    # model, layer, data, samples, seed, version
     settings: dict[str, Any] = field(default_factory=dict)      # analyser parameters used
+    overlapping: bool = False             # True: clusters may share channels (labels = primary cluster)
 
     @property
     def n_clusters(self) -> int:
@@ -53,7 +54,17 @@ class Discovery:
 
     @property
     def inactive(self) -> tuple[int, ...]:
+        """Channels in no cluster (dead or constant; with overlapping clusters: in no neighbourhood)."""
         return tuple(i for i, label in enumerate(self.labels) if label < 0)
+
+    @property
+    def shared(self) -> tuple[int, ...]:
+        """Channels that belong to more than one cluster (only with ``overlapping``)."""
+        counts = [0] * self.channels
+        for c in self.clusters:
+            for i in c.channels:
+                counts[i] += 1
+        return tuple(i for i, n in enumerate(counts) if n > 1)
 
     def to_dict(self) -> dict[str, Any]:
         clusters = [
@@ -64,7 +75,7 @@ class Discovery:
         ]
         return {
             "format": FORMAT, "version": VERSION,
-            "channels": self.channels, "n_clusters": self.n_clusters,
+            "channels": self.channels, "n_clusters": self.n_clusters, "overlapping": self.overlapping,
             "labels": list(self.labels), "inactive": list(self.inactive),
             "clusters": clusters,
             "significance": jsonable(self.significance),
@@ -77,17 +88,28 @@ class Discovery:
         return atomic_write_json(path, self.to_dict())
 
 
-def from_labels(labels, kernel_sizes, spatial_profiles=None, footprints=None, **extra) -> Discovery:
+def from_labels(labels, kernel_sizes, spatial_profiles=None, footprints=None, *, neighbourhoods=None,
+                **extra) -> Discovery:
     """A Discovery from per-channel labels (-1 inactive) and per-cluster kernel sizes (and,
-    optionally, each cluster's footprint fit as a dict)."""
+    optionally, each cluster's footprint fit as a dict).
+
+    ``neighbourhoods`` (K sequences of channel indices, which may share channels) makes an
+    overlapping discovery: the clusters are those sets and ``labels`` gives each channel's
+    primary cluster (-1 for a channel in none).
+    """
     labels = [int(v) for v in labels]
-    n_clusters = max(labels, default=-1) + 1
+    if neighbourhoods is not None:
+        members = [tuple(sorted(int(i) for i in m)) for m in neighbourhoods]
+        extra["overlapping"] = True
+    else:
+        members = [tuple(i for i, v in enumerate(labels) if v == k) for k in range(max(labels, default=-1) + 1)]
+    n_clusters = len(members)
     profiles = list(spatial_profiles) if spatial_profiles is not None else [()] * n_clusters
     # a kernel past the map's reach equals one of the reach (its extra weights only see padding)
     reach, _ = _largest_kernel(extra.get("provenance") or {})
     fits = list(footprints) if footprints is not None else [{}] * n_clusters
     clusters = tuple(
-        Cluster(id=k, channels=tuple(i for i, v in enumerate(labels) if v == k),
+        Cluster(id=k, channels=members[k],
                 kernel_size=min(int(kernel_sizes[k]), max(reach, 1)),
                 spatial_profile=tuple(float(p) for p in profiles[k]),
                 footprint=dict(fits[k] or {}))
@@ -151,6 +173,9 @@ def validate(data: Any, source: str = "<discovery>") -> Discovery:
         raise _fail(source, f"field 'stability' must be null or a number in [-1, 1] (an adjusted Rand index), "
                             f"got {str(stability)[:40]}")
     largest, why = _largest_kernel(data.get("provenance") or {})
+    overlapping = data.get("overlapping", False)
+    if not isinstance(overlapping, bool):
+        raise _fail(source, f"field 'overlapping' must be true or false, got {overlapping!r}")
     if not isinstance(data["clusters"], list) or not data["clusters"]:
         raise _fail(source, "field 'clusters' must be a non-empty list")
     clusters, seen = [], set()
@@ -162,10 +187,14 @@ def validate(data: Any, source: str = "<discovery>") -> Discovery:
             raise _fail(source, f"clusters[{k}].id is {c.get('id')!r}, expected {k}")
         if not isinstance(ids, list) or not ids or not all(isinstance(i, int) and 0 <= i < channels for i in ids):
             raise _fail(source, f"clusters[{k}].channels must be a non-empty list of channel indices in 0..{channels - 1}")
-        if seen.intersection(ids):
-            raise _fail(source, f"clusters[{k}].channels repeats channels {sorted(seen.intersection(ids))[:5]} of an earlier cluster")
-        if any(labels[i] != k for i in ids):
-            raise _fail(source, f"clusters[{k}].channels disagree with 'labels'")
+        if len(set(ids)) != len(ids):
+            raise _fail(source, f"clusters[{k}].channels lists a channel twice")
+        if seen.intersection(ids) and not overlapping:
+            raise _fail(source, f"clusters[{k}].channels repeats channels {sorted(seen.intersection(ids))[:5]} of an earlier "
+                                "cluster (allowed only with \"overlapping\": true)")
+        if (any(labels[i] < 0 for i in ids) if overlapping else any(labels[i] != k for i in ids)):
+            raise _fail(source, f"clusters[{k}].channels disagree with 'labels'"
+                                + (" (a channel of a cluster needs its primary cluster, not -1)" if overlapping else ""))
         if "size" in c and (not _is_int(c["size"]) or c["size"] != len(ids)):
             raise _fail(source, f"clusters[{k}].size is {str(c['size'])[:40]} but it lists {len(ids)} channels")
         seen.update(ids)
@@ -189,10 +218,13 @@ def validate(data: Any, source: str = "<discovery>") -> Discovery:
     unassigned = [i for i, v in enumerate(labels) if v >= 0 and i not in seen]
     if unassigned or any(v >= len(clusters) or v < -1 for v in labels):
         raise _fail(source, "field 'labels' refers to clusters that are not listed")
+    if overlapping and any(v >= 0 and i not in clusters[v].channels for i, v in enumerate(labels)):
+        raise _fail(source, "field 'labels' names, for some channel, a primary cluster that does not contain it")
     return Discovery(
         channels=channels, labels=tuple(labels), clusters=tuple(clusters),
         significance=data.get("significance") or {}, stability=data.get("stability"),
         provenance=data.get("provenance") or {}, settings=data.get("settings") or {},
+        overlapping=overlapping,
     )
 
 

@@ -1,0 +1,289 @@
+"""Arora et al.'s single-layer step: co-firing graph -> overlapping neighbourhoods -> hidden layer.
+
+Arora, Bhaskara, Ge and Ma (2014), *Provable Bounds for Learning Some Deep Representations*:
+a sparse binary hidden layer ``h`` drives an observed layer ``y = 1[W h > 0]`` through a random
+sparse bipartite graph with +-1 weights.  Observed units that share an excitatory parent fire
+together whenever that parent is on, so (1) the co-firing graph of the observed layer is
+(nearly) the union of one clique per hidden unit, (2) each clique is recovered from a related
+pair and the units that fire with it (three-wise co-firing), and (3) each hidden unit is decoded
+as "on" when most of its neighbourhood fires; the decoded layer is observed data for the next
+step up.  docs/arora.md states the model, the rules below and where they depart from the paper.
+
+The rules, each derived from the model (no constant tuned to a generator):
+
+* **Related pair** (:func:`cofiring_graph`): a one-sided exact binomial test of the joint
+  count ``n_uv`` against independence, ``n_uv ~ Binomial(M, p_u p_v)`` with the marginal rates
+  ``p`` estimated from the same M samples; an edge iff ``P(X >= n_uv) <= alpha / (C(C-1)/2)``
+  (Bonferroni over all pairs).  The smallest count that makes an edge therefore grows with M
+  like ``M p_u p_v + O(sqrt(M p_u p_v log C))``; independent units make an edge with
+  probability at most ``alpha`` over the whole layer.
+* **Neighbourhood of a pair** (:func:`pair_neighbourhoods`): for a related pair (u, v), the
+  set ``{u, v} + {w related to both : n_uvw > n_uv / 2}``.  In the model u and v fire together
+  almost only when a shared parent is on; given that parent, each of its other excitatory
+  children fires unless an inhibiting co-parent is also on (probability about 1 - rho d_in),
+  while any other unit fires only through its own parents (about rho d_in).  One half is the
+  midpoint of that gap: the majority vote of the samples in which the pair fires together.
+* **One cause per set** (:func:`merge_neighbourhoods`): sets of the same cause come from every
+  pair inside it, so sets are grouped (Jaccard > 1/2 to the group's first, most supported,
+  set: two different causes share about d^2 / C units, far below half) and each group's
+  consensus is the members named by more than half of its pairs.  A consensus is kept only if
+  it is a fixed point: more than half of its own related pairs produced it.  A pair that shares
+  two parents (or fires together through a grandparent) yields a set whose own pairs point at
+  other, smaller sets, and it is dropped.
+* **Decoding** (:func:`decode_hidden`): a cause is on in a sample iff more than half of its
+  neighbourhood fires (strict majority): with on-firing near 1 and off-firing near 0 this is the
+  maximum-likelihood rule for symmetric error rates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import binom
+
+from sparsenet.errors import SparsenetError
+
+# A unit joins a related pair's neighbourhood when it fires in more than this fraction of the
+# samples where the pair fires together: children of the pair's cause fire then with
+# probability about 1 - rho d_in (no inhibiting co-parent on), children of a sibling cause
+# (reached through a shared grandparent) with at most about 1/2 when the cause has two or more
+# excitatory parents, and unrelated units about rho d_in.  3/4 is the midpoint of [1/2, 1].
+MEMBER_FRACTION = 0.75
+
+__all__ = ["AroraLayer", "cofiring_graph", "pair_neighbourhoods", "merge_neighbourhoods",
+           "decode_hidden", "arora_step", "binarise", "primary_labels",
+           "drop_explained_pairs", "drop_composites", "check_alpha"]
+
+
+@dataclass(frozen=True)
+class AroraLayer:
+    """One step of Arora's layer-wise learning (see :func:`arora_step`)."""
+
+    graph: np.ndarray  # (C, C) bool: related pairs (co-firing test), diagonal False
+    neighbourhoods: list  # K sorted int arrays: observed units each recovered cause drives
+    hidden: np.ndarray  # (M, K) uint8: decoded hidden layer (input of the next step)
+    support: np.ndarray  # (K,) int: related pairs whose pair set voted for each neighbourhood
+
+    @property
+    def membership(self) -> np.ndarray:
+        """(K, C) bool: ``membership[k, c]`` iff channel c is in neighbourhood k."""
+        out = np.zeros((len(self.neighbourhoods), self.graph.shape[0]), dtype=bool)
+        for k, members in enumerate(self.neighbourhoods):
+            out[k, members] = True
+        return out
+
+
+def binarise(X, threshold=0.0) -> np.ndarray:
+    """(M, C) uint8 firing matrix: ``X > threshold``; maps N x C x H x W become positions x C."""
+    X = np.asarray(X)
+    if X.ndim == 4:
+        X = np.moveaxis(X, 1, -1).reshape(-1, X.shape[1])
+    if X.ndim != 2:
+        raise SparsenetError(f"activations of shape {X.shape}; accepted: M x C or N x C x H x W")
+    return (X > np.asarray(threshold)).astype(np.uint8)
+
+
+def cofiring_graph(cofiring: np.ndarray, n_samples: int, alpha: float = 0.05) -> np.ndarray:
+    """Related pairs: joint firing significantly above independence (Bonferroni over pairs).
+
+    ``cofiring`` is the C x C matrix of joint firing counts (its diagonal: each unit's count).
+    Edge u-v iff ``P(Binomial(M, p_u p_v) >= n_uv) <= alpha / (C (C - 1) / 2)``.
+    """
+    check_alpha(alpha)
+    counts = np.asarray(cofiring, dtype=np.float64)
+    C = counts.shape[0]
+    m = float(n_samples)
+    rate = np.clip(np.diag(counts) / m, 0.0, 1.0)
+    p_joint = np.outer(rate, rate)
+    # sf(k - 1) = P(X >= k); exact binomial upper tail, vectorised
+    pvalue = binom.sf(counts - 1.0, int(n_samples), p_joint)
+    n_pairs = max(C * (C - 1) // 2, 1)
+    graph = (pvalue <= alpha / n_pairs) & (counts > m * p_joint)
+    np.fill_diagonal(graph, False)
+    return graph & graph.T
+
+
+def pair_neighbourhoods(Y: np.ndarray, graph: np.ndarray):
+    """For each related pair (u < v): its set ``{u, v} + {w ~ u, w ~ v : n_uvw > f n_uv}``.
+
+    ``f`` is ``MEMBER_FRACTION``; ``n_uvw`` counts the samples where u, v and w all fire.
+    Returns ``(pairs, sets)``: an (E, 2) int array and an (E, C) bool array.  The triple
+    counts of all pairs (u, .) come from the samples where u fires only: cost about
+    ``sum_u deg(u) * n_u * C``.
+    """
+    Y = np.asarray(Y)
+    upper = np.triu(graph, 1)
+    pairs = np.argwhere(upper)
+    C = graph.shape[0]
+    sets = np.zeros((len(pairs), C), dtype=bool)
+    row = 0
+    for u in np.unique(pairs[:, 0]) if len(pairs) else []:
+        partners = np.flatnonzero(upper[u])
+        sub = Y[Y[:, u] > 0].astype(np.float32)  # samples where u fires
+        triple = sub[:, partners].T @ sub  # (deg, C): n_uvw for v in partners
+        n_pair = triple[np.arange(len(partners)), partners]  # n_uv
+        common = graph[u][None, :] & graph[partners]
+        member = common & (triple > MEMBER_FRACTION * n_pair[:, None])
+        member[:, u] = True
+        member[np.arange(len(partners)), partners] = True
+        sets[row:row + len(partners)] = member
+        row += len(partners)
+    return pairs, sets
+
+
+def merge_neighbourhoods(pairs: np.ndarray, sets: np.ndarray):
+    """One consensus set per cause, kept only if its own pairs reproduce it (see module doc).
+
+    Returns ``(neighbourhoods, support)``: sorted int arrays and the votes of each.
+    """
+    if len(pairs) == 0:
+        return [], np.zeros(0, dtype=int)
+    distinct, inverse, counts = np.unique(sets, axis=0, return_inverse=True, return_counts=True)
+    inverse = inverse.ravel()
+    sizes = distinct.sum(axis=1)
+    order = np.lexsort((-sizes, -counts))  # most supported first, larger on ties
+    leaders: list[int] = []
+    group_of = np.full(len(distinct), -1)
+    lead_rows = np.zeros((len(distinct), distinct.shape[1]), dtype=np.float32)  # leaders' sets
+    lead_sizes = np.zeros(len(distinct))
+    as_float = distinct.astype(np.float32)
+    for i in order:
+        n = len(leaders)
+        if n:
+            inter = lead_rows[:n] @ as_float[i]  # |set & leader| for every leader at once
+            joined = np.flatnonzero(inter * 2 > lead_sizes[:n] + sizes[i] - inter)
+            if len(joined):
+                group_of[i] = joined[0]  # the first (most supported) leader it matches
+                continue
+        group_of[i] = n
+        lead_rows[n] = as_float[i]
+        lead_sizes[n] = sizes[i]
+        leaders.append(i)
+    pair_group = group_of[inverse]  # group of each related pair's set
+    C = sets.shape[1]
+    pair_index = {(int(u), int(v)): e for e, (u, v) in enumerate(pairs)}
+    out, support = [], []
+    for g in range(len(leaders)):
+        voters = pair_group == g
+        votes = sets[voters].sum(axis=0)
+        consensus = votes * 2 > voters.sum()
+        members = np.flatnonzero(consensus)
+        if len(members) < 2:
+            continue
+        own = [pair_index[(int(a), int(b))] for ai, a in enumerate(members) for b in members[ai + 1:]
+               if (int(a), int(b)) in pair_index]
+        if not own or np.count_nonzero(pair_group[own] == g) * 2 <= len(own):
+            continue
+        out.append(members)
+        support.append(int(voters.sum()))
+    keep = drop_composites(out, C)
+    out, support = [out[k] for k in keep], [support[k] for k in keep]
+    order = sorted(range(len(out)), key=lambda k: (out[k][0], len(out[k])))
+    return [out[k] for k in order], np.asarray([support[k] for k in order], dtype=int)
+
+
+def drop_composites(sets, n_units: int) -> list:
+    """Indices of the sets that are not mostly covered by smaller kept sets inside them.
+
+    In a random sparse graph two causes share about d^2 / C units, so one neighbourhood inside
+    another is no accident: the larger set is the descendants of a cause one layer further up
+    (cousins fire together when their grandparent is on), made of the smaller ones.
+    """
+    order = sorted(range(len(sets)), key=lambda k: len(sets[k]))
+    kept: list[int] = []
+    masks = np.zeros((len(sets), n_units), dtype=bool)
+    for k, members in enumerate(sets):
+        masks[k, members] = True
+    for k in order:
+        inside = [j for j in kept if len(sets[j]) < len(sets[k]) and masks[j, sets[k]].sum() == len(sets[j])]
+        covered = masks[inside].any(axis=0)[sets[k]].sum() if inside else 0
+        if covered * 2 <= len(sets[k]):
+            kept.append(k)
+    return sorted(kept)
+
+
+def drop_explained_pairs(Y: np.ndarray, neighbourhoods, support, alpha: float = 0.05):
+    """Keep a two-unit neighbourhood {u, v} only if its co-firing is not explained away.
+
+    A pair set is its own fixed point, so a pair whose units fire together only because their
+    own (larger, already found) causes fire together -- cousins under a common grandparent --
+    would pass as a cause.  Its co-firing is tested again, by the same one-sided binomial test
+    (Bonferroni over the pairs tested), on the samples where no recovered cause of u is on
+    together with a recovered cause of v (causes decoded from the sets of three or more):
+    a real cause of u and v still makes them fire together there; cousins do not.
+    """
+    big = [k for k, members in enumerate(neighbourhoods) if len(members) >= 3]
+    small = [k for k, members in enumerate(neighbourhoods) if len(members) == 2]
+    if not small:
+        return neighbourhoods, support
+    hidden = decode_hidden(Y, [neighbourhoods[k] for k in big]).astype(bool)
+    C = Y.shape[1]
+    causes_of = [[] for _ in range(C)]
+    for j, k in enumerate(big):
+        for c in neighbourhoods[k]:
+            causes_of[c].append(j)
+    Yb = Y.astype(bool)
+    keep = set(big)
+    for k in small:
+        u, v = (int(c) for c in neighbourhoods[k])
+        explained = np.zeros(Y.shape[0], dtype=bool)
+        if causes_of[u] and causes_of[v]:
+            explained = hidden[:, causes_of[u]].any(axis=1) & hidden[:, causes_of[v]].any(axis=1)
+        rest = ~explained
+        m = int(rest.sum())
+        if m < 2:
+            continue
+        yu, yv = Yb[rest, u], Yb[rest, v]
+        n_uv = float(np.count_nonzero(yu & yv))
+        p_joint = (yu.mean() * yv.mean())
+        if n_uv > m * p_joint and binom.sf(n_uv - 1, m, p_joint) <= alpha / len(small):
+            keep.add(k)
+    order = sorted(keep)
+    return [neighbourhoods[k] for k in order], np.asarray([support[k] for k in order], dtype=int)
+
+
+def primary_labels(neighbourhoods, support, n_units: int) -> np.ndarray:
+    """(C,) int: each unit's primary neighbourhood (the most supported one it is in), -1 for none."""
+    labels = np.full(n_units, -1, dtype=int)
+    best = np.full(n_units, -1)
+    for k, members in enumerate(neighbourhoods):
+        better = support[k] > best[members]
+        labels[members[better]] = k
+        best[members[better]] = support[k]
+    return labels
+
+
+def decode_hidden(Y: np.ndarray, neighbourhoods) -> np.ndarray:
+    """(M, K) uint8: cause k is on where more than half of its neighbourhood fires."""
+    Y = np.asarray(Y)
+    out = np.zeros((Y.shape[0], len(neighbourhoods)), dtype=np.uint8)
+    for k, members in enumerate(neighbourhoods):
+        fired = Y[:, members].sum(axis=1, dtype=np.int64)
+        out[:, k] = fired * 2 > len(members)
+    return out
+
+
+def arora_step(Y, alpha: float = 0.05) -> AroraLayer:
+    """One layer of Arora's algorithm on a binary (M, C) firing matrix ``Y``."""
+    Y = np.asarray(Y)
+    if Y.ndim != 2 or Y.shape[0] < 2 or Y.shape[1] < 2:
+        raise SparsenetError(f"firing matrix of shape {Y.shape}; accepted: M x C binary with "
+                             f"M >= 2 samples and C >= 2 units")
+    Yf = Y.astype(np.float64)
+    cofiring = Yf.T @ Yf
+    graph = cofiring_graph(cofiring, Y.shape[0], alpha)
+    pairs, sets = pair_neighbourhoods(Y, graph)
+    neighbourhoods, support = merge_neighbourhoods(pairs, sets)
+    neighbourhoods, support = drop_explained_pairs(Y, neighbourhoods, support, alpha)
+    hidden = decode_hidden(Y, neighbourhoods)
+    return AroraLayer(graph=graph, neighbourhoods=neighbourhoods, hidden=hidden, support=support)
+
+
+def check_alpha(alpha, name: str = "alpha") -> float:
+    """The family-wise error rate of the co-firing test must be a number in (0, 1)."""
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)) \
+            or not 0 < alpha < 1:
+        raise SparsenetError(f"{name}={alpha!r}; accepted: a number in (0, 1) (the family-wise "
+                             f"false-edge rate of the co-firing test)")
+    return float(alpha)

@@ -1,0 +1,116 @@
+"""Layer-wise learning with Arora's step, and how well recovered layers match a known network.
+
+:func:`learn_layers` applies :func:`sparsenet.analyser.arora.arora_step` to the observed layer,
+decodes the hidden layer and repeats on it.  :func:`score_layer` compares one step's
+neighbourhoods with the true excitatory children of each unit of the layer above (a planted
+network, e.g. ``sparsenet.data.synthetic.arora_network``): each true unit's best Jaccard, and
+edge precision / recall / F1 after matching recovered to true units one-to-one (Hungarian
+assignment on the Jaccard).  :func:`score_network` walks the steps up a planted network, naming
+each recovered unit by the true unit it was matched to, so that the next step's neighbourhoods
+(sets of recovered units) can be compared with the true children (sets of true units).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from sparsenet.analyser.arora import AroraLayer, arora_step
+from sparsenet.errors import SparsenetError
+
+__all__ = ["learn_layers", "LayerScore", "score_layer", "score_network"]
+
+
+def learn_layers(Y, n_layers: int, alpha: float = 0.05) -> list[AroraLayer]:
+    """Up to ``n_layers`` steps of Arora's algorithm from the binary (M, C) bottom layer ``Y``.
+
+    Step i + 1 reads the hidden layer decoded by step i; it stops early when a step recovers
+    fewer than two units (nothing left to relate).
+    """
+    if isinstance(n_layers, bool) or not isinstance(n_layers, (int, np.integer)) or n_layers < 1:
+        raise SparsenetError(f"n_layers={n_layers!r}; accepted: an integer >= 1")
+    layers, current = [], np.asarray(Y)
+    for _ in range(int(n_layers)):
+        step = arora_step(current, alpha)
+        layers.append(step)
+        if len(step.neighbourhoods) < 2:
+            break
+        current = step.hidden
+    return layers
+
+
+@dataclass(frozen=True)
+class LayerScore:
+    """One step's recovery against the true layer above."""
+
+    n_true: int                 # units of the true layer above
+    n_recovered: int            # neighbourhoods recovered
+    best_jaccard: np.ndarray    # (n_true,) best Jaccard of each true unit's children set
+    precision: float            # recovered edges that are true excitatory edges (after matching)
+    recall: float               # true excitatory edges recovered (after matching)
+    match: np.ndarray           # (n_recovered,) true unit matched to each recovered one, -1 none
+
+    @property
+    def f1(self) -> float:
+        total = self.precision + self.recall
+        return 2 * self.precision * self.recall / total if total > 0 else 0.0
+
+    @property
+    def mean_jaccard(self) -> float:
+        return float(self.best_jaccard.mean()) if self.best_jaccard.size else 0.0
+
+    def share_at_least(self, jaccard: float = 0.8) -> float:
+        """Fraction of true units whose best Jaccard is at least ``jaccard``."""
+        return float((self.best_jaccard >= jaccard).mean()) if self.best_jaccard.size else 0.0
+
+    def to_dict(self) -> dict:
+        return {"n_true": self.n_true, "n_recovered": self.n_recovered,
+                "mean_best_jaccard": self.mean_jaccard, "share_jaccard_0.8": self.share_at_least(0.8),
+                "precision": self.precision, "recall": self.recall, "f1": self.f1}
+
+
+def score_layer(true_sets, recovered_sets) -> LayerScore:
+    """Compare recovered neighbourhoods with true children sets (both: sequences of unit ids)."""
+    true = [set(int(i) for i in t) for t in true_sets]
+    rec = [set(int(i) for i in r) for r in recovered_sets]
+    J = np.zeros((len(true), len(rec)))
+    for i, t in enumerate(true):
+        for j, r in enumerate(rec):
+            union = len(t | r)
+            J[i, j] = len(t & r) / union if union else 1.0  # two empty sets are the same set
+    best = J.max(axis=1) if rec else np.zeros(len(true))
+    match = np.full(len(rec), -1)
+    tp = 0
+    if rec and true:
+        rows, cols = linear_sum_assignment(-J)
+        for i, j in zip(rows, cols):
+            if J[i, j] > 0:
+                match[j] = i
+                tp += len(true[i] & rec[j])
+    n_rec, n_true = sum(len(r) for r in rec), sum(len(t) for t in true)
+    return LayerScore(n_true=len(true), n_recovered=len(rec), best_jaccard=best,
+                      precision=tp / n_rec if n_rec else 0.0, recall=tp / n_true if n_true else 0.0,
+                      match=match)
+
+
+def score_network(sample, layers: list[AroraLayer]) -> list[LayerScore]:
+    """Score each step of :func:`learn_layers` on a planted ``AroraSample``, bottom step first.
+
+    Step s recovers ``sample.layers[-2 - s]`` from the layer below it.  Its neighbourhoods are
+    sets of the previous step's recovered units, renamed by the true units they were matched to
+    (an unmatched recovered unit matches no true unit, so its edges count as false).
+    """
+    names = np.arange(sample.observed.shape[1])  # true id of each current observed unit
+    scores = []
+    for s, step in enumerate(layers):
+        above = len(sample.layers) - 2 - s
+        if above < 0:
+            break
+        true_sets = sample.neighbourhoods(above)
+        recovered = [[int(names[c]) for c in members if names[c] >= 0] for members in step.neighbourhoods]
+        score = score_layer(true_sets, recovered)
+        scores.append(score)
+        names = score.match
+    return scores

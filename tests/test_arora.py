@@ -1,0 +1,200 @@
+"""Arora's single-layer step, layer-wise learning, and overlapping clusters through the toolkit.
+
+Every check is against planted truth: the generators' known excitatory children
+(``AroraSample.neighbourhoods``) or independent units (no related pair exists)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from sparsenet.analyser import CorrelationAnalyzer
+from sparsenet.analyser.arora import arora_step, cofiring_graph, decode_hidden
+from sparsenet.analyser.arora_layers import learn_layers, score_layer, score_network
+from sparsenet.analyser.clustering import METHODS
+from sparsenet.builder.modules import build_module
+from sparsenet.builder.rules import fit_budget, module_from_discovery
+from sparsenet.builder.spec import module_macs
+from sparsenet.cli import main
+from sparsenet.data.synthetic import arora_layer, arora_network
+from sparsenet.discovery.value import from_labels, load_discovery, validate
+from sparsenet.errors import SparsenetError
+
+
+def _true_sets(sample):
+    return sample.neighbourhoods(0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_overlapping_neighbourhoods_recovered_on_planted_layers(seed):
+    sample = arora_layer(3000, 16, 64, degree=6, density=0.05, random_state=seed)
+    truth = [t for t in _true_sets(sample)]
+    shared_truth = np.bincount(np.concatenate(truth), minlength=64) > 1
+    assert shared_truth.any()  # the planted neighbourhoods overlap: no partition can hold them
+    layer = arora_step(sample.observed)
+    score = score_layer([t for t in truth if len(t) >= 2], layer.neighbourhoods)
+    assert score.mean_jaccard >= 0.9
+    assert score.f1 >= 0.9
+    counts = layer.membership.sum(axis=0)
+    assert (counts > 1).any()  # a channel in several neighbourhoods
+    assert (counts == 0).any()  # and some in none
+
+
+def test_decoded_hidden_layer_matches_the_planted_one():
+    sample = arora_layer(3000, 16, 64, degree=6, density=0.05, random_state=3)
+    layer = arora_step(sample.observed)
+    score = score_layer(_true_sets(sample), layer.neighbourhoods)
+    matched = [(int(t), j) for j, t in enumerate(score.match) if t >= 0]
+    assert len(matched) >= 12
+    agree = [np.mean(layer.hidden[:, j] == sample.layers[0][:, t]) for t, j in matched]
+    assert np.mean(agree) >= 0.98
+    np.testing.assert_array_equal(decode_hidden(sample.observed, layer.neighbourhoods), layer.hidden)
+
+
+def test_cofiring_test_false_positive_rate_on_independent_units():
+    rng = np.random.default_rng(0)
+    alpha, trials, C, M = 0.05, 300, 30, 1000
+    with_edge = 0
+    for _ in range(trials):
+        Y = (rng.random((M, C)) < rng.uniform(0.02, 0.3, C)).astype(np.float64)
+        with_edge += bool(cofiring_graph(Y.T @ Y, M, alpha).any())
+    # family-wise error over the C(C-1)/2 pairs at most alpha (Bonferroni), up to 3 standard errors
+    assert with_edge / trials <= alpha + 3 * np.sqrt(alpha * (1 - alpha) / trials)
+
+
+def test_cofiring_threshold_grows_with_the_sample_count():
+    """The smallest joint count that makes an edge follows M p_u p_v + O(sqrt(M)), not a constant."""
+    p = 0.05
+    needed = []
+    for M in (1000, 10000):
+        for n in range(int(M * p * p), M):
+            counts = np.array([[M * p, n], [n, M * p]])
+            if cofiring_graph(counts, M)[0, 1]:
+                needed.append(n)
+                break
+    assert needed[1] > needed[0] > 1000 * p * p
+    assert needed[1] < 10 * needed[0]  # excess ~ sqrt(M), far below proportional growth
+
+
+def test_learn_layers_feeds_each_decoded_layer_to_the_next_step():
+    net = arora_network(3000, 4, (12, 36), degree=2, top_sparsity=0.1, random_state=0)
+    steps = learn_layers(net.observed, 3)
+    assert 1 <= len(steps) <= 2  # the network has two generated layers above the bottom
+    for below, above in zip(steps, steps[1:]):
+        again = arora_step(below.hidden)
+        assert [list(m) for m in again.neighbourhoods] == [list(m) for m in above.neighbourhoods]
+    with pytest.raises(SparsenetError, match="n_layers"):
+        learn_layers(net.observed, 0)
+
+
+def test_score_network_is_perfect_for_the_true_network():
+    """The per-layer score's oracle: the true neighbourhoods, decoded as the truth, score 1."""
+    from sparsenet.analyser.arora import AroraLayer
+
+    net = arora_network(500, 6, (18, 54, 162), degree=2, top_sparsity=0.2, random_state=1)
+    steps = []
+    for above in (2, 1, 0):
+        sets = net.neighbourhoods(above)
+        keep = [np.asarray(s) for s in sets]
+        C = net.layers[above + 1].shape[1]
+        steps.append(AroraLayer(graph=np.zeros((C, C), bool), neighbourhoods=keep,
+                                hidden=net.layers[above].astype(np.uint8), support=np.ones(len(keep), int)))
+    scores = score_network(net, steps)
+    assert len(scores) == 3
+    for s in scores:
+        assert s.precision == 1.0 and s.recall == 1.0
+        nonempty = np.array([len(t) > 0 for t in net.neighbourhoods(len(net.layers) - 2 - scores.index(s))])
+        assert np.all(s.best_jaccard[nonempty] == 1.0)
+
+
+def _maps(sample, n_images):
+    y = sample.observed
+    side = int(np.sqrt(y.shape[0] // n_images))
+    return y[: n_images * side * side].reshape(n_images, side, side, -1).transpose(0, 3, 1, 2).copy()
+
+
+def test_overlapping_discovery_build_forward(tmp_path):
+    sample = arora_layer(4800, 16, 48, degree=6, density=0.05, random_state=0)
+    X = _maps(sample, 300)  # 300 images of 4 x 4 positions, 48 channels
+    model = CorrelationAnalyzer(method="arora", n_permutations=0, n_resamples=0, random_state=0).fit(X)
+    assert model.overlapping_
+    discovery = from_labels(model.labels_, model.kernel_sizes_, model.spatial_profiles_,
+                            neighbourhoods=model.neighbourhoods_)
+    path = discovery.save(tmp_path / "discovery.json")
+    loaded = load_discovery(path)
+    assert loaded.overlapping and loaded.shared  # channels in several clusters survive the file
+    assert [c.channels for c in loaded.clusters] == [tuple(int(i) for i in m) for m in model.neighbourhoods_]
+    spec = module_from_discovery(loaded)
+    reads = [set(b.inputs) for b in spec.branches]
+    shared = loaded.shared[0]
+    assert sum(shared in r for r in reads) >= 2  # one channel feeds several branches
+    module = build_module(spec)
+    out = module(torch.from_numpy(X[:2]).float())
+    assert out.shape == (2, spec.out_channels, 4, 4)
+    # budget fitting counts a shared channel once per branch that reads it (flat positions: all
+    # branches 1x1): MACs = 16 positions x (sum over branches of inputs x width + pool inputs x proj)
+    fitted = fit_budget(lambda f: module_from_discovery(loaded, width_scale=f), 200_000, (4, 4))
+    assert all(b.kernel_size == 1 for b in fitted.branches)
+    by_hand = 16 * (sum(len(b.inputs) * b.width for b in fitted.branches)
+                    + fitted.pool.n_inputs(48) * fitted.pool.projection)
+    assert module_macs(fitted, (4, 4)) == by_hand
+    assert sum(len(b.inputs) for b in fitted.branches) > len(set().union(*reads))  # overlap counted
+    assert abs(by_hand - 200_000) <= 0.02 * 200_000
+
+
+def test_overlapping_discovery_file_is_checked(tmp_path):
+    base = from_labels([0, 0, 1, -1], [1, 1], neighbourhoods=[[0, 1, 2], [1, 2]]).to_dict()
+    assert base["overlapping"] is True and base["labels"] == [0, 0, 1, -1]
+    validate(base)
+    flat = dict(base, overlapping=False)
+    with pytest.raises(SparsenetError, match="disagree with 'labels'"):
+        validate(flat)
+    flat["labels"] = [0, 0, 0, -1]
+    with pytest.raises(SparsenetError, match="overlapping"):
+        validate(flat)
+    wrong = json.loads(json.dumps(base))
+    wrong["labels"][0] = 1  # channel 0 is only in cluster 0 but names cluster 1 as primary
+    with pytest.raises(SparsenetError, match="primary cluster"):
+        validate(wrong)
+
+
+def test_cli_discover_method_arora_then_build(tmp_path, capsys):
+    assert "arora" in METHODS
+    sample = arora_layer(4800, 16, 48, degree=6, density=0.05, random_state=1)
+    acts = tmp_path / "acts.npy"
+    np.save(acts, _maps(sample, 300).astype(np.float32))
+    out = tmp_path / "run"
+    assert main(["discover", "--activations", str(acts), "--method", "arora", "--permutations", "3",
+                 "--resamples", "0", "--out", str(out)]) == 0
+    data = json.loads((out / "discovery.json").read_text())
+    assert data["overlapping"] is True and data["settings"]["method"] == "arora"
+    assert (out / "membership.png").is_file() and "overlap" in (out / "report.md").read_text()
+    truth = [t for t in sample.neighbourhoods(0) if len(t) >= 2]
+    assert score_layer(truth, [c["channels"] for c in data["clusters"]]).mean_jaccard >= 0.85
+    assert main(["build", "--discovery", str(out)]) == 0
+    assert (out / "spec.json").is_file()
+    capsys.readouterr()
+
+
+def test_cli_refuses_an_unknown_method_by_name(tmp_path, capsys):
+    acts = tmp_path / "acts.npy"
+    np.save(acts, np.zeros((4, 3, 2, 2), np.float32))
+    assert main(["discover", "--activations", str(acts), "--method", "aurora", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "aurora" in err and "arora" in err
+
+
+def test_arora_refuses_channel_stats_and_structureless_data():
+    from sparsenet.stats import ChannelStats
+
+    rng = np.random.default_rng(0)
+    Y = (rng.random((2000, 20)) < 0.1).astype(np.float64)
+    with pytest.raises(SparsenetError, match="no neighbourhood"):
+        CorrelationAnalyzer(method="arora", n_permutations=0, n_resamples=0).fit(Y)
+    with pytest.raises(SparsenetError, match="needs the samples"):
+        CorrelationAnalyzer(method="arora").fit(ChannelStats().partial_fit(Y))
+    with pytest.raises(SparsenetError, match="cofiring_alpha"):
+        CorrelationAnalyzer(method="arora", cofiring_alpha=1.5).fit(Y)
