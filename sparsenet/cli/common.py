@@ -72,6 +72,9 @@ def add_analysis_arguments(group, preset: AnalysisSettings, *, samples: str) -> 
                             f"(default {preset.mass_fraction})")
     group.add_argument("--graph-threshold", type=float, default=preset.graph_threshold,
                        help=f"lift above which --affinity arora draws an edge, > 1 (default {preset.graph_threshold})")
+    group.add_argument("--cofiring-alpha", type=float, default=preset.cofiring_alpha,
+                       help=f"--method arora: family-wise false-edge rate of the co-firing test, in (0, 1) "
+                            f"(default {preset.cofiring_alpha})")
     group.add_argument("--spatial-method", default=preset.spatial_method,
                        help=f"{' | '.join(SPATIAL_METHODS)} (default {preset.spatial_method})")
 

@@ -251,6 +251,7 @@ ANALYSIS_KEYS: dict[str, tuple[Callable, Any]] = {  # defaults: the analyser's E
     "mass_fraction": (_float(0, 1, low_open=True, high_open=True), EXPERIMENT.mass_fraction),
     "graph_threshold": (_float(1, low_open=True), EXPERIMENT.graph_threshold),
     "spatial_method": (_choice(*SPATIAL_METHODS), EXPERIMENT.spatial_method),
+    "cofiring_alpha": (_float(0, 1, low_open=True, high_open=True), EXPERIMENT.cofiring_alpha),
 }
 
 SECTIONS: dict[str, dict[str, tuple[Callable, Any]]] = {
