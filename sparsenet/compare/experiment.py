@@ -48,6 +48,14 @@ A configuration names the dataset, the training recipe, the seeds and the candid
     modules = 1
     budget_like = "googlenet_small@0.125:3a"
 
+Optional, for a pre-registered experiment (see experiments/primary.toml, which comments each key):
+``data.validation`` and ``data.train_subset`` (a validation split carved from training, seeded by
+split_seed, then a training subset), ``[selection]`` (best epoch on validation, ``patience``),
+``[sweep]`` (learning rates chosen on validation per family), ``[preregistration]`` (hypothesis,
+primary comparison, test, alpha, Holm-corrected secondaries); per candidate ``family``,
+``match`` (width fitted per seed to an earlier candidate's measured multiply-adds) and, for grown
+candidates, ``ablation``.
+
 ``load_experiment(path)`` parses and validates the whole file and returns an
 :class:`Experiment`; any problem raises :class:`ConfigError` naming the key by its path
 (``candidates[2].widht_mults``), what it holds and what would be accepted.  Nothing in a
@@ -64,6 +72,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sparsenet.analyser.settings import AFFINITIES, EXPERIMENT, METHODS
+from sparsenet.discovery.ablation import ABLATIONS as _ABLATION_FUNCTIONS
 from sparsenet.errors import SparsenetError
 from sparsenet.training.config import TrainConfig
 
@@ -76,6 +85,8 @@ __all__ = ["ConfigError", "Experiment", "Point", "load_experiment", "parse_exper
 KINDS = ("googlenet_small", "plaincnn", "grown", "skeleton")
 ROLES = {"googlenet_small": "hand", "plaincnn": "baseline", "grown": "discovered", "skeleton": "discovered"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+ABLATIONS = ("none", *_ABLATION_FUNCTIONS)   # grown candidates: see sparsenet.discovery.ablation
+TESTS = ("paired_t", "wilcoxon")             # pre-registered tests: sparsenet.compare.statistics.PAIRED_TESTS
 
 
 class ConfigError(SparsenetError):
@@ -159,6 +170,22 @@ def _clusters(path: str, value: Any) -> int | str:
     raise _fail(path, value, 'expected "auto" or an integer >= 1')
 
 
+def _count_or_fraction(path: str, value: Any) -> int | float:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    if isinstance(value, float) and 0 < value < 1:
+        return value
+    raise _fail(path, value, "expected a count (an integer >= 1) or a fraction in (0, 1)")
+
+
+def _comparison(path: str, value: Any) -> str:
+    _str(path, value)
+    parts = [x.strip() for x in value.split(" vs ")]
+    if len(parts) != 2 or not all(parts) or parts[0] == parts[1]:
+        raise _fail(path, value, 'expected "A vs B" with two different candidate names')
+    return f"{parts[0]} vs {parts[1]}"
+
+
 def _dataset(path: str, value: Any) -> str:
     from sparsenet.data.registry import USER_FORMATS, dataset_names
 
@@ -219,6 +246,8 @@ SECTIONS: dict[str, dict[str, tuple[Callable, Any]]] = {
         "image_size": (_int(1), None),
         "split_seed": (_int(0), 0),
         "test_fraction": (_float(0, 1, low_open=True, high_open=True), 0.2),
+        "validation": (_count_or_fraction, None),
+        "train_subset": (_int(1), None),
     },
     "train": {
         "epochs": (_int(1), 3),
@@ -238,18 +267,41 @@ SECTIONS: dict[str, dict[str, tuple[Callable, Any]]] = {
     },
 }
 
-_COMMON = {"name": (_str, _REQUIRED), "kind": (_choice(*KINDS), _REQUIRED)}
+# Optional sections: absent means off (stored as null); present, they are checked like the others.
+OPTIONAL_SECTIONS: dict[str, dict[str, tuple[Callable, Any]]] = {
+    "selection": {
+        "patience": (_int(0), 0),
+    },
+    "sweep": {
+        "lrs": (_list(_float(0, low_open=True), unique=True), _REQUIRED),
+        "seeds": (_list(_int(0), unique=True), _REQUIRED),
+    },
+    "preregistration": {
+        "hypothesis": (_str, _REQUIRED),
+        "primary": (_comparison, _REQUIRED),
+        "test": (_choice(*TESTS), _REQUIRED),
+        "alpha": (_float(0, 1, low_open=True, high_open=True), _REQUIRED),
+        "secondaries": (_list(_comparison, nonempty=False, unique=True), []),
+        "confidence": (_float(0, 1, low_open=True, high_open=True), 0.95),
+        "bootstrap_resamples": (_int(100), 10_000),
+        "bootstrap_seed": (_int(0), 0),
+    },
+}
+
+_COMMON = {"name": (_str, _REQUIRED), "kind": (_choice(*KINDS), _REQUIRED), "family": (_str, None)}
 _DISCOVERED = {"compare_to": (_str, None)}
 
 CANDIDATE_KEYS: dict[str, dict[str, tuple[Callable, Any]]] = {
     "googlenet_small": {
-        "width_mults": (_list(_float(0, low_open=True), unique=True), _REQUIRED),
+        "width_mults": (_list(_float(0, low_open=True), unique=True), None),   # required unless match
+        "match": (_str, None),
         "num_modules": (_int(1, 9), 9),
         "batch_norm": (_bool, False),
         "dropout": (_float(0, 1, high_open=True), 0.4),
     },
     "plaincnn": {
         "width": (_int(1), 32),
+        "match": (_str, None),
     },
     "skeleton": {
         **_DISCOVERED,
@@ -272,6 +324,8 @@ CANDIDATE_KEYS: dict[str, dict[str, tuple[Callable, Any]]] = {
         "width_scale": (_float(0, low_open=True), 1.0),
         "stem_width": (_int(1), 32),
         "pool_after": (_list(_int(0), nonempty=False, unique=True), []),
+        "ablation": (_choice(*ABLATIONS), "none"),
+        "grow_epochs": (_int(1), None),    # epochs of each growth step (default: train.epochs)
         "analysis": (None, None),
     },
 }
@@ -326,6 +380,13 @@ class Experiment:
     points: tuple[Point, ...]
     normalized: dict[str, Any] = field(repr=False)   # the validated config with defaults, as stored
     source: str = "<config>"
+    selection: dict[str, Any] | None = None          # [selection] (None: the last epoch, no validation)
+    sweep: dict[str, Any] | None = None              # [sweep] (None: train.lr for every candidate)
+    preregistration: dict[str, Any] | None = None    # [preregistration] (None: no declared test)
+
+    def family(self, point: "Point") -> str:
+        """The learning-rate sweep family of a point (its ``family`` key, else its kind)."""
+        return point.options.get("family") or point.kind
 
     def train_config(self, seed: int):
         return TrainConfig(seed=seed, **self.train).validate()
@@ -349,7 +410,7 @@ def _fmt_mult(w: float) -> str:
 def _expand(i: int, cand: dict[str, Any]) -> list[Point]:
     kind, name = cand["kind"], cand["name"]
     source = f"candidates[{i}]"
-    if kind == "googlenet_small":
+    if kind == "googlenet_small" and cand["match"] is None:
         points = []
         for w in cand["width_mults"]:
             opts = {k: v for k, v in cand.items() if k not in ("width_mults", "name", "kind")}
@@ -370,7 +431,7 @@ def parse_experiment(data: Any, source: str = "<config>") -> Experiment:
 def _parse(data: Any, source: str) -> Experiment:
     if not isinstance(data, dict):
         raise _fail("(top level)", data, "expected a TOML document")
-    allowed = [*SECTIONS, "candidates"]
+    allowed = [*SECTIONS, *OPTIONAL_SECTIONS, "candidates"]
     for key in data:
         if key not in allowed:
             raise ConfigError(f"{key}: unknown section or key; accepted top-level sections are {allowed}")
@@ -380,6 +441,9 @@ def _parse(data: Any, source: str) -> Experiment:
     normalized: dict[str, Any] = {}
     for section, schema in SECTIONS.items():
         normalized[section] = _table(section, data.get(section, {}), schema, f"in [{section}]")
+    for section, schema in OPTIONAL_SECTIONS.items():
+        normalized[section] = None if section not in data else _table(section, data[section], schema,
+                                                                        f"in [{section}]")
     cands = data["candidates"]
     if not isinstance(cands, list) or not cands:
         raise _fail("candidates", cands, "expected at least one [[candidates]] table")
@@ -409,13 +473,54 @@ def _parse(data: Any, source: str) -> Experiment:
                               "names must be unique")
         seen[p.name] = p.source
     _resolve_compare_to(points)
+    _check_matches(points)
+    _check_design(normalized, points)
     e = normalized["experiment"]
     return Experiment(name=e["name"], description=e["description"], seeds=tuple(e["seeds"]),
                       threads=e["threads"], data=normalized["data"], train=normalized["train"],
-                      latency=normalized["latency"], points=tuple(points), normalized=normalized, source=source)
+                      latency=normalized["latency"], points=tuple(points), normalized=normalized, source=source,
+                      selection=normalized["selection"], sweep=normalized["sweep"],
+                      preregistration=normalized["preregistration"])
+
+
+def _check_matches(points: list[Point]) -> None:
+    """A ``match`` names an earlier candidate (trained first at each seed) that is not matched itself."""
+    for i, p in enumerate(points):
+        target = p.options.get("match")
+        if target is None:
+            continue
+        earlier = {q.name: q for q in points[:i]}
+        if target not in earlier or earlier[target].options.get("match") is not None:
+            raise _fail(f"{p.source}.match", target, "expected the name of an earlier candidate that is not matched "
+                        f"itself: {[q.name for q in points[:i] if q.options.get('match') is None] or 'there is none'}")
+
+
+def _check_design(normalized: dict[str, Any], points: list[Point]) -> None:
+    """Selection and sweep need a validation split; the pre-registered comparisons name candidates."""
+    for section in ("selection", "sweep"):
+        if normalized[section] is not None and normalized["data"]["validation"] is None:
+            raise ConfigError(f"[{section}] needs a validation split: set data.validation (a count or a fraction); "
+                              "model selection and learning rates are chosen on validation, never on test")
+    prereg = normalized["preregistration"]
+    if prereg is None:
+        return
+    names = [p.name for p in points]
+    comparisons = [("preregistration.primary", prereg["primary"])] + [
+        (f"preregistration.secondaries[{i}]", c) for i, c in enumerate(prereg["secondaries"])]
+    for where, comparison in comparisons:
+        for name in comparison.split(" vs "):
+            if name not in names:
+                raise _fail(where, comparison, f"{name!r} is not a candidate; candidates are {names}")
+    if prereg["primary"] in prereg["secondaries"]:
+        raise _fail("preregistration.secondaries", prereg["secondaries"], "expected comparisons other than the primary")
 
 
 def _check_candidate(path: str, kind: str, cand: dict[str, Any]) -> None:
+    if kind == "googlenet_small" and (cand["width_mults"] is None) == (cand["match"] is None):
+        raise ConfigError(f"{path}: give either width_mults (a curve of widths) or match (the name of a candidate "
+                          "whose multiply-adds the width is fitted to), not both or neither")
+    if cand["family"] is not None and not _NAME.match(cand["family"]):
+        raise _fail(f"{path}.family", cand["family"], "expected letters, digits and _.+- (it names a directory)")
     if kind == "grown":
         if cand["budget_macs"] is not None and cand["budget_like"] is not None:
             raise ConfigError(f"{path}.budget_like: give either budget_macs or budget_like, not both")
@@ -433,7 +538,7 @@ def _check_candidate(path: str, kind: str, cand: dict[str, Any]) -> None:
 
 
 def _resolve_compare_to(points: list[Point]) -> None:
-    curves = sorted({p.group for p in points if p.kind == "googlenet_small"})
+    curves = sorted({p.group for p in points if p.kind == "googlenet_small" and p.options.get("match") is None})
     for p in points:
         if p.role != "discovered":
             continue
