@@ -154,18 +154,18 @@ def test_random_kernels_draw_from_the_discovered_distribution():
 # ----------------------------------------------------------------------------- matching and schema
 
 def test_matched_width_is_the_nearest_measured_one():
-    from sparsenet.compare.candidates import _macs_at, match_width
+    from sparsenet.compare.candidates import measured_macs, match_width
     from sparsenet.data import load_dataset
 
     e = load_experiment(ROOT / "experiments" / "primary-smoke.toml")
     ds = load_dataset("digits", seed=0, image_size=16)
     plain = e.point("plain-matched")
     w, macs = match_width(plain, ds, 200_000)
-    assert macs == _macs_at(plain, ds, w)
-    assert all(abs(macs - 200_000) <= abs(_macs_at(plain, ds, v) - 200_000) for v in (w - 1, w + 1))
+    assert macs == measured_macs(plain, ds, w)
+    assert all(abs(macs - 200_000) <= abs(measured_macs(plain, ds, v) - 200_000) for v in (w - 1, w + 1))
     goog = e.point("googlenet-matched")
     g, macs = match_width(goog, ds, 200_000)   # no width on a grid around it comes closer
-    assert all(abs(macs - 200_000) <= abs(_macs_at(goog, ds, v) - 200_000) for v in np.geomspace(g / 2, 2 * g, 25))
+    assert all(abs(macs - 200_000) <= abs(measured_macs(goog, ds, v) - 200_000) for v in np.geomspace(g / 2, 2 * g, 25))
 
 
 def _primary_smoke():

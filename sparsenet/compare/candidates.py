@@ -23,8 +23,8 @@ from sparsenet.grow import GrowthConfig, module_budget
 from sparsenet.models import validate_input
 from sparsenet.training.loop import build_model
 
-__all__ = ["load_data", "registered_model", "match_width", "skeleton_spec", "skeleton_name", "growth_config", "analysis_settings",
-           "preflight"]
+__all__ = ["load_data", "registered_model", "match_width", "measured_macs", "skeleton_spec", "skeleton_name",
+           "growth_config", "analysis_settings", "preflight"]
 
 
 def load_data(experiment: Experiment):
@@ -52,7 +52,8 @@ def registered_model(point: Point, width=None) -> tuple[str, dict[str, Any]]:
     raise AssertionError(point.kind)
 
 
-def _macs_at(point: Point, dataset, width) -> int:
+def measured_macs(point: Point, dataset, width) -> int:
+    """The multiply-adds of a googlenet_small / plaincnn candidate built at ``width`` for ``dataset``."""
     from sparsenet.models.accounting import measure
 
     name, kwargs = registered_model(point, width)
@@ -71,17 +72,17 @@ def match_width(point: Point, dataset, target_macs: int) -> tuple[float | int, i
         lo, hi = 1 / 256, 16.0
         for _ in range(40):
             mid = (lo * hi) ** 0.5
-            lo, hi = (mid, hi) if _macs_at(point, dataset, mid) < target_macs else (lo, mid)
+            lo, hi = (mid, hi) if measured_macs(point, dataset, mid) < target_macs else (lo, mid)
             if hi / lo < 1 + 1e-4:
                 break
     else:
         lo, hi = 1, 4096
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            lo, hi = (mid, hi) if _macs_at(point, dataset, mid) < target_macs else (lo, mid)
-    options = [(abs(_macs_at(point, dataset, w) - target_macs), w) for w in (lo, hi)]
+            lo, hi = (mid, hi) if measured_macs(point, dataset, mid) < target_macs else (lo, mid)
+    options = [(abs(measured_macs(point, dataset, w) - target_macs), w) for w in (lo, hi)]
     _, best = min(options)
-    return best, _macs_at(point, dataset, best)
+    return best, measured_macs(point, dataset, best)
 
 
 def skeleton_spec(point: Point, dataset):
