@@ -165,7 +165,7 @@ def test_matched_width_is_the_nearest_measured_one():
     assert all(abs(macs - 200_000) <= abs(measured_macs(plain, ds, v) - 200_000) for v in (w - 1, w + 1))
     goog = e.point("googlenet-matched")
     g, macs = match_width(goog, ds, 200_000)   # no width on a grid around it comes closer
-    assert all(abs(macs - 200_000) <= abs(measured_macs(goog, ds, v) - 200_000) for v in np.geomspace(g / 2, 2 * g, 25))
+    assert all(abs(macs - 200_000) <= abs(measured_macs(goog, ds, v) - 200_000) for v in np.geomspace(g / 2, 2 * g, 9))
 
 
 def _primary_smoke():
@@ -260,29 +260,54 @@ match = "grown"
 """
 
 
-def test_tiny_preregistered_run_recomputes_and_resumes_from_records(tmp_path, capsys):
+# the same without growth (plain CNNs train in a second): sweep, match, selection, records, resume
+FAST = (TINY.split("[[candidates]]")[0].replace('"grown vs grown-rc"', '"grown vs other"')
+        + """
+[[candidates]]
+name = "grown"
+kind = "plaincnn"
+width = 4
+[[candidates]]
+name = "other"
+kind = "plaincnn"
+width = 6
+[[candidates]]
+name = "plain-matched"
+kind = "plaincnn"
+family = "matched"
+match = "grown"
+""")
+
+
+@pytest.mark.parametrize("text,grown", [pytest.param(TINY, True, marks=pytest.mark.slow), (FAST, False)],
+                         ids=["with-growth", "plaincnn-only"])
+def test_tiny_preregistered_run_recomputes_and_resumes_from_records(tmp_path, capsys, text, grown):
     from sparsenet.cli import main
     from sparsenet.compare.records import recompute
     from sparsenet.compare.run import run_comparison
 
     config = tmp_path / "tiny.toml"
-    config.write_text(TINY)
+    config.write_text(text)
     out = tmp_path / "out"
     summary = run_comparison(load_experiment(config), out, progress=False, log=lambda m: None, plots=False)
     sweep = json.loads((out / "sweep.json").read_text())
-    assert set(sweep["chosen"]) == {"grown", "plaincnn"}
+    families = {"grown", "plaincnn"} if grown else {"plaincnn", "matched"}
+    assert set(sweep["chosen"]) == families
     rows = json.loads((out / "results.json").read_text())
     by = {(r["candidate"], r["seed"]): r for r in rows}
     for r in rows:
-        assert r["lr"] == sweep["chosen"]["plaincnn" if r["kind"] == "plaincnn" else "grown"]
+        family = ("plaincnn" if r["kind"] == "plaincnn" else "grown") if grown else \
+            ("matched" if r["candidate"] == "plain-matched" else "plaincnn")
+        assert r["lr"] == sweep["chosen"][family]
         assert all(e["val_accuracy"] is not None for e in r["epochs"])
         assert r["accuracy"] == r["epochs"][r["best_epoch"] - 1]["test_accuracy"]
     for s in (0, 1):   # matched per seed to the grown network's measured multiply-adds
         assert by[("plain-matched", s)]["target_macs"] == by[("grown", s)]["macs"]
-    step = json.loads((out / "runs" / "grown-rc" / "seed0" / "grow" / "metrics.json").read_text())["steps"][1]
-    assert step["ablation"] == "random_clusters" and sorted(step["built_cluster_sizes"]) == sorted(
-        json.loads((out / "runs" / "grown" / "seed0" / "grow" / "step1" / "discovery" / "discovery.json")
-                   .read_text())["clusters"][i]["size"] for i in range(2))
+    if grown:
+        step = json.loads((out / "runs" / "grown-rc" / "seed0" / "grow" / "metrics.json").read_text())["steps"][1]
+        assert step["ablation"] == "random_clusters" and sorted(step["built_cluster_sizes"]) == sorted(
+            json.loads((out / "runs" / "grown" / "seed0" / "grow" / "step1" / "discovery" / "discovery.json")
+                       .read_text())["clusters"][i]["size"] for i in range(2))
     pre = summary["preregistered"]
     a = [by[("grown", s)]["accuracy"] for s in (0, 1)]
     b = [by[("plain-matched", s)]["accuracy"] for s in (0, 1)]
