@@ -55,6 +55,8 @@ def parse_args(argv=None):
     p.add_argument("--structure", default=None, help="directory of analysis/googlenet_structure.py")
     p.add_argument("--out", default="docs", help="docs directory (writes results.md and figures/results_*.png)")
     p.add_argument("--notes", default=None, help="optional Markdown file inserted after the summary (by hand)")
+    p.add_argument("--plan", default=None,
+                   help="optional Markdown file appended at the end (the primary experiment's plan, before it has run)")
     return p.parse_args(argv)
 
 
@@ -262,6 +264,8 @@ def main(argv=None) -> int:
     if args.notes:
         head += [Path(args.notes).read_text().rstrip(), ""]
     tail = ["## Method", "", *METHOD_NOTES, "", "## Caveats", "", *CAVEATS, ""]
+    if args.plan:
+        tail += [Path(args.plan).read_text().rstrip(), ""]
     atomic_write_text(out / "results.md", "\n".join(head + body + tail))
     print(f"wrote {out / 'results.md'} and figures in {out / 'figures'}")
     return 0

@@ -16,6 +16,11 @@ Every step lives in its own directory (``step0`` is the stem alone):
 
 An interrupted growth resumes from its last finished step (and inside a step from the last
 finished epoch).
+
+``ablation`` (``"random_clusters"`` or ``"random_kernels"``, see :mod:`sparsenet.discovery.ablation`)
+grows the control arm: each step's discovery is written as found, then replaced by its ablation
+(seeded by the training seed and the step, written to ``stepK/ablated_discovery.json``) before the
+module is built, so the arm differs from the discovered growth only in what discovery decided.
 """
 
 from __future__ import annotations
@@ -146,7 +151,7 @@ def _check_settings(out: Path, settings: dict[str, Any]) -> None:
 
 
 def grow(dataset, config: GrowthConfig, train_config, analysis, out_dir: str | Path, *,
-         progress: bool = True, device=None) -> dict[str, Any]:
+         progress: bool = True, device=None, ablation: str | None = None) -> dict[str, Any]:
     """Grow ``config.modules`` modules on ``dataset``; see the module docstring for the layout.
     Training and recording run on ``device`` (``auto``/None: CUDA when available)."""
     from sparsenet.device import resolve_device
@@ -163,6 +168,8 @@ def grow(dataset, config: GrowthConfig, train_config, analysis, out_dir: str | P
     out = check_out_dir(out_dir)
     settings = {"data": dataset.name, "growth": asdict(config), "train": asdict(train_config),
                 "analysis": asdict(analysis)}
+    if ablation not in (None, "none"):   # stored only when set: growths without one keep their settings file
+        settings["ablation"] = ablation
     settings = json.loads(json.dumps(settings))  # tuples -> lists, as stored
     logging.getLogger(__name__).info("grow into %s on %s: %s", out, device, settings)
     if (out / "growth.json").exists():
@@ -171,13 +178,14 @@ def grow(dataset, config: GrowthConfig, train_config, analysis, out_dir: str | P
     try:
         out.mkdir(parents=True, exist_ok=True)
         _check_settings(out, settings)
-        return _grow_steps(out, dataset, config, train_config, analysis, target, progress, device)
+        return _grow_steps(out, dataset, config, train_config, analysis, target, progress, device, ablation)
     except SparsenetError:
         roll_back(out, before)  # a refused growth leaves --out as it was; an interrupted one stays to resume
         raise
 
 
-def _grow_steps(out: Path, dataset, config: GrowthConfig, train_config, analysis, target, progress: bool, device):
+def _grow_steps(out: Path, dataset, config: GrowthConfig, train_config, analysis, target, progress: bool, device,
+                ablation):
     from sparsenet.builder.modules import build_network
     from sparsenet.training.checkpoint import load_checkpoint
     from sparsenet.discover import Activations, analyse, write_run
@@ -215,6 +223,11 @@ def _grow_steps(out: Path, dataset, config: GrowthConfig, train_config, analysis
                     print(f"step {step}: warning: the clusters of {layer} are not significant "
                           f"({discovery.significance}); the module is built from them all the same")
                 write_run(analyzer, discovery, step_dir / "discovery")
+                if ablation not in (None, "none"):
+                    from sparsenet.discovery.ablation import ablate
+
+                    discovery = ablate(discovery, ablation, seed=train_config.seed * 1000 + step)
+                    discovery.save(step_dir / "ablated_discovery.json")
                 save_spec(_next_module(discovery, network, dataset, config, target), step_dir / "module.json")
             network = _append(network, load_spec(step_dir / "module.json", kind="module"), config)
         save_spec(network, step_dir / "network.json")
@@ -250,9 +263,15 @@ def _discovery_summary(step_dir: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
     d = load_discovery(path)
-    return {"layer": d.provenance.get("layer"), "clusters": d.n_clusters,
-            "kernel_sizes": [c.kernel_size for c in d.clusters], "inactive": len(d.inactive),
-            "z": d.significance.get("z"), "p": d.significance.get("p"), "stability": d.stability}
+    out = {"layer": d.provenance.get("layer"), "clusters": d.n_clusters,
+           "kernel_sizes": [c.kernel_size for c in d.clusters], "inactive": len(d.inactive),
+           "z": d.significance.get("z"), "p": d.significance.get("p"), "stability": d.stability}
+    ablated = step_dir / "ablated_discovery.json"
+    if ablated.exists():   # the module was built from this one
+        a = load_discovery(ablated)
+        out.update({"ablation": a.provenance.get("ablation"), "built_kernel_sizes": [c.kernel_size for c in a.clusters],
+                    "built_cluster_sizes": [c.size for c in a.clusters]})
+    return out
 
 
 def _finish(out: Path, network, steps, config: GrowthConfig, dataset, target) -> dict[str, Any]:

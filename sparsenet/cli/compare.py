@@ -13,7 +13,10 @@ def add_parser(sub) -> None:
                     "results.json, results.csv, summary.json, report.md and plots into --out. Rerunning the same "
                     "configuration into the same --out skips finished runs and resumes interrupted ones; "
                     "another configuration is refused there.")
-    p.add_argument("--config", required=True, help="experiment configuration, e.g. experiments/smoke.toml")
+    p.add_argument("--config", default=None, help="experiment configuration, e.g. experiments/smoke.toml")
+    p.add_argument("--summarise", metavar="DIR", default=None,
+                   help="recompute the pre-registered verdict of DIR from its config.json and run records "
+                        "(records/<candidate>/seed<k>.json) alone, without training, and print it")
     p.add_argument("--out", default=None, help="output directory (default runs/compare-<config name>)")
     p.add_argument("--check", action="store_true",
                    help="validate the configuration (and that its dataset and networks load) and stop")
@@ -33,10 +36,18 @@ def run(args) -> int:
     from sparsenet.compare.run import run_comparison
     from sparsenet.compare.experiment import load_experiment
 
+    from sparsenet.device import resolve_device
+    from sparsenet.errors import SparsenetError
     from sparsenet.io import check_out_dir
 
-    from sparsenet.device import resolve_device
+    if (args.config is None) == (args.summarise is None):
+        raise SparsenetError("give --config FILE (run an experiment) or --summarise DIR (recompute its verdict)")
+    if args.summarise:
+        from sparsenet.compare.report import verdict_lines
+        from sparsenet.compare.records import recompute
 
+        print("\n".join(verdict_lines(recompute(args.summarise))))
+        return 0
     device = resolve_device(args.device)  # refused before anything loads
     experiment = load_experiment(args.config)
     out = check_out_dir(Path(args.out) if args.out else Path("runs") / f"compare-{Path(args.config).stem}")

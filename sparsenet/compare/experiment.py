@@ -54,6 +54,14 @@ A configuration names the dataset, the training recipe, the seeds and the candid
     modules = 1
     budget_like = "googlenet_small@0.125:3a"
 
+Optional, for a pre-registered experiment (see experiments/primary.toml, which comments each key):
+``data.validation`` and ``data.train_subset`` (a validation split carved from training, seeded by
+split_seed, then a training subset), ``[selection]`` (best epoch on validation, ``patience``),
+``[sweep]`` (learning rates chosen on validation per family), ``[preregistration]`` (hypothesis,
+primary comparison, test, alpha, Holm-corrected secondaries); per candidate ``family``,
+``match`` (width fitted per seed to an earlier candidate's measured multiply-adds) and, for grown
+candidates, ``ablation``.
+
 ``load_experiment(path)`` parses and validates the whole file and returns an
 :class:`Experiment`; any problem raises :class:`ConfigError` naming the key by its path
 (``candidates[2].widht_mults``), what it holds and what would be accepted.  Nothing in a
@@ -62,7 +70,6 @@ configuration is executed.
 
 from __future__ import annotations
 
-import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -71,6 +78,12 @@ from typing import Any, Callable
 
 from sparsenet.analyser.settings import AFFINITIES, EXPERIMENT, METHODS, SPATIAL_METHODS
 from sparsenet.builder.spec import CONNECTIVITIES, DEFAULT_CONNECTIVITY
+from sparsenet.discovery.ablation import ABLATIONS as _ABLATION_FUNCTIONS
+from sparsenet.compare.values import (
+    ConfigError, bool_value, budget_like_value, choice, clusters_value, comparison_value,
+    count_or_fraction_value, dataset_value, fail, float_value, int_value, kwargs_value, list_value,
+    model_value, stage_value, str_value, threshold_value,
+)
 from sparsenet.errors import SparsenetError
 from sparsenet.limits import MAX_SEED
 from sparsenet.training.config import TrainConfig
@@ -85,245 +98,125 @@ KINDS = ("googlenet_small", "plaincnn", "grown", "skeleton", "model")
 ROLES = {"googlenet_small": "hand", "plaincnn": "baseline", "grown": "discovered", "skeleton": "discovered",
          "model": "baseline"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+ABLATIONS = ("none", *_ABLATION_FUNCTIONS)   # grown candidates: see sparsenet.discovery.ablation
+TESTS = ("paired_t", "wilcoxon")             # pre-registered tests: sparsenet.compare.statistics.PAIRED_TESTS
 
-
-class ConfigError(SparsenetError):
-    """A bad key or value in an experiment configuration: says where, what, and what is accepted."""
-
-
-# ----------------------------------------------------------------------------- value checks
-# Each check returns the (normalised) value or raises ConfigError naming ``path``.
-
-def _fail(path: str, value: Any, accepted: str) -> ConfigError:
-    shown = repr(value)
-    return ConfigError(f"{path} is {shown[:120]}; {accepted}")
-
-
-def _int(minimum: int | None = None, maximum: int | None = None) -> Callable[[str, Any], int]:
-    def check(path: str, value: Any) -> int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-        if not ok or (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-            bounds = " and ".join(x for x in (f">= {minimum}" if minimum is not None else "",
-                                              f"<= {maximum}" if maximum is not None else "") if x)
-            raise _fail(path, value, f"expected an integer{' ' + bounds if bounds else ''}")
-        return value
-    return check
-
-
-def _float(low: float | None = None, high: float | None = None, *, low_open: bool = False,
-           high_open: bool = False) -> Callable[[str, Any], float]:
-    def check(path: str, value: Any) -> float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        if ok and low is not None:
-            ok = value > low if low_open else value >= low
-        if ok and high is not None:
-            ok = value < high if high_open else value <= high
-        if not ok:
-            lo = "" if low is None else ("(" if low_open else "[") + f"{low:g}"
-            hi = "" if high is None else f"{high:g}" + (")" if high_open else "]")
-            rng = f" in {lo or '(-inf'}, {hi or 'inf)'}" if (lo or hi) else ""
-            raise _fail(path, value, f"expected a number{rng}")
-        return float(value)
-    return check
-
-
-def _bool(path: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise _fail(path, value, "expected true or false")
-    return value
-
-
-def _str(path: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise _fail(path, value, "expected a non-empty string")
-    return value
-
-
-def _choice(*options: str) -> Callable[[str, Any], str]:
-    def check(path: str, value: Any) -> str:
-        if value not in options:
-            raise _fail(path, value, f"expected one of {list(options)}")
-        return value
-    return check
-
-
-def _list(item: Callable[[str, Any], Any], *, nonempty: bool = True, unique: bool = False) -> Callable:
-    def check(path: str, value: Any) -> list:
-        if not isinstance(value, list):
-            raise _fail(path, value, "expected a list" + (" with at least one item" if nonempty else ""))
-        if nonempty and not value:
-            raise _fail(path, value, "expected a list with at least one item")
-        out = [item(f"{path}[{i}]", v) for i, v in enumerate(value)]
-        if unique and len(set(out)) != len(out):
-            raise _fail(path, value, "expected each value at most once")
-        return out
-    return check
-
-
-def _clusters(path: str, value: Any) -> int | str:
-    if value == "auto":
-        return value
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-        return value
-    raise _fail(path, value, 'expected "auto" or an integer >= 1')
-
-
-def _threshold(path: str, value: Any) -> float | str:
-    ok = isinstance(value, (int, float, str)) and not isinstance(value, bool)
-    if ok and not isinstance(value, str):
-        ok = math.isfinite(value)
-    if ok and isinstance(value, str):
-        kind, _, q = value.partition(":")
-        try:
-            ok = kind.strip() == "quantile" and 0 < float(q) < 1
-        except ValueError:
-            ok = False
-    if not ok:
-        raise _fail(path, value, 'expected a number or "quantile:q" with 0 < q < 1')
-    return float(value) if not isinstance(value, str) else value
-
-
-def _dataset(path: str, value: Any) -> str:
-    from sparsenet.data.registry import USER_FORMATS, dataset_names
-
-    _str(path, value)
-    names = dataset_names()
-    if value.strip().lower() in names:
-        return value.strip()
-    fmt, sep, rest = value.partition(":")
-    if sep and fmt.strip().lower() in USER_FORMATS and rest.strip():
-        return value.strip()
-    raise _fail(path, value, f"unknown dataset; expected one of {names} or FORMAT:PATH with FORMAT one of "
-                             f"{sorted(USER_FORMATS)}")
-
-
-def _budget_like(path: str, value: Any) -> str:
-    from sparsenet.builder.rules import parse_budget_like
-
-    _str(path, value)
-    try:
-        parse_budget_like(value)
-    except SparsenetError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    return value
-
-
-def _model(path: str, value: Any) -> str:
-    from sparsenet.models.external import parse_model_spec  # parses only: nothing is imported here
-
-    try:
-        return parse_model_spec(_str(path, value)).spec
-    except ConfigError:
-        raise
-    except SparsenetError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-
-
-def _kwargs(path: str, value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict) or not all(isinstance(v, (int, float, str, bool, list)) for v in value.values()):
-        raise _fail(path, value, "expected a table of keyword arguments with plain values, e.g. { width = 16 }")
-    return dict(value)
-
-
-def _stage(path: str, value: Any) -> str:
-    from sparsenet.models.inception import INCEPTION_ORDER
-
-    if value not in INCEPTION_ORDER:
-        raise _fail(path, value, f"expected an Inception stage, one of {list(INCEPTION_ORDER)}")
-    return value
-
-
-# ----------------------------------------------------------------------------- the schema
-# section -> {key: (check, default)}; a default of _REQUIRED means the key must be given.
 
 _REQUIRED = object()
 
 ANALYSIS_KEYS: dict[str, tuple[Callable, Any]] = {  # defaults: the analyser's EXPERIMENT preset
-    "clusters": (_clusters, EXPERIMENT.clusters),
-    "affinity": (_choice(*AFFINITIES), EXPERIMENT.affinity),
-    "method": (_choice(*METHODS), EXPERIMENT.method),
-    "max_samples": (_int(10), EXPERIMENT.max_samples),
-    "permutations": (_int(0), EXPERIMENT.permutations),
-    "resamples": (_int(0), EXPERIMENT.resamples),
-    "max_clusters": (_clusters, EXPERIMENT.max_clusters),
-    "threshold": (_threshold, EXPERIMENT.threshold),
-    "max_radius": (_int(0), EXPERIMENT.max_radius),
-    "mass_fraction": (_float(0, 1, low_open=True, high_open=True), EXPERIMENT.mass_fraction),
-    "graph_threshold": (_float(1, low_open=True), EXPERIMENT.graph_threshold),
-    "spatial_method": (_choice(*SPATIAL_METHODS), EXPERIMENT.spatial_method),
-    "cofiring_alpha": (_float(0, 1, low_open=True, high_open=True), EXPERIMENT.cofiring_alpha),
+    "clusters": (clusters_value, EXPERIMENT.clusters),
+    "affinity": (choice(*AFFINITIES), EXPERIMENT.affinity),
+    "method": (choice(*METHODS), EXPERIMENT.method),
+    "max_samples": (int_value(10), EXPERIMENT.max_samples),
+    "permutations": (int_value(0), EXPERIMENT.permutations),
+    "resamples": (int_value(0), EXPERIMENT.resamples),
+    "max_clusters": (clusters_value, EXPERIMENT.max_clusters),
+    "threshold": (threshold_value, EXPERIMENT.threshold),
+    "max_radius": (int_value(0), EXPERIMENT.max_radius),
+    "mass_fraction": (float_value(0, 1, low_open=True, high_open=True), EXPERIMENT.mass_fraction),
+    "graph_threshold": (float_value(1, low_open=True), EXPERIMENT.graph_threshold),
+    "spatial_method": (choice(*SPATIAL_METHODS), EXPERIMENT.spatial_method),
+    "cofiring_alpha": (float_value(0, 1, low_open=True, high_open=True), EXPERIMENT.cofiring_alpha),
 }
 
 SECTIONS: dict[str, dict[str, tuple[Callable, Any]]] = {
     "experiment": {
-        "name": (_str, _REQUIRED),
-        "description": (_str, ""),
-        "seeds": (_list(_int(0, MAX_SEED), unique=True), _REQUIRED),
-        "threads": (_int(1), None),
+        "name": (str_value, _REQUIRED),
+        "description": (str_value, ""),
+        "seeds": (list_value(int_value(0, MAX_SEED), unique=True), _REQUIRED),
+        "threads": (int_value(1), None),
     },
     "data": {
-        "name": (_dataset, _REQUIRED),
-        "root": (_str, None),
-        "image_size": (_int(1), None),
-        "split_seed": (_int(0, MAX_SEED), 0),
-        "test_fraction": (_float(0, 1, low_open=True, high_open=True), 0.2),
+        "name": (dataset_value, _REQUIRED),
+        "root": (str_value, None),
+        "image_size": (int_value(1), None),
+        "split_seed": (int_value(0, MAX_SEED), 0),
+        "test_fraction": (float_value(0, 1, low_open=True, high_open=True), 0.2),
+        "validation": (count_or_fraction_value, None),
+        "train_subset": (int_value(1), None),
     },
     "train": {
-        "epochs": (_int(1), 3),
-        "batch_size": (_int(1), 64),
-        "lr": (_float(0, low_open=True), 0.05),
-        "momentum": (_float(0, 1, high_open=True), 0.9),
-        "weight_decay": (_float(0), 5e-4),
-        "augment": (_bool, False),
-        "eval_batch_size": (_int(1), 500),
-        "warmup_steps": (_int(0), 0),
-        "clip_grad_norm": (_float(0), 0.0),
+        "epochs": (int_value(1), 3),
+        "batch_size": (int_value(1), 64),
+        "lr": (float_value(0, low_open=True), 0.05),
+        "momentum": (float_value(0, 1, high_open=True), 0.9),
+        "weight_decay": (float_value(0), 5e-4),
+        "augment": (bool_value, False),
+        "eval_batch_size": (int_value(1), 500),
+        "warmup_steps": (int_value(0), 0),
+        "clip_grad_norm": (float_value(0), 0.0),
     },
     "latency": {
-        "threads": (_int(1), 1),
-        "warmup": (_int(0), 3),
-        "repeats": (_int(1), 10),
+        "threads": (int_value(1), 1),
+        "warmup": (int_value(0), 3),
+        "repeats": (int_value(1), 10),
     },
 }
 
-_COMMON = {"name": (_str, _REQUIRED), "kind": (_choice(*KINDS), _REQUIRED)}
-_DISCOVERED = {"compare_to": (_str, None)}
+# Optional sections: absent means off (stored as null); present, they are checked like the others.
+OPTIONAL_SECTIONS: dict[str, dict[str, tuple[Callable, Any]]] = {
+    "selection": {
+        "patience": (int_value(0), 0),
+    },
+    "sweep": {
+        "lrs": (list_value(float_value(0, low_open=True), unique=True), _REQUIRED),
+        "seeds": (list_value(int_value(0), unique=True), _REQUIRED),
+    },
+    "preregistration": {
+        "hypothesis": (str_value, _REQUIRED),
+        "primary": (comparison_value, _REQUIRED),
+        "test": (choice(*TESTS), _REQUIRED),
+        "alpha": (float_value(0, 1, low_open=True, high_open=True), _REQUIRED),
+        "secondaries": (list_value(comparison_value, nonempty=False, unique=True), []),
+        "confidence": (float_value(0, 1, low_open=True, high_open=True), 0.95),
+        "bootstrap_resamples": (int_value(100), 10_000),
+        "bootstrap_seed": (int_value(0), 0),
+    },
+}
+
+_COMMON = {"name": (str_value, _REQUIRED), "kind": (choice(*KINDS), _REQUIRED), "family": (str_value, None)}
+_DISCOVERED = {"compare_to": (str_value, None)}
 
 CANDIDATE_KEYS: dict[str, dict[str, tuple[Callable, Any]]] = {
     "googlenet_small": {
-        "width_mults": (_list(_float(0, low_open=True), unique=True), _REQUIRED),
-        "num_modules": (_int(1, 9), 9),
-        "batch_norm": (_bool, False),
-        "dropout": (_float(0, 1, high_open=True), 0.4),
+        "width_mults": (list_value(float_value(0, low_open=True), unique=True), None),   # required unless match
+        "match": (str_value, None),
+        "num_modules": (int_value(1, 9), 9),
+        "batch_norm": (bool_value, False),
+        "dropout": (float_value(0, 1, high_open=True), 0.4),
     },
     "plaincnn": {
-        "width": (_int(1), 32),
+        "width": (int_value(1), 32),
+        "match": (str_value, None),
     },
     "skeleton": {
         **_DISCOVERED,
-        "width_mult": (_float(0, low_open=True), _REQUIRED),
-        "num_modules": (_int(1, 9), 9),
-        "stage": (_stage, _REQUIRED),
-        "connectivity": (_choice(*CONNECTIVITIES), DEFAULT_CONNECTIVITY),
-        "batch_norm": (_bool, False),
-        "dropout": (_float(0, 1, high_open=True), 0.4),
-        "tolerance": (_float(0, 1, low_open=True, high_open=True), 0.02),
+        "width_mult": (float_value(0, low_open=True), _REQUIRED),
+        "num_modules": (int_value(1, 9), 9),
+        "stage": (stage_value, _REQUIRED),
+        "connectivity": (choice(*CONNECTIVITIES), DEFAULT_CONNECTIVITY),
+        "batch_norm": (bool_value, False),
+        "dropout": (float_value(0, 1, high_open=True), 0.4),
+        "tolerance": (float_value(0, 1, low_open=True, high_open=True), 0.02),
         "analysis": (None, None),   # sub-table, checked with ANALYSIS_KEYS
     },
     "model": {
-        "model": (_model, _REQUIRED),
-        "model_args": (_kwargs, {}),
+        "model": (model_value, _REQUIRED),
+        "model_args": (kwargs_value, {}),
     },
     "grown": {
         **_DISCOVERED,
-        "modules": (_int(1), 2),
-        "mode": (_choice("greedy", "end2end"), "greedy"),
-        "connectivity": (_choice(*CONNECTIVITIES), DEFAULT_CONNECTIVITY),
-        "budget_macs": (_int(1), None),
-        "budget_like": (_budget_like, None),
-        "width_scale": (_float(0, low_open=True), 1.0),
-        "stem_width": (_int(1), 32),
-        "pool_after": (_list(_int(0), nonempty=False, unique=True), []),
+        "modules": (int_value(1), 2),
+        "mode": (choice("greedy", "end2end"), "greedy"),
+        "connectivity": (choice(*CONNECTIVITIES), DEFAULT_CONNECTIVITY),
+        "budget_macs": (int_value(1), None),
+        "budget_like": (budget_like_value, None),
+        "width_scale": (float_value(0, low_open=True), 1.0),
+        "stem_width": (int_value(1), 32),
+        "pool_after": (list_value(int_value(0), nonempty=False, unique=True), []),
+        "ablation": (choice(*ABLATIONS), "none"),
+        "grow_epochs": (int_value(1), None),    # epochs of each growth step (default: train.epochs)
         "analysis": (None, None),
     },
 }
@@ -331,7 +224,7 @@ CANDIDATE_KEYS: dict[str, dict[str, tuple[Callable, Any]]] = {
 
 def _table(path: str, data: Any, schema: dict[str, tuple[Callable, Any]], what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
-        raise _fail(path, data, "expected a table")
+        raise fail(path, data, "expected a table")
     for key in data:
         if key not in schema:
             where = f"{path}.{key}" if path else key
@@ -378,6 +271,13 @@ class Experiment:
     points: tuple[Point, ...]
     normalized: dict[str, Any] = field(repr=False)   # the validated config with defaults, as stored
     source: str = "<config>"
+    selection: dict[str, Any] | None = None          # [selection] (None: the last epoch, no validation)
+    sweep: dict[str, Any] | None = None              # [sweep] (None: train.lr for every candidate)
+    preregistration: dict[str, Any] | None = None    # [preregistration] (None: no declared test)
+
+    def family(self, point: "Point") -> str:
+        """The learning-rate sweep family of a point (its ``family`` key, else its kind)."""
+        return point.options.get("family") or point.kind
 
     def train_config(self, seed: int):
         return TrainConfig(seed=seed, **self.train).validate()
@@ -401,7 +301,7 @@ def _fmt_mult(w: float) -> str:
 def _expand(i: int, cand: dict[str, Any]) -> list[Point]:
     kind, name = cand["kind"], cand["name"]
     source = f"candidates[{i}]"
-    if kind == "googlenet_small":
+    if kind == "googlenet_small" and cand["match"] is None:
         points = []
         for w in cand["width_mults"]:
             opts = {k: v for k, v in cand.items() if k not in ("width_mults", "name", "kind")}
@@ -421,8 +321,8 @@ def parse_experiment(data: Any, source: str = "<config>") -> Experiment:
 
 def _parse(data: Any, source: str) -> Experiment:
     if not isinstance(data, dict):
-        raise _fail("(top level)", data, "expected a TOML document")
-    allowed = [*SECTIONS, "candidates"]
+        raise fail("(top level)", data, "expected a TOML document")
+    allowed = [*SECTIONS, *OPTIONAL_SECTIONS, "candidates"]
     for key in data:
         if key not in allowed:
             raise ConfigError(f"{key}: unknown section or key; accepted top-level sections are {allowed}")
@@ -432,22 +332,25 @@ def _parse(data: Any, source: str) -> Experiment:
     normalized: dict[str, Any] = {}
     for section, schema in SECTIONS.items():
         normalized[section] = _table(section, data.get(section, {}), schema, f"in [{section}]")
+    for section, schema in OPTIONAL_SECTIONS.items():
+        normalized[section] = None if section not in data else _table(section, data[section], schema,
+                                                                        f"in [{section}]")
     cands = data["candidates"]
     if not isinstance(cands, list) or not cands:
-        raise _fail("candidates", cands, "expected at least one [[candidates]] table")
+        raise fail("candidates", cands, "expected at least one [[candidates]] table")
     normalized["candidates"] = []
     points: list[Point] = []
     for i, raw in enumerate(cands):
         path = f"candidates[{i}]"
         if not isinstance(raw, dict):
-            raise _fail(path, raw, "expected a table ([[candidates]])")
+            raise fail(path, raw, "expected a table ([[candidates]])")
         if "kind" not in raw:
             raise ConfigError(f"{path}.kind: missing; expected one of {list(KINDS)}")
-        kind = _choice(*KINDS)(f"{path}.kind", raw["kind"])
+        kind = choice(*KINDS)(f"{path}.kind", raw["kind"])
         schema = {**_COMMON, **CANDIDATE_KEYS[kind]}
         cand = _table(path, raw, schema, f"for a {kind} candidate")
         if not _NAME.match(cand["name"]):
-            raise _fail(f"{path}.name", cand["name"], "expected letters, digits and _.+- (it names a directory)")
+            raise fail(f"{path}.name", cand["name"], "expected letters, digits and _.+- (it names a directory)")
         if "analysis" in schema:
             cand["analysis"] = _table(f"{path}.analysis", raw.get("analysis", {}), ANALYSIS_KEYS,
                                       "in an analysis table")
@@ -461,31 +364,72 @@ def _parse(data: Any, source: str) -> Experiment:
                               "names must be unique")
         seen[p.name] = p.source
     _resolve_compare_to(points)
+    _check_matches(points)
+    _check_design(normalized, points)
     e = normalized["experiment"]
     return Experiment(name=e["name"], description=e["description"], seeds=tuple(e["seeds"]),
                       threads=e["threads"], data=normalized["data"], train=normalized["train"],
-                      latency=normalized["latency"], points=tuple(points), normalized=normalized, source=source)
+                      latency=normalized["latency"], points=tuple(points), normalized=normalized, source=source,
+                      selection=normalized["selection"], sweep=normalized["sweep"],
+                      preregistration=normalized["preregistration"])
+
+
+def _check_matches(points: list[Point]) -> None:
+    """A ``match`` names an earlier candidate (trained first at each seed) that is not matched itself."""
+    for i, p in enumerate(points):
+        target = p.options.get("match")
+        if target is None:
+            continue
+        earlier = {q.name: q for q in points[:i]}
+        if target not in earlier or earlier[target].options.get("match") is not None:
+            raise fail(f"{p.source}.match", target, "expected the name of an earlier candidate that is not matched "
+                        f"itself: {[q.name for q in points[:i] if q.options.get('match') is None] or 'there is none'}")
+
+
+def _check_design(normalized: dict[str, Any], points: list[Point]) -> None:
+    """Selection and sweep need a validation split; the pre-registered comparisons name candidates."""
+    for section in ("selection", "sweep"):
+        if normalized[section] is not None and normalized["data"]["validation"] is None:
+            raise ConfigError(f"[{section}] needs a validation split: set data.validation (a count or a fraction); "
+                              "model selection and learning rates are chosen on validation, never on test")
+    prereg = normalized["preregistration"]
+    if prereg is None:
+        return
+    names = [p.name for p in points]
+    comparisons = [("preregistration.primary", prereg["primary"])] + [
+        (f"preregistration.secondaries[{i}]", c) for i, c in enumerate(prereg["secondaries"])]
+    for where, comparison in comparisons:
+        for name in comparison.split(" vs "):
+            if name not in names:
+                raise fail(where, comparison, f"{name!r} is not a candidate; candidates are {names}")
+    if prereg["primary"] in prereg["secondaries"]:
+        raise fail("preregistration.secondaries", prereg["secondaries"], "expected comparisons other than the primary")
 
 
 def _check_candidate(path: str, kind: str, cand: dict[str, Any]) -> None:
+    if kind == "googlenet_small" and (cand["width_mults"] is None) == (cand["match"] is None):
+        raise ConfigError(f"{path}: give either width_mults (a curve of widths) or match (the name of a candidate "
+                          "whose multiply-adds the width is fitted to), not both or neither")
+    if cand["family"] is not None and not _NAME.match(cand["family"]):
+        raise fail(f"{path}.family", cand["family"], "expected letters, digits and _.+- (it names a directory)")
     if kind == "grown":
         if cand["budget_macs"] is not None and cand["budget_like"] is not None:
             raise ConfigError(f"{path}.budget_like: give either budget_macs or budget_like, not both")
         bad = [i for i in cand["pool_after"] if i >= cand["modules"]]
         if bad:
-            raise _fail(f"{path}.pool_after", cand["pool_after"],
+            raise fail(f"{path}.pool_after", cand["pool_after"],
                         f"expected module indices in 0..{cand['modules'] - 1}")
     if kind == "skeleton":
         from sparsenet.models.inception import INCEPTION_ORDER
 
         stages = INCEPTION_ORDER[: cand["num_modules"]]
         if cand["stage"] not in stages:
-            raise _fail(f"{path}.stage", cand["stage"],
+            raise fail(f"{path}.stage", cand["stage"],
                         f"with num_modules = {cand['num_modules']} the stages are {list(stages)}")
 
 
 def _resolve_compare_to(points: list[Point]) -> None:
-    curves = sorted({p.group for p in points if p.kind == "googlenet_small"})
+    curves = sorted({p.group for p in points if p.kind == "googlenet_small" and p.options.get("match") is None})
     for p in points:
         if p.role != "discovered":
             continue
@@ -496,7 +440,7 @@ def _resolve_compare_to(points: list[Point]) -> None:
                                   f"({curves}): name the one to compare with")
             p.options["compare_to"] = curves[0] if curves else None
         elif target not in curves:
-            raise _fail(f"{p.source}.compare_to", target,
+            raise fail(f"{p.source}.compare_to", target,
                         f"expected the name of a googlenet_small candidate: {curves or 'there is none'}")
 
 

@@ -9,7 +9,7 @@ import math
 from sparsenet.numbers import fixed, human
 from typing import Any
 
-__all__ = ["render_report", "candidate_table", "matched_table", "control_table", "METHOD_NOTES", "accuracy_ci_text",
+__all__ = ["render_report", "verdict_lines", "candidate_table", "matched_table", "control_table", "METHOD_NOTES", "accuracy_ci_text",
            "human"]
 
 
@@ -89,6 +89,40 @@ METHOD_NOTES = [
 ]
 
 
+def _g(x, spec: str = ".4g") -> str:
+    """A statistic or 'n/a' (NaN is stored as null in JSON)."""
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+
+
+def _comparison_line(c: dict[str, Any], adjusted: bool) -> str:
+    if c.get("diff") is None:
+        return f"* {c['comparison']}: not testable ({c.get('reason', 'no pairs')}): n/a"
+    pct = f"{100 * c.get('confidence', 0.95):g}%"
+    pp = lambda x: "n/a" if x is None else f"{100 * x:+.2f}"  # noqa: E731
+    p = f"{c['test']} p = {_g(c['p'])}" + (f", Holm-adjusted p = {_g(c.get('p_holm'))}" if adjusted else "")
+    return (f"* {c['comparison']} ({c['n']} seeds paired): difference {pp(c['diff'])} pp "
+            f"(bootstrap {pct} CI {pp(c['diff_ci_low'])} to {pp(c['diff_ci_high'])} pp); "
+            f"paired t = {_g(c['t'], '.3f')} (p = {_g(c['p_t'])}), Wilcoxon W = {_g(c['wilcoxon_w'], 'g')} "
+            f"(p = {_g(c['p_wilcoxon'])}); decided by {p}: **{c['decision']}**")
+
+
+def verdict_lines(result: dict[str, Any]) -> list[str]:
+    """The pre-registered question and answer (``result['preregistered']`` from summary.preregistered)."""
+    pre = result.get("preregistered")
+    if not pre:
+        return [f"{result.get('experiment', 'this experiment')}: no [preregistration] declared, no verdict"]
+    lines = [f"Hypothesis: {pre['hypothesis']}", f"Test: {pre['test']} (paired by seed), alpha {pre['alpha']:g}",
+             "Primary:", _comparison_line(pre["primary"], False)]
+    if pre["secondaries"]:
+        lines += [f"Secondary ({pre['correction']}):"] + [_comparison_line(c, True) for c in pre["secondaries"]]
+    if result.get("sweep"):
+        lines.append("Learning rates chosen on validation: "
+                     + ", ".join(f"{k} {v:g}" for k, v in result["sweep"].items()))
+    if result.get("missing"):
+        lines.append(f"Runs without a record (not counted): {', '.join(result['missing'])}")
+    return lines
+
+
 def render_report(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     d, tr = summary["dataset"], summary["train"]
     lines = [f"# sparsenet compare: {summary['experiment']}", ""]
@@ -101,7 +135,9 @@ def render_report(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     lines += [f"* Command: `{summary.get('command', '')}`",
               f"* Configuration: `{summary['source']}` (stored as config.json); started {summary.get('started_at')}, "
               f"written {summary.get('written_at')} (UTC)",
-              f"* Dataset: {d['name']} ({d['source']}), {d['train']:,} train / {d['test']:,} test images, "
+              f"* Dataset: {d['name']} ({d['source']}), {d['train']:,} train / "
+              + (f"{d['validation']:,} validation (carved from training) / " if d.get("validation") else "")
+              + f"{d['test']:,} test images, "
               f"input {'x'.join(map(str, d['input_shape']))}, split seed {d['split_seed']}",
               f"* Recipe (every candidate): {recipe}; seeds {summary['seeds']}; {summary['threads']} training thread(s)",
               f"* sparsenet {summary['sparsenet_version']}, torch {summary['torch']}"]
@@ -113,6 +149,8 @@ def render_report(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         s = lat["settings"]
         lines.append(f"* Latency phase: {s['threads']} thread(s), {s['warmup']} warm-up pass(es), median of "
                      f"{s['repeats']} repeats, {lat.get('time_s', 0):.0f} s")
+    if summary.get("preregistered"):
+        lines += ["", "## Pre-registered comparisons", ""] + verdict_lines(summary)
     lines += ["", "## Candidates", ""] + candidate_table(summary["candidates"])
     if summary.get("matched"):
         lines += ["", "## Discovered vs hand-designed GoogLeNet at matched multiply-adds", ""]

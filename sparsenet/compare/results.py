@@ -16,7 +16,7 @@ from typing import Any
 
 from sparsenet.compare.plots import plot_all
 from sparsenet.compare.report import render_report
-from sparsenet.compare.summary import matched_comparisons, paired_controls, summarise
+from sparsenet.compare.summary import matched_comparisons, paired_controls, preregistered, summarise
 from sparsenet.errors import SparsenetError
 from sparsenet.io import atomic_write_json, atomic_write_text, jsonable
 
@@ -47,6 +47,8 @@ def write_outputs(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any], *
     """results.json, results.csv, summary.json, report.md and (with ``plots``) the figures."""
     summary = {**meta, "written_at": utc_now(), "candidates": summarise(rows), "matched": matched_comparisons(rows),
                "controls": paired_controls(rows)}
+    if meta.get("preregistration"):   # the declared comparisons, paired by seed
+        summary["preregistered"] = preregistered(rows, meta["preregistration"])
     summary = jsonable(summary)
     atomic_write_json(out / "results.json", jsonable(rows))
     atomic_write_text(out / "results.csv", _csv(rows))

@@ -10,6 +10,9 @@ once per seed, then times CPU inference of all trained models together, and writ
         network); grown candidates also: grow/ (sparsenet.grow's directory)
     DIR/runs/skeleton@<width>x<modules>/seed<k>/   the trained skeleton(s) the swaps start from
         (shared by the skeleton candidates with the same skeleton; reported as its control)
+    DIR/records/<candidate>/seed<k>.json   each run's result rows, small, no checkpoint (commit these;
+        a rerun reuses them, see sparsenet.compare.records)
+    DIR/sweep/, sweep.json the learning-rate sweep, when the configuration has [sweep]
     DIR/latency.json       the latency phase (settings and per-run medians)
     DIR/results.json       a list of runs: candidate, kind, role, model, seed, accuracy, params,
                            macs, latency_ms {"b1": ms per batch of 1, "b64": ms per batch of 64},
@@ -48,8 +51,10 @@ from sparsenet import __version__
 from sparsenet.compare.candidates import load_data, preflight
 from sparsenet.compare.experiment import Experiment
 from sparsenet.compare.latency import LATENCY_NOTE, latency_key, latency_phase, torch_threads
+from sparsenet.compare.records import reusable_record, write_record
 from sparsenet.compare.results import utc_now, write_outputs
 from sparsenet.compare.runs import claim_output_dir, run_directory, run_point
+from sparsenet.compare.sweep import run_sweep, with_lr
 from sparsenet.errors import SparsenetError
 from sparsenet.io import atomic_write_json, atomic_write_text, entries, roll_back
 
@@ -103,31 +108,48 @@ def _run(experiment: Experiment, out: Path, dataset, resuming: bool, config_text
     meta = {"experiment": experiment.name, "description": experiment.description, "source": experiment.source,
             "dataset": {"name": dataset.name, "source": dataset.source, "input_shape": list(dataset.input_shape),
                         "train": len(dataset.x_train), "test": len(dataset.x_test),
+                        **({"validation": len(dataset.x_val)} if dataset.x_val is not None else {}),
                         "split_seed": experiment.data["split_seed"]},
             "train": experiment.train, "seeds": list(experiment.seeds),
             "threads": experiment.threads or torch.get_num_threads(), "latency_note": LATENCY_NOTE,
             "sparsenet_version": __version__, "torch": torch.__version__,
             "command": command or f"sparsenet compare --config {experiment.source} --out {out}",
-            "started_at": json.loads((out / "config.json").read_text()).get("started_at")}
+            "started_at": json.loads((out / "config.json").read_text()).get("started_at"),
+            **({"preregistration": experiment.preregistration} if experiment.preregistration else {})}
     rows: list[dict[str, Any]] = []
     trained = reused = 0
     total = len(experiment.seeds) * len(experiment.points)
     t_start = time.perf_counter()
+    recorded: dict[tuple[str, int], list[tuple[str, int]]] = {}   # (point, seed) -> its rows' keys
     with torch_threads(experiment.threads):
+        lrs = run_sweep(experiment, dataset, out, progress, log) if experiment.sweep else {}
+        if lrs:
+            meta["sweep"] = lrs
         step, busy_s, runs_timed = 0, 0.0, 0
         logging.getLogger(__name__).info("compare %s into %s: %d runs, config %s", experiment.source, out, total,
                                          experiment.normalized)
         for seed in experiment.seeds:   # seed-major: complete seeds appear first
             for point in experiment.points:
                 step += 1
-                done = (run_directory(out, point.name, seed) / "metrics.json").exists()
+                record = reusable_record(out, point.name, seed)
+                done = record is not None or (run_directory(out, point.name, seed) / "metrics.json").exists()
                 eta = f" (ETA {eta_text(busy_s / runs_timed * (total - step + 1))})" if runs_timed and not done else ""
                 log(f"[{step}/{total}] {point.name} seed {seed}: " + ("done earlier, reusing" if done else "training")
                     + eta)
                 t_run = time.perf_counter()
-                new_rows, n = run_point(point, seed, dataset, experiment, out, progress, log, device)
+                if record is not None:
+                    new_rows, n = record, 0
+                else:
+                    family = experiment.family(point)
+                    setting = with_lr(experiment, lrs[family]) if family in lrs else experiment
+                    target = next((r["macs"] for r in rows if r["candidate"] == point.options.get("match")
+                                   and r["seed"] == seed and r.get("macs") is not None), None)
+                    new_rows, n = run_point(point, seed, dataset, setting, out, progress, log, device,
+                                            target_macs=target)
+                    write_record(out, point.name, seed, new_rows)
                 if n:
                     busy_s, runs_timed = busy_s + time.perf_counter() - t_run, runs_timed + 1
+                recorded[(point.name, seed)] = [(r["candidate"], r["seed"]) for r in new_rows]
                 trained += n
                 reused += int(n == 0)
                 have = {(r["candidate"], r["seed"]) for r in rows}
@@ -137,10 +159,15 @@ def _run(experiment: Experiment, out: Path, dataset, resuming: bool, config_text
                         f"{new_rows[0]['train_time_s']:.0f} s")
                 if n:
                     write_outputs(out, rows, {**meta, "complete": False}, plots=False)  # partial, no latency yet
-    trained_rows = [r for r in rows if r["status"] == "ok"]   # failed runs have no network to time
+    # failed runs have no network to time; recorded runs timed earlier (maybe elsewhere) keep their latency
+    trained_rows = [r for r in rows if r["status"] == "ok" and not r.get("latency_ms")
+                    and r.get("checkpoint") and (out / r["checkpoint"]).exists()]
     latency = latency_phase(trained_rows, experiment, dataset, out, log, device=device)
     for r in trained_rows:
         r["latency_ms"] = latency["runs"][latency_key(r)]
+    by_key = {(r["candidate"], r["seed"]): r for r in rows}
+    for (name, seed), keys in recorded.items():   # the records again, now with latency
+        write_record(out, name, seed, [by_key[k] for k in keys])
     # training of every network (controls = shared skeletons, once each) + discovery and growth
     cost = sum(r["train_time_s"] + (r.get("pipeline_time_s") or 0.0) for r in rows)
     meta = {**meta, "complete": True, "latency": {k: v for k, v in latency.items() if k != "runs"},

@@ -7,18 +7,25 @@ skeleton (the control row) then the discovered swap, a grown candidate as its gr
 final architecture retrained from scratch.  A finished run (metrics.json) is reused, an
 interrupted one resumes from its epoch checkpoint, a diverged one (diverged.json) is recorded
 as a failed row and not retried.
+
+With a validation split the row's ``accuracy`` is the test accuracy of the epoch selected on
+validation (``best_epoch``), and the row carries every epoch's validation and test accuracy
+(``epochs``); ``[selection].patience`` stops a run early.  A candidate with ``match`` is built at
+the width :func:`~sparsenet.compare.candidates.match_width` fits to ``target_macs`` (the matched
+candidate's measured multiply-adds at the same seed).
 """
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
 from sparsenet.builder.spec import load_spec, spec_to_dict
-from sparsenet.compare.candidates import (analysis_settings, growth_config, registered_model, skeleton_name,
-                                          skeleton_spec)
+from sparsenet.compare.candidates import (analysis_settings, growth_config, match_width, registered_model,
+                                          skeleton_name, skeleton_spec)
 from sparsenet.compare.experiment import Experiment, Point, diff_configs, parse_experiment
 from sparsenet.compare.skeleton import discover_and_swap
 from sparsenet.errors import SparsenetError, TrainingDiverged
@@ -29,7 +36,7 @@ from sparsenet.models.external import parse_model_spec
 from sparsenet.training.checkpoint import model_from_checkpoint
 from sparsenet.training.loop import build_model, train
 
-__all__ = ["claim_output_dir", "run_directory", "run_point", "Diverged"]
+__all__ = ["claim_output_dir", "config_from_stored", "run_directory", "run_point", "Diverged"]
 
 
 def _without_none(obj: Any) -> Any:
@@ -39,6 +46,14 @@ def _without_none(obj: Any) -> Any:
     if isinstance(obj, list):
         return [_without_none(v) for v in obj]
     return obj
+
+
+def config_from_stored(config: Any) -> Any:
+    """A stored (normalized) configuration as parse_experiment input again."""
+    out = _without_none(config)
+    if isinstance(out, dict) and isinstance(out.get("experiment"), dict) and out["experiment"].get("description") == "":
+        del out["experiment"]["description"]   # stored at its default, ""
+    return out
 
 
 def claim_output_dir(out: Path, experiment: Experiment) -> bool:
@@ -94,11 +109,12 @@ def _train(model_name: str, kwargs: dict[str, Any], dataset, experiment: Experim
         raise Diverged(record["error"], record, fresh=False)
     model, kw = build_model(model_name, dataset, seed, kwargs)
     t0 = time.perf_counter()
+    patience = experiment.selection["patience"] if experiment.selection else 0
     try:
         metrics = train(model, dataset, experiment.train_config(seed), model_name=parse_model_spec(model_name).key,
                         model_kwargs=kw,
                         out_dir=run_dir, resume=(run_dir / "checkpoint.pt").exists(), progress=progress, extra=extra,
-                        device=device)
+                        device=device, patience=patience)
     except TrainingDiverged as exc:
         elapsed = time.perf_counter() - t0
         cost = measure(model, dataset.input_shape)  # the architecture's; the NaN weights do not matter
@@ -107,6 +123,18 @@ def _train(model_name: str, kwargs: dict[str, Any], dataset, experiment: Experim
         atomic_write_json(failed, record)
         raise Diverged(str(exc), record, fresh=True) from None
     return metrics, True
+
+
+def _selected(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The model-selection fields of a row: the epoch chosen on validation, and the per-epoch curves."""
+    chosen = metrics.get("selection")
+    if not chosen:
+        return {}
+    return {"accuracy": float(chosen["test_accuracy"]), "val_accuracy": float(chosen["val_accuracy"]),
+            "best_epoch": int(chosen["epoch"]), "epochs_run": int(chosen["epochs_run"]),
+            "last_test_accuracy": float(metrics["final_test_accuracy"]), "lr": float(metrics["config"]["lr"]),
+            "epochs": [{k: e[k] for k in ("epoch", "train_loss", "val_accuracy", "test_accuracy")}
+                       for e in metrics["epochs"]]}
 
 
 def _row(point: Point, seed: int, metrics: dict[str, Any], run_dir: Path, out: Path, **fields) -> dict[str, Any]:
@@ -120,6 +148,7 @@ def _row(point: Point, seed: int, metrics: dict[str, Any], run_dir: Path, out: P
         "checkpoint": str((run_dir / "checkpoint.pt").relative_to(out)),
         "status": "ok",
     }
+    row.update(_selected(metrics))
     row.update(fields)
     return row
 
@@ -138,19 +167,32 @@ def _failed_row(point: Point, seed: int, record: dict[str, Any], **fields) -> di
 
 
 def run_point(point: Point, seed: int, dataset, experiment: Experiment, out: Path, progress: bool,
-               log: Callable[[str], None], device=None) -> tuple[list[dict[str, Any]], int]:
+               log: Callable[[str], None], device=None, target_macs: int | None = None
+               ) -> tuple[list[dict[str, Any]], int]:
     """Train (or reuse) one candidate at one seed on ``device`` (training, and the recording of
-    skeleton and grown candidates); returns (result rows, networks trained now)."""
+    skeleton and grown candidates); returns (result rows, networks trained now).
+
+    ``target_macs``: for a candidate with ``match``, the matched candidate's multiply-adds at this seed.
+    """
     run_dir = run_directory(out, point.name, seed)
     extra = {"candidate": point.name, "seed": seed, "experiment": experiment.name}
     if point.kind in ("googlenet_small", "plaincnn", "model"):
-        name, kwargs = registered_model(point)
+        width, details = None, {}
+        if point.options.get("match") is not None:
+            if target_macs is None:
+                raise SparsenetError(f"{point.name} seed {seed}: its match {point.options['match']!r} has no "
+                                     "trained run at this seed to fit the multiply-adds to")
+            width, macs = match_width(point, dataset, target_macs)
+            details = {"match": point.options["match"], "target_macs": int(target_macs), "matched_width": width,
+                       "width_mult": width if point.kind == "googlenet_small" else None,
+                       "match_error": macs / target_macs - 1}
+        name, kwargs = registered_model(point, width)
         try:
             metrics, trained = _train(name, kwargs, dataset, experiment, seed, run_dir, progress, extra, device)
         except Diverged as exc:
             log(f"    FAILED: {exc} (recorded in {run_dir / 'diverged.json'}; not retried)")
-            return [_failed_row(point, seed, exc.record)], int(exc.fresh)
-        return [_row(point, seed, metrics, run_dir, out)], int(trained)
+            return [_failed_row(point, seed, exc.record, **details)], int(exc.fresh)
+        return [_row(point, seed, metrics, run_dir, out, **details)], int(trained)
     if point.kind == "skeleton":
         return _run_skeleton(point, seed, dataset, experiment, out, run_dir, progress, log, extra, device)
     if point.kind == "grown":
@@ -207,8 +249,11 @@ def _run_grown(point, seed, dataset, experiment, out, run_dir, progress, log, ex
         log(f"  growing {point.options['modules']} module(s)")
         t0 = time.perf_counter()
         try:
-            grow(dataset, growth_config(point), experiment.train_config(seed), analysis_settings(point, seed),
-                 grow_dir, progress=progress, device=device)
+            step_recipe = experiment.train_config(seed)
+            if point.options.get("grow_epochs") is not None:   # growth steps only need to train enough to discover
+                step_recipe = replace(step_recipe, epochs=point.options["grow_epochs"])
+            grow(dataset, growth_config(point), step_recipe, analysis_settings(point, seed),
+                 grow_dir, progress=progress, device=device, ablation=point.options.get("ablation"))
         except TrainingDiverged as exc:
             record = {"status": "diverged", "error": f"while growing: {exc}", "model": "specnet",
                       "time_s": time.perf_counter() - t0, **extra}
@@ -221,7 +266,8 @@ def _run_grown(point, seed, dataset, experiment, out, run_dir, progress, log, ex
     grow_time = float(sum(s["wall_time_s"] for s in summary["steps"]))
     details = {"grow_accuracy": float(summary["final_test_accuracy"]), "modules": summary["modules"],
                "grow_time_s": grow_time, "budget_macs_per_module": summary.get("budget_macs_per_module"),
-               "pipeline_time_s": grow_time}
+               "pipeline_time_s": grow_time, "ablation": point.options.get("ablation", "none"),
+               "grown_kernel_sizes": [s.get("built_kernel_sizes", s.get("kernel_sizes")) for s in summary["steps"][1:]]}
     try:
         metrics, trained = _train("specnet", {"spec": spec_to_dict(network)}, dataset, experiment, seed, run_dir,
                                   progress, {**extra, "part": "retrained from scratch"}, device)

@@ -9,6 +9,18 @@ Conventions (the report states them):
   Welch-Satterthwaite degrees of freedom.
 * ``interpolate_log``: linear in log(x) between the two neighbouring measured points; outside
   the measured range the end segment is extended and the result is flagged ``extrapolated``.
+
+Paired by seed (the pre-registered comparisons: a seed fixes data order and initialisation, so
+the two arms' runs at one seed form a pair and d_i = a_i - b_i):
+
+* ``paired_t``: t = mean(d) / (s_d / sqrt(n)), n - 1 degrees of freedom, two-sided
+  (``scipy.stats.ttest_rel``).
+* ``wilcoxon``: the signed-rank test of the d_i (``scipy.stats.wilcoxon``, two-sided; zero
+  differences dropped as Wilcoxon did, the exact null distribution when n is small and there are
+  no ties, the normal approximation otherwise).
+* ``bootstrap_ci``: percentile interval of mean(d) over ``resamples`` resamples of the n pairs
+  with replacement, drawn by ``numpy.random.default_rng(seed)`` (so the interval is reproducible).
+* ``holm``: Holm's step-down adjusted p-values, p_(i) * (m - i + 1) made monotone and capped at 1.
 """
 
 from __future__ import annotations
@@ -22,7 +34,8 @@ from scipy import stats
 
 from sparsenet.errors import SparsenetError
 
-__all__ = ["MeanCI", "mean_ci", "Welch", "welch", "Interpolated", "interpolate_log", "verdict"]
+__all__ = ["MeanCI", "mean_ci", "Welch", "welch", "Interpolated", "interpolate_log", "verdict", "Paired",
+           "paired_t", "wilcoxon", "bootstrap_ci", "holm", "PAIRED_TESTS"]
 
 
 @dataclass(frozen=True)
@@ -120,3 +133,71 @@ def verdict(w: Welch, alpha: float = 0.05) -> str:
     if w.p < alpha:
         return "better" if w.diff > 0 else "worse"
     return "tie"
+
+
+# ----------------------------------------------------------------------------- paired by seed
+
+@dataclass(frozen=True)
+class Paired:
+    statistic: float   # t (paired_t) or W, the smaller signed-rank sum (wilcoxon); NaN when undefined
+    p: float           # two-sided p-value (NaN when undefined: fewer than 2 pairs, or no spread)
+    n: int             # number of pairs
+    diff: float        # mean(a - b)
+
+
+def _pairs(a: Sequence[float], b: Sequence[float], what: str) -> np.ndarray:
+    x, y = _values(a, f"{what} a"), _values(b, f"{what} b")
+    if len(x) != len(y):
+        raise SparsenetError(f"{what}: paired samples need the same length, got {len(x)} and {len(y)}")
+    return x - y
+
+
+def paired_t(a: Sequence[float], b: Sequence[float]) -> Paired:
+    """Student's paired t-test of a against b (two-sided)."""
+    d = _pairs(a, b, "paired_t")
+    if len(d) < 2 or float(d.std(ddof=1)) == 0.0:
+        return Paired(math.nan, math.nan, len(d), float(d.mean()))
+    res = stats.ttest_rel(np.asarray(a, float), np.asarray(b, float))
+    return Paired(float(res.statistic), float(res.pvalue), len(d), float(d.mean()))
+
+
+def wilcoxon(a: Sequence[float], b: Sequence[float]) -> Paired:
+    """Wilcoxon's signed-rank test of the paired differences a - b (two-sided)."""
+    d = _pairs(a, b, "wilcoxon")
+    if np.count_nonzero(d) == 0:
+        return Paired(math.nan, math.nan, len(d), float(d.mean()))
+    res = stats.wilcoxon(d, zero_method="wilcox", alternative="two-sided")
+    return Paired(float(res.statistic), float(res.pvalue), len(d), float(d.mean()))
+
+
+def bootstrap_ci(a: Sequence[float], b: Sequence[float], *, confidence: float = 0.95, resamples: int = 10_000,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of mean(a - b), resampling the pairs (seeded, reproducible)."""
+    if not 0 < confidence < 1:
+        raise SparsenetError(f"confidence must be in (0, 1), got {confidence!r}")
+    if not isinstance(resamples, int) or resamples < 1:
+        raise SparsenetError(f"resamples must be an integer >= 1, got {resamples!r}")
+    d = _pairs(a, b, "bootstrap_ci")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(d), size=(resamples, len(d)))
+    means = d[idx].mean(axis=1)
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(means, [tail, 1 - tail])
+    return float(low), float(high)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-adjusted p-values, in the order given; NaN (an untestable comparison) stays NaN and is not counted."""
+    p = [float(v) for v in p_values]
+    for v in p:
+        if not (math.isnan(v) or 0 <= v <= 1):
+            raise SparsenetError(f"holm: p-values must be in [0, 1] (or NaN), got {p!r}")
+    tested = sorted((v, i) for i, v in enumerate(p) if not math.isnan(v))
+    m, out, running = len(tested), [math.nan] * len(p), 0.0
+    for rank, (v, i) in enumerate(tested):
+        running = max(running, min(1.0, (m - rank) * v))
+        out[i] = running
+    return out
+
+
+PAIRED_TESTS = {"paired_t": paired_t, "wilcoxon": wilcoxon}   # by the names experiment.TESTS accepts

@@ -3,19 +3,22 @@
 ``summarise`` (accuracy mean and CI over seeds, mean cost, latency and time), ``matched_comparisons``
 (against the hand-designed curve at matched multiply-adds) and ``paired_controls`` (a swapped
 skeleton against its own unswapped one) read the result rows; failed runs count as failed seeds.
+``preregistered`` runs the comparisons an experiment's ``[preregistration]`` declares, paired by seed.
 The t-tests and the interpolation themselves are in :mod:`sparsenet.compare.statistics`.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from typing import Any
 
 import numpy as np
 
-from sparsenet.compare.statistics import interpolate_log, mean_ci, verdict, welch
+from sparsenet.compare.statistics import (PAIRED_TESTS, bootstrap_ci, holm, interpolate_log, mean_ci, paired_t,
+                                          verdict, welch, wilcoxon)
 
-__all__ = ["summarise", "matched_comparisons", "paired_controls"]
+__all__ = ["summarise", "matched_comparisons", "paired_controls", "preregistered"]
 
 
 def _by_candidate(rows):
@@ -143,3 +146,48 @@ def paired_controls(rows: list[dict[str, Any]], alpha: float = 0.05) -> list[dic
                     "diff": w.diff if w else None, "t": w.t if w else None, "df": w.df if w else None,
                     "p": w.p if w else None, "verdict": verdict(w, alpha) if w else "n/a"})
     return out
+
+
+def _decision(p: float, diff: float, alpha: float) -> str:
+    if p is None or math.isnan(p):
+        return "n/a"
+    return ("better" if diff > 0 else "worse") if p < alpha else "no significant difference"
+
+
+def _paired(rows, comparison: str, prereg: dict[str, Any]) -> dict[str, Any]:
+    """One declared comparison "A vs B": both tests and the bootstrap interval over the seeds both completed."""
+    a_name, b_name = comparison.split(" vs ")
+    acc = {(r["candidate"], r["seed"]): r["accuracy"] for r in rows if r.get("accuracy") is not None}
+    seeds = sorted({s for (c, s) in acc if c == a_name} & {s for (c, s) in acc if c == b_name})
+    all_seeds = sorted({r["seed"] for r in rows if r["candidate"] in (a_name, b_name)})
+    entry = {"comparison": comparison, "a": a_name, "b": b_name, "test": prereg["test"], "seeds": seeds,
+             "n": len(seeds), "left_out_seeds": [s for s in all_seeds if s not in seeds]}
+    if len(seeds) < 2:
+        return {**entry, "diff": None, "p": None, "decision": "n/a",
+                "reason": f"{len(seeds)} seed(s) with both runs; a paired test needs at least 2"}
+    a, b = [acc[(a_name, s)] for s in seeds], [acc[(b_name, s)] for s in seeds]
+    t, w = paired_t(a, b), wilcoxon(a, b)
+    low, high = bootstrap_ci(a, b, confidence=prereg["confidence"], resamples=prereg["bootstrap_resamples"],
+                             seed=prereg["bootstrap_seed"])
+    p = PAIRED_TESTS[prereg["test"]](a, b).p
+    return {**entry, "a_mean": float(np.mean(a)), "b_mean": float(np.mean(b)), "diff": t.diff,
+            "diff_ci_low": low, "diff_ci_high": high, "confidence": prereg["confidence"],
+            "t": t.statistic, "p_t": t.p, "wilcoxon_w": w.statistic, "p_wilcoxon": w.p, "p": p}
+
+
+def preregistered(rows: list[dict[str, Any]], prereg: dict[str, Any]) -> dict[str, Any]:
+    """The declared primary comparison (its test at alpha decides) and the secondaries (Holm-adjusted p).
+
+    Pairs are the seeds at which both arms finished (a seed fixes data order and initialisation);
+    the difference is A - B in test accuracy (of the epoch chosen on validation, when there is one).
+    """
+    alpha = prereg["alpha"]
+    primary = _paired(rows, prereg["primary"], prereg)
+    primary["decision"] = _decision(primary["p"], primary["diff"], alpha) if primary["p"] is not None else "n/a"
+    secondaries = [_paired(rows, c, prereg) for c in prereg["secondaries"]]
+    adjusted = holm([math.nan if s["p"] is None else s["p"] for s in secondaries])
+    for s, p in zip(secondaries, adjusted):
+        s["p_holm"] = None if math.isnan(p) else p
+        s["decision"] = _decision(p, s["diff"], alpha) if s["p"] is not None else "n/a"
+    return {"hypothesis": prereg["hypothesis"], "test": prereg["test"], "alpha": alpha, "primary": primary,
+            "secondaries": secondaries, "correction": "Holm over the secondaries"}

@@ -61,6 +61,8 @@ class Dataset:
     classes: tuple[str, ...]  # class names, indexed by label
     hflip: bool  # whether horizontal-flip augmentation makes sense (False for digits)
     source: str  # where the data came from (path or package), for provenance
+    x_val: torch.Tensor | None = None  # optional validation split carved from training (data.splits)
+    y_val: torch.Tensor | None = None
 
     def __post_init__(self):
         for part in ("train", "test"):
@@ -74,6 +76,10 @@ class Dataset:
                     f"Dataset {self.name!r}: x_{part} has {len(x)} images and y_{part} {len(y)} labels; "
                     "they must match and be non-empty"
                 )
+        if (self.x_val is None) != (self.y_val is None) or (
+            self.x_val is not None and (len(self.x_val) != len(self.y_val) or self.x_val.shape[1:] != self.x_train.shape[1:])
+        ):
+            raise SparsenetError(f"Dataset {self.name!r}: x_val and y_val must be given together, matching x_train's shape")
         if self.x_train.shape[1:] != self.x_test.shape[1:]:
             raise SparsenetError(
                 f"Dataset {self.name!r}: train images are {tuple(self.x_train.shape[1:])}, "

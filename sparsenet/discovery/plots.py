@@ -247,7 +247,7 @@ def plot_spatial_profiles(analyzer, path, title=None) -> Path:
         prof, models = _array(analyzer, "spatial_profiles_", "the activations were flat, N x C"), None
     if prof.ndim != 2 or prof.shape[1] < 1:
         raise SparsenetError(f"spatial_profiles_ has shape {prof.shape}, expected K x (R+1)")
-    kernels, labels = _kernel_sizes(analyzer), _labels(analyzer)
+    kernels = _kernel_sizes(analyzer)
     sizes = _cluster_sizes(analyzer, len(prof))
     radii = np.arange(prof.shape[1])
     markers = "osD^v<>ph*"

@@ -4,6 +4,12 @@ Determinism on CPU: the model is built under ``torch.manual_seed(seed)``; every 
 global RNG (dropout) and the shuffling generator from ``(seed, epoch)``, and the learning rate is
 a pure function of the epoch.  So an interrupted run resumed from its last epoch checkpoint ends
 bit-identical to an uninterrupted one.
+
+Model selection: when the dataset carries a validation split (``x_val``, see
+:mod:`sparsenet.data.splits`) every epoch records ``val_accuracy`` beside ``test_accuracy``, the
+selected epoch is the first with the highest validation accuracy (:func:`select_epoch`), and with
+``patience`` > 0 training stops once that many epochs have passed without a new best.  The
+selection reads validation only; the test accuracy reported for the run is the selected epoch's.
 """
 
 from __future__ import annotations
@@ -68,6 +74,21 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_siz
     return correct / max(len(x), 1)
 
 
+def select_epoch(history: list[dict[str, float]]) -> dict[str, Any] | None:
+    """The selected epoch of a history with validation accuracies (None without): the first best one."""
+    if not history or history[0].get("val_accuracy") is None:
+        return None
+    best = max(range(len(history)), key=lambda i: (history[i]["val_accuracy"], -i))
+    return {"rule": "best validation accuracy (first of ties)", "epoch": history[best]["epoch"],
+            "val_accuracy": history[best]["val_accuracy"], "test_accuracy": history[best]["test_accuracy"],
+            "epochs_run": len(history)}
+
+
+def _stop_early(history: list[dict[str, float]], patience: int) -> bool:
+    chosen = select_epoch(history)
+    return bool(patience) and chosen is not None and len(history) - chosen["epoch"] >= patience
+
+
 def _prepare(dataset):
     """(raw training images, normalised test images, mean, std): the training batches are
     normalised as they are read."""
@@ -91,6 +112,7 @@ def train(
     on_epoch: Callable[[int, dict], None] | None = None,
     device=None,
     num_workers: int = 0,
+    patience: int = 0,
 ) -> dict[str, Any]:
     """Train ``model`` on ``dataset``; return (and write to out_dir) the metrics.
 
@@ -101,6 +123,8 @@ def train(
     ``model_name``/``model_kwargs`` are stored in the checkpoint so that the model can be rebuilt
     with ``get_model``.  With ``resume`` the run continues from ``out_dir/checkpoint.pt``.
     ``extra`` is merged into metrics.json and the checkpoint (provenance of the caller).
+    ``patience`` (needs ``dataset.x_val``): stop after that many epochs without a better validation
+    accuracy (0: run every epoch).
     """
     from tqdm.auto import tqdm
 
@@ -111,12 +135,22 @@ def train(
     from sparsenet.models import validate_input
 
     config.validate()
+    if not isinstance(patience, int) or patience < 0:
+        raise SparsenetError(f"patience must be an integer >= 0 (0: no early stopping), got {patience!r}")
+    has_val = getattr(dataset, "x_val", None) is not None
+    if patience and not has_val:
+        raise SparsenetError("early stopping (patience > 0) needs a validation split (dataset.x_val)")
     validate_input(model, dataset.input_shape)
     dev = resolve_device(device)
     out = Path(out_dir) if out_dir is not None else None
     x_train, x_test, mean, std = _prepare(dataset)
     cost = measure(model, dataset.input_shape)  # on the CPU, before the model moves
     model.to(dev)
+    x_val = None
+    if has_val:
+        from sparsenet.data import normalize
+
+        x_val = normalize(dataset.x_val, mean, std)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 nesterov=True, weight_decay=config.weight_decay)
     augment = Augment(crop_padding=2, hflip=dataset.hflip) if config.augment else None
@@ -128,6 +162,8 @@ def train(
     log.info("train %s on %s (%s): %s", model_name, dataset.name, dev, asdict(config))
     t0 = time.perf_counter()
     for epoch in range(start_epoch, config.epochs):
+        if _stop_early(history, patience):
+            break
         torch.manual_seed(config.seed * 100_003 + epoch)
         generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
         model.train()
@@ -160,8 +196,11 @@ def train(
         acc = evaluate(model, x_test, dataset.y_test, config.eval_batch_size)
         history.append({"epoch": epoch + 1, "train_loss": total / count, "test_accuracy": acc,
                         "lr": lr_at(config, epoch)})
+        if x_val is not None:
+            history[-1]["val_accuracy"] = evaluate(model, x_val, dataset.y_val, config.eval_batch_size)
         if progress:
-            print(f"epoch {epoch + 1}/{config.epochs}: train loss {total / count:.4f}, test accuracy {acc:.4f}")
+            val = f", validation accuracy {history[-1]['val_accuracy']:.4f}" if x_val is not None else ""
+            print(f"epoch {epoch + 1}/{config.epochs}: train loss {total / count:.4f}, test accuracy {acc:.4f}{val}")
         wall = wall_before + time.perf_counter() - t0
         if out is not None:
             save_checkpoint(out / "checkpoint.pt", model=model_name, model_kwargs=model_kwargs,
@@ -179,6 +218,8 @@ def train(
         "input_shape": list(dataset.input_shape),
         "wall_time_s": wall_before + time.perf_counter() - t0,
         "train_samples": len(x_train), "test_samples": len(x_test),
+        **({"val_samples": len(x_val), "patience": patience, "selection": select_epoch(history)}
+           if x_val is not None else {}),
         "sparsenet_version": __version__, **(extra or {}),
     }
     if out is not None:

@@ -1,0 +1,92 @@
+"""The learning-rate sweep: one learning rate per architecture family, chosen on validation before the main runs.
+
+For each family (a candidate's ``family``, by default its kind) in order of first appearance, its
+first candidate (the representative) is trained at every learning rate of ``[sweep].lrs`` and
+every seed of ``[sweep].seeds`` under ``DIR/sweep/<family>/lr<value>/`` (a run directory of its own,
+with its records).  The chosen rate is the one with the highest mean validation accuracy of the
+selected epoch over the sweep seeds; a run that diverged counts as 0; ties go to the first rate
+listed.  Test accuracy is recorded but never read here.  Every candidate of the family then
+trains all main seeds at that rate.  A matched representative is fitted, per sweep seed, to its
+target's sweep run at the target family's chosen rate (so the target must be a representative
+of an earlier family).  ``DIR/sweep.json`` keeps the whole table and the choice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable
+
+from sparsenet.compare.experiment import Experiment, Point
+from sparsenet.compare.records import reusable_record, write_record
+from sparsenet.compare.runs import run_point
+from sparsenet.errors import SparsenetError
+from sparsenet.io import atomic_write_json
+
+__all__ = ["with_lr", "representatives", "run_sweep", "sweep_directory"]
+
+
+def with_lr(experiment: Experiment, lr: float) -> Experiment:
+    """The experiment with every run's peak learning rate set to ``lr``."""
+    return replace(experiment, train={**experiment.train, "lr": float(lr)})
+
+
+def sweep_directory(out: Path, family: str, lr: float) -> Path:
+    return Path(out) / "sweep" / family / f"lr{lr:g}"
+
+
+def representatives(experiment: Experiment) -> dict[str, Point]:
+    """family -> its first candidate, in order of first appearance; checks that matched ones can be swept."""
+    reps: dict[str, Point] = {}
+    for p in experiment.points:
+        reps.setdefault(experiment.family(p), p)
+    names = {p.name for p in reps.values()}
+    for family, p in reps.items():
+        target = p.options.get("match")
+        if target is not None and target not in names:
+            raise SparsenetError(f"{experiment.source}: the sweep of family {family!r} trains {p.name}, matched to "
+                                 f"{target!r}, which is not the first candidate of its family; put {target!r} first "
+                                 "in its family (or give it a family of its own)")
+    return reps
+
+
+def run_sweep(experiment: Experiment, dataset, out: Path, progress: bool,
+              log: Callable[[str], None]) -> dict[str, float]:
+    """Run (or reuse) the sweep; returns family -> chosen learning rate and writes DIR/sweep.json."""
+    sweep = experiment.sweep
+    reps = representatives(experiment)
+    chosen: dict[str, float] = {}
+    chosen_macs: dict[tuple[str, int], int] = {}
+    table: dict[str, Any] = {}
+    for family, point in reps.items():
+        scores: dict[str, Any] = {}
+        for lr in sweep["lrs"]:
+            sub = sweep_directory(out, family, lr)
+            per_seed = {}
+            for seed in sweep["seeds"]:
+                rows = reusable_record(sub, point.name, seed)
+                if rows is None:
+                    log(f"sweep {family}: {point.name} lr {lr:g} seed {seed}: training")
+                    target = chosen_macs.get((point.options["match"], seed)) if point.options.get("match") else None
+                    rows, _ = run_point(point, seed, dataset, with_lr(experiment, lr), sub, progress, log,
+                                        target_macs=target)
+                    write_record(sub, point.name, seed, rows)
+                per_seed[seed] = rows[0]
+            vals = [r.get("val_accuracy") or 0.0 for r in per_seed.values()]
+            scores[f"{lr:g}"] = {"lr": lr, "val_accuracy_mean": sum(vals) / len(vals),
+                                 "val_accuracy": {str(s): r.get("val_accuracy") for s, r in per_seed.items()},
+                                 "best_epoch": {str(s): r.get("best_epoch") for s, r in per_seed.items()},
+                                 "status": {str(s): r["status"] for s, r in per_seed.items()},
+                                 "macs": {str(s): r.get("macs") for s, r in per_seed.items()}}
+        best = max(scores.values(), key=lambda v: v["val_accuracy_mean"])   # first of ties (dicts keep order)
+        chosen[family] = best["lr"]
+        for s, m in best["macs"].items():
+            if m is not None:
+                chosen_macs[(point.name, int(s))] = m
+        table[family] = {"representative": point.name, "lrs": scores, "chosen_lr": best["lr"]}
+        log(f"sweep {family}: chose lr {best['lr']:g} (mean validation accuracy {best['val_accuracy_mean']:.4f})")
+    atomic_write_json(out / "sweep.json", {"rule": "highest mean validation accuracy over the sweep seeds "
+                                                   "(diverged = 0; ties: first listed)",
+                                           "lrs": sweep["lrs"], "seeds": sweep["seeds"], "families": table,
+                                           "chosen": chosen})
+    return chosen
