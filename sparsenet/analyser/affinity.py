@@ -48,17 +48,6 @@ def check_affinity_kind(kind) -> str:
     return kind
 
 
-def check_graph_threshold(value) -> float:
-    """The lift above which "arora" draws an edge must be a finite number > 1."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise SparsenetError(f"graph_threshold must be a number > 1 (a lift); got {value!r}")
-    if not np.isfinite(value) or value <= 1:
-        raise SparsenetError(
-            f"graph_threshold must be a finite lift > 1 (1 = independent units); got {value!r}"
-        )
-    return float(value)
-
-
 def compute_affinity(stats, kind: str = "pearson_abs", *, graph_threshold: float = 2.0) -> np.ndarray:
     """C x C affinity of kind ``kind`` from channel statistics; see the module docstring."""
     check_affinity_kind(kind)

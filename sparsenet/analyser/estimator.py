@@ -10,8 +10,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from sparsenet.analyser.affinity import (check_affinity_kind, check_graph_threshold, compute_affinity,
-                                        sample_affinity)
+from sparsenet.analyser.affinity import check_affinity_kind, compute_affinity, sample_affinity
 from sparsenet.analyser.arora import arora_step, binarise, check_alpha, primary_labels
 from sparsenet.analyser.clustering import (
     REFERENCE_COPIES,
@@ -24,7 +23,7 @@ from sparsenet.analyser.clustering import (
 )
 from sparsenet.analyser.footprint import (check_mass_fraction, fit_channel_rings, fit_cluster_maps,
                                          kernel_set)
-from sparsenet.analyser.settings import DISCOVER, SPATIAL_METHODS
+from sparsenet.analyser.settings import DISCOVER, SPATIAL_METHODS, check_graph_threshold
 from sparsenet.analyser.significance import (MAX_ROWS, modularity, permutation_test, row_index,
                                              shuffled_map, stability)
 from sparsenet.analyser.spatial import cluster_spatial_profiles, kernel_sizes_from_profiles

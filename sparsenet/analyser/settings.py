@@ -15,6 +15,8 @@ presets differ on purpose, and only here:
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, fields, replace
 
 from sparsenet.errors import SparsenetError
@@ -52,7 +54,6 @@ class AnalysisSettings:
 
     def validate(self) -> "AnalysisSettings":
         """Refuse bad settings before any training or recording starts (by name, with what is accepted)."""
-        from sparsenet.analyser.affinity import check_graph_threshold
         from sparsenet.analyser.footprint import check_mass_fraction
         from sparsenet.stats.inputs import parse_threshold
 
@@ -97,6 +98,17 @@ class AnalysisSettings:
                     n_permutations=self.permutations, n_resamples=self.resamples,
                     random_state=self.seed, spatial_method=self.spatial_method,
                     cofiring_alpha=self.cofiring_alpha)
+
+
+def check_graph_threshold(value) -> float:
+    """The lift above which "arora" draws an edge must be a finite number > 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise SparsenetError(f"graph_threshold must be a number > 1 (a lift); got {value!r}")
+    if not math.isfinite(value) or value <= 1:
+        raise SparsenetError(
+            f"graph_threshold must be a finite lift > 1 (1 = independent units); got {value!r}"
+        )
+    return float(value)
 
 
 def _positive(value, minimum: int = 1) -> bool:
