@@ -5,7 +5,7 @@ of any ``nn.Module`` on a DataLoader, Dataset or tensor (see :mod:`sparsenet.dis
 callable module); ``sparsenet.CorrelationAnalyzer`` is the estimator behind it.
 """
 
-__version__ = "0.1.0"
+from sparsenet.version import __version__
 
 __all__ = ["__version__", "CorrelationAnalyzer", "discover"]
 

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sparsenet import __version__
+from sparsenet.version import __version__
 from sparsenet.analyser.settings import FIELDS, AnalysisSettings
 from sparsenet.discovery.fitted import FittedDiscovery, from_analyzer, write_run
 from sparsenet.errors import SparsenetError

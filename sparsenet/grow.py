@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sparsenet import __version__
+from sparsenet.version import __version__
 from sparsenet.builder.spec import CONNECTIVITIES, DEFAULT_CONNECTIVITY
 from sparsenet.errors import SparsenetError
 from sparsenet.io import atomic_write_bytes, atomic_write_json

@@ -13,7 +13,7 @@ import importlib
 import logging
 import sys
 
-from sparsenet import __version__
+from sparsenet.version import __version__
 from sparsenet.cli.options import add_log_argument
 from sparsenet.logs import start_logging, stop_logging
 from sparsenet.errors import SparsenetError

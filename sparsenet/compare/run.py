@@ -47,7 +47,7 @@ from typing import Any, Callable
 
 import torch
 
-from sparsenet import __version__
+from sparsenet.version import __version__
 from sparsenet.compare.candidates import load_data, preflight
 from sparsenet.compare.experiment import Experiment
 from sparsenet.compare.latency import LATENCY_NOTE, latency_key, latency_phase, torch_threads

@@ -25,7 +25,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from sparsenet import __version__
+from sparsenet.version import __version__
 from sparsenet.training.checkpoint import load_checkpoint, load_state, save_checkpoint
 from sparsenet.training.config import TrainConfig
 from sparsenet.errors import CheckpointError, SparsenetError, TrainingDiverged
