@@ -102,11 +102,7 @@ def clean_stale(directory: str | os.PathLike, name: str) -> list[Path]:
         m = pattern.match(entry.name)
         if not m or int(m[1]) == os.getpid() or _alive(int(m[1])):
             continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            with _quiet():
-                entry.unlink()
+        _remove(entry)
         removed.append(entry)
     return removed
 
@@ -117,6 +113,15 @@ class _quiet:
 
     def __exit__(self, kind, exc, tb):
         return kind is not None and issubclass(kind, OSError)
+
+
+def _remove(entry: Path) -> None:
+    """A file, link or folder gone, whatever it is (a race with another remover is fine)."""
+    if entry.is_dir() and not entry.is_symlink():
+        shutil.rmtree(entry, ignore_errors=True)
+    else:
+        with _quiet():
+            entry.unlink()
 
 
 def entries(directory: str | os.PathLike) -> set[Path] | None:
@@ -133,13 +138,8 @@ def roll_back(directory: str | os.PathLike, before: set[Path] | None) -> None:
         shutil.rmtree(directory, ignore_errors=True)
         return
     for entry in entries(directory) or set():
-        if entry in before:
-            continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            with _quiet():
-                entry.unlink()
+        if entry not in before:
+            _remove(entry)
 
 
 def make_parent(path: Path) -> None:

@@ -78,6 +78,7 @@ def read_records(out: Path, experiment) -> tuple[list[dict[str, Any]], list[str]
 def recompute(out_dir: str | Path) -> dict[str, Any]:
     """The pre-registered verdict (and the per-candidate table) from DIR's config.json and records alone."""
     from sparsenet.compare.experiment import parse_experiment
+    from sparsenet.io import read_json
     from sparsenet.compare.runs import config_from_stored
     from sparsenet.compare.summary import preregistered, summarise
 
@@ -85,10 +86,7 @@ def recompute(out_dir: str | Path) -> dict[str, Any]:
     path = out / "config.json"
     if not path.is_file():
         raise SparsenetError(f"{out} holds no config.json; expected a `sparsenet compare --out` directory")
-    try:
-        stored = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise SparsenetError(f"{path} is not readable JSON ({exc})") from None
+    stored = read_json(path, "a comparison's config.json")
     experiment = parse_experiment(config_from_stored(stored.get("config")), source=str(path))
     rows, missing = read_records(out, experiment)
     if not rows:
