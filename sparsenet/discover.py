@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sparsenet.training.config import DEFAULT_DATA, DEFAULT_MODEL
 from sparsenet.version import __version__
 from sparsenet.analyser.settings import FIELDS, AnalysisSettings
 from sparsenet.discovery.fitted import FittedDiscovery, from_analyzer, write_run
@@ -42,8 +43,6 @@ __all__ = ["discover", "analyse", "analyse_stats", "make_analyzer", "load_model"
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "plaincnn"
-DEFAULT_DATA = "mnist5k"
 DEFAULT_EPOCHS = 3
 
 

@@ -10,6 +10,7 @@ from sparsenet.analyser.settings import DISCOVER
 from sparsenet.errors import SparsenetError
 from sparsenet.cli.common import add_analysis_arguments, analysis_settings, parse_key_values
 from sparsenet.cli.options import add_device_argument, add_model_arguments
+from sparsenet.training.config import DEFAULT_MODEL
 
 
 def add_parser(sub) -> None:
@@ -84,7 +85,7 @@ def _list_layers(args) -> int:
         model, info = load_model(args.checkpoint, args.model, None, None)
         shape = shape or tuple(info.get("input_shape") or ())
     else:
-        name = args.model or "plaincnn"
+        name = args.model or DEFAULT_MODEL
         if not parse_model_spec(name).imported:
             shape = shape or model_info(name).default_input
         elif shape is None:

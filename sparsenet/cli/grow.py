@@ -8,7 +8,7 @@ from sparsenet.errors import SparsenetError
 from sparsenet.cli.common import add_analysis_arguments, analysis_settings, positive_int
 from sparsenet.cli.options import add_device_argument
 from sparsenet.grow import MODES, STEP_TRAINING, GrowthConfig
-from sparsenet.training.config import TrainConfig
+from sparsenet.training.config import DEFAULT_DATA, TrainConfig
 
 SHAPE = GrowthConfig()  # the library's defaults
 
@@ -17,7 +17,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("grow", help="grow a network layer by layer: train, discover, build, append, repeat",
                        description="Start from a stem, train, record the newest layer, discover its clusters, "
                                    "build the next module from them, append it and train again; repeat.")
-    p.add_argument("--data", default="mnist5k", help="dataset name or FORMAT:PATH (default mnist5k)")
+    p.add_argument("--data", default=DEFAULT_DATA, help=f"dataset name or FORMAT:PATH (default {DEFAULT_DATA})")
     p.add_argument("--data-root", default=None, help="directory of the dataset files, where it applies")
     p.add_argument("--modules", type=positive_int, default=SHAPE.modules, help=f"modules to grow (default {SHAPE.modules})")
     p.add_argument("--mode", choices=MODES, default=SHAPE.mode,

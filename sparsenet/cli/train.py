@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from sparsenet.cli.common import parse_key_values, positive_int
 from sparsenet.cli.options import add_device_argument, add_model_arguments
-from sparsenet.training.config import TrainConfig
+from sparsenet.training.config import DEFAULT_DATA, DEFAULT_MODEL, TrainConfig
 
 RECIPE = TrainConfig()  # the library's defaults
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train a model on a dataset (writes metrics.json and checkpoint.pt)")
-    add_model_arguments(p, default="plaincnn", weights=False)
-    p.add_argument("--data", default="mnist5k", help="dataset name or FORMAT:PATH (see `sparsenet datasets`); default mnist5k")
+    add_model_arguments(p, default=DEFAULT_MODEL, weights=False)
+    p.add_argument("--data", default=DEFAULT_DATA,
+                   help=f"dataset name or FORMAT:PATH (see `sparsenet datasets`); default {DEFAULT_DATA}")
     p.add_argument("--data-root", default=None, help="directory of the dataset files, where it applies")
     p.add_argument("--image-size", type=positive_int, default=None, help="resize images to this many pixels square")
     p.add_argument("--epochs", type=positive_int, default=RECIPE.epochs)

@@ -12,7 +12,11 @@ from dataclasses import dataclass
 from sparsenet.errors import SparsenetError
 from sparsenet.limits import MAX_SEED
 
-__all__ = ["TrainConfig"]
+__all__ = ["TrainConfig", "DEFAULT_MODEL", "DEFAULT_DATA"]
+
+# what `train` trains when none is named, and the embedded default `discover` trains and caches
+DEFAULT_MODEL = "plaincnn"
+DEFAULT_DATA = "mnist5k"
 
 
 @dataclass(frozen=True)
