@@ -193,7 +193,7 @@ def make_analyzer(settings: AnalysisSettings):
     return CorrelationAnalyzer(**settings.estimator_params())
 
 
-def _settings_record(settings: AnalysisSettings, analyzer) -> dict[str, Any]:
+def _settings_record(settings: AnalysisSettings) -> dict[str, Any]:
     return {name: getattr(settings, name) for name in FIELDS if name != "seed"}  # the seed is provenance
 
 
@@ -208,7 +208,7 @@ def analyse(acts: Activations, settings: AnalysisSettings, *, stats=None) -> tup
     analyzer = make_analyzer(settings).fit(values.numpy() if isinstance(values, torch.Tensor) else values)
     provenance = {**acts.provenance, "samples": int(len(values)), "seed": settings.seed,
                   "sparsenet_version": __version__}
-    return analyzer, from_analyzer(analyzer, settings=_settings_record(settings, analyzer),
+    return analyzer, from_analyzer(analyzer, settings=_settings_record(settings),
                                    provenance=provenance, stats=stats)
 
 
@@ -221,7 +221,7 @@ def analyse_stats(stats, settings: AnalysisSettings, provenance: dict[str, Any] 
     if needs_samples(settings):
         provenance["not_computed"] = ("significance and stability need the samples; the analysis read "
                                       "statistics only")
-    return from_analyzer(analyzer, settings=_settings_record(settings, analyzer), provenance=provenance,
+    return from_analyzer(analyzer, settings=_settings_record(settings), provenance=provenance,
                          stats=stats)
 
 

@@ -179,11 +179,6 @@ def averaging_matrix(offsets, weights, max_radius: int, by: str = "class") -> np
     return G
 
 
-def ring_profiles(values, offsets, weights, max_radius: int) -> np.ndarray:
-    """Ring averages r = 0..R (last axis) of per-offset values (... x M)."""
-    return np.asarray(values) @ averaging_matrix(offsets, weights, max_radius, by="ring")
-
-
 @lru_cache(maxsize=4)
 def _candidate_table(max_width: int = 9):
     """Names, window mass fractions for k = 1, 3, ..., 15 and autocorrelations of the candidates."""
