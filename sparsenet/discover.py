@@ -198,8 +198,9 @@ def _settings_record(settings: AnalysisSettings) -> dict[str, Any]:
 
 
 def needs_samples(settings: AnalysisSettings) -> bool:
-    """Whether the analysis needs the samples themselves (the null, the halves), not only sums."""
-    return settings.permutations > 0 or settings.resamples > 0
+    """Whether the analysis needs the samples themselves (Arora's triples, the null, the halves),
+    not only sums."""
+    return settings.method == "arora" or settings.permutations > 0 or settings.resamples > 0
 
 
 def analyse(acts: Activations, settings: AnalysisSettings, *, stats=None) -> tuple[Any, FittedDiscovery]:
@@ -249,8 +250,10 @@ def discover(model: torch.nn.Module, layer: str | None = None, data=None, *, dev
     pairs or dicts with an ``"x"``), a ``Dataset`` or a tensor N x C x H x W, already
     normalised the way the model was trained.  ``layer`` is a name of
     ``model.named_modules()`` (default: the deepest spatial output).  ``analysis_settings`` are
-    the fields of :class:`~sparsenet.analyser.settings.AnalysisSettings` (``clusters``,
-    ``affinity``, ``method``, ``max_samples``, ``seed``, ``permutations``, ``resamples``).
+    any fields of :class:`~sparsenet.analyser.settings.AnalysisSettings` (``clusters``,
+    ``affinity``, ``method``, ``max_samples``, ``seed``, ``permutations``, ``resamples``,
+    ``max_clusters``, ``threshold``, ``max_radius``, ``mass_fraction``, ``graph_threshold``,
+    ``cofiring_alpha``, ``spatial_method``); the others keep their defaults.
 
     The model is moved to ``device`` (``auto``: CUDA when available) and run in eval mode; at
     most ``max_samples`` samples are read, batch by batch.  The statistics

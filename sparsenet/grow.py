@@ -160,6 +160,10 @@ def grow(dataset, config: GrowthConfig, train_config, analysis, out_dir: str | P
     config.validate()
     train_config.validate()
     analysis.validate()
+    from sparsenet.discovery.ablation import ABLATIONS
+
+    if ablation not in (None, "none", *ABLATIONS):  # refused before anything trains or is written
+        raise SparsenetError(f"unknown ablation {ablation!r}; accepted: none, {', '.join(ABLATIONS)}")
     device = resolve_device(device)
     if analysis.clusters != "auto" and analysis.clusters > config.stem_width:
         raise SparsenetError(f"clusters is {analysis.clusters}, but the first layer clustered (the stem) has "

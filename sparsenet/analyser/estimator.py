@@ -23,7 +23,7 @@ from sparsenet.analyser.clustering import (
 )
 from sparsenet.analyser.footprint import (check_mass_fraction, fit_channel_rings, fit_cluster_maps,
                                          kernel_set)
-from sparsenet.analyser.settings import DISCOVER, SPATIAL_METHODS, check_graph_threshold
+from sparsenet.analyser.settings import ARORA_EXTENT_LEVEL, DISCOVER, SPATIAL_METHODS, check_graph_threshold
 from sparsenet.analyser.significance import (MAX_ROWS, modularity, permutation_test, row_index,
                                              shuffled_map, stability)
 from sparsenet.analyser.spatial import cluster_spatial_profiles, kernel_sizes_from_profiles
@@ -32,11 +32,6 @@ from sparsenet.stats import ChannelStats, ClusterMapStats
 
 _SEED_MAX = np.iinfo(np.int32).max
 
-
-# method="arora": overlapping neighbourhoods have no partition for the footprint's cluster maps, so
-# their kernel still comes from the reach of the summed profile at this level (the rule before the
-# footprint; issue 12 names its bias).  Flat (N x C) layers, Arora's own setting, get 1x1 anyway.
-ARORA_EXTENT_LEVEL = 0.1
 
 class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Cluster the channels (features) of a layer by how they fire together.

@@ -23,7 +23,7 @@ from sparsenet.errors import SparsenetError
 from sparsenet.limits import MAX_CHANNELS, MAX_SEED
 
 __all__ = ["AnalysisSettings", "DISCOVER", "GROW", "EXPERIMENT", "AFFINITIES", "PEARSON_AFFINITIES", "METHODS",
-           "SPATIAL_METHODS", "FIELDS"]
+           "SPATIAL_METHODS", "FIELDS", "ARORA_EXTENT_LEVEL"]
 
 # The names the analyser accepts.  Declared here, beside the defaults, so the command line and the
 # experiment schema read them without loading numpy or scipy; the modules that implement them
@@ -32,13 +32,17 @@ AFFINITIES = ("pearson_abs", "pearson_pos", "cofire_lift", "cofire_jaccard", "ar
 PEARSON_AFFINITIES = ("pearson_abs", "pearson_pos")  # from the correlation alone: no co-firing counts
 METHODS = ("spectral", "hierarchical", "communities", "arora")  # arora: analyser/arora.py (overlapping)
 SPATIAL_METHODS = ("cluster_maps", "channel_pairs")
+# method="arora": overlapping neighbourhoods have no partition for the footprint's cluster maps, so
+# their kernel still comes from the reach of the summed profile at this level (the rule before the
+# footprint; issue 12 names its bias).  Flat (N x C) layers, Arora's own setting, get 1x1 anyway.
+ARORA_EXTENT_LEVEL = 0.1
 
 
 @dataclass(frozen=True)
 class AnalysisSettings:
     clusters: int | str = "auto"      # K, or "auto" (eigenvalues below the shuffled copies' noise edge)
     affinity: str = "pearson_pos"     # see CorrelationAnalyzer (positive part: units that fire together)
-    method: str = "spectral"          # spectral | hierarchical | communities
+    method: str = "spectral"          # spectral | hierarchical | communities | arora
     max_samples: int = 2000           # images recorded (every spatial position is a sample)
     seed: int = 0                     # clustering, null permutations and resampling
     permutations: int = 99            # shuffled-null repeats for the significance test (p >= 1/100)

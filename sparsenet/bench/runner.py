@@ -95,7 +95,8 @@ def run(*, mode: str = "full", only: list[str] | None = None, out: str | Path = 
     keys = (["model"] if user else []) + [k for k in keys if k != "model"]
     bad = [k for k in keys if k not in MEASUREMENTS + (USER_MEASUREMENTS if user else ())]
     if bad:
-        raise SparsenetError(f"unknown measurement {bad[0]!r}; accepted: {', '.join(MEASUREMENTS)}")
+        raise SparsenetError(f"unknown measurement {bad[0]!r}; accepted: "
+                             f"{', '.join(MEASUREMENTS + (USER_MEASUREMENTS if user else ()))}")
     if threads is not None:
         if threads < 1:
             raise SparsenetError(f"--threads must be >= 1; got {threads}")

@@ -122,7 +122,7 @@ def _run(experiment: Experiment, out: Path, dataset, resuming: bool, config_text
     t_start = time.perf_counter()
     recorded: dict[tuple[str, int], list[tuple[str, int]]] = {}   # (point, seed) -> its rows' keys
     with torch_threads(experiment.threads):
-        lrs = run_sweep(experiment, dataset, out, progress, log) if experiment.sweep else {}
+        lrs = run_sweep(experiment, dataset, out, progress, log, device) if experiment.sweep else {}
         if lrs:
             meta["sweep"] = lrs
         step, busy_s, runs_timed = 0, 0.0, 0

@@ -51,8 +51,9 @@ def representatives(experiment: Experiment) -> dict[str, Point]:
 
 
 def run_sweep(experiment: Experiment, dataset, out: Path, progress: bool,
-              log: Callable[[str], None]) -> dict[str, float]:
-    """Run (or reuse) the sweep; returns family -> chosen learning rate and writes DIR/sweep.json."""
+              log: Callable[[str], None], device=None) -> dict[str, float]:
+    """Run (or reuse) the sweep on ``device``; returns family -> chosen learning rate and writes
+    DIR/sweep.json."""
     sweep = experiment.sweep
     reps = representatives(experiment)
     chosen: dict[str, float] = {}
@@ -69,7 +70,7 @@ def run_sweep(experiment: Experiment, dataset, out: Path, progress: bool,
                     log(f"sweep {family}: {point.name} lr {lr:g} seed {seed}: training")
                     target = chosen_macs.get((point.options["match"], seed)) if point.options.get("match") else None
                     rows, _ = run_point(point, seed, dataset, with_lr(experiment, lr), sub, progress, log,
-                                        target_macs=target)
+                                        device, target_macs=target)
                     write_record(sub, point.name, seed, rows)
                 per_seed[seed] = rows[0]
             vals = [r.get("val_accuracy") or 0.0 for r in per_seed.values()]

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from sparsenet.analyser.settings import ARORA_EXTENT_LEVEL
 from sparsenet.discovery.value import Discovery
 from sparsenet.io import atomic_write_text
 from sparsenet.numbers import fixed, p_value
@@ -162,7 +163,11 @@ def _clusters(discovery: Discovery) -> str:
         intro = (f"{discovery.n_clusters} overlapping clusters over {discovery.channels} channels "
                  f"({active} in at least one, {len(discovery.inactive)} in none). By kernel size: {totals}. "
                  + _overlap_sentence(discovery))
-    if r:
+    fitted = any(c.footprint for c in discovery.clusters)
+    if r and not fitted:  # e.g. Arora's overlapping neighbourhoods: no footprint fit (analyser/estimator.py)
+        intro += (" The profile is the within-cluster correlation at spatial radius r (1 at r = 0); the "
+                  f"kernel covers the radii where it stays above {ARORA_EXTENT_LEVEL} (no footprint was fitted).")
+    elif r:
         intro += (" The profile is the within-cluster correlation at spatial radius r (1 at r = 0). "
                   "The kernel is the footprint of the filter behind the cluster's shared pattern: the "
                   "smallest kernel whose window holds "
@@ -172,7 +177,6 @@ def _clusters(discovery: Discovery) -> str:
                   "much worse (RMS misfit) the best candidate of another size fits.")
     else:
         intro += " The activations were flat (N x C), so no spatial profile was measured."
-    fitted = any(c.footprint for c in discovery.clusters)
     extra = ["window mass", "misfit", "next size (margin)"] if fitted else []
     head = ["cluster", "size", "kernel"] + [f"r={i}" for i in range(r)] + extra + ["channels"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * (3 + r + len(extra)) + "---|"]
