@@ -103,7 +103,7 @@ def section(directory: Path, out: Path) -> tuple[list[str], tuple[str, str, list
         stamp = (directory / "summary.json").stat().st_mtime
         summary["written_at"] = datetime.fromtimestamp(stamp, timezone.utc).isoformat(timespec="seconds")
     tag = summary["experiment"]
-    figures = plot_all(rows, summary, out / "figures", histories=training_histories(directory, rows),
+    figures = plot_all(rows, summary, out / "figures", curves=training_histories(directory, rows),
                        prefix=f"results_{tag}_")
     d, tr = summary["dataset"], summary["train"]
     cands = {c["candidate"]: c for c in summary["candidates"]}

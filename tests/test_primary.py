@@ -322,6 +322,14 @@ def test_tiny_preregistered_run_recomputes_and_resumes_from_records(tmp_path, ca
     shutil.copytree(out / "sweep", fresh / "sweep", ignore=shutil.ignore_patterns("runs"))
     again = run_comparison(load_experiment(config), fresh, progress=False, log=lambda m: None, plots=False)
     assert again["trained"] == 0 and again["preregistered"] == summary["preregistered"]
+    # the learning curves come from the records alone (validation: what model selection looked at)
+    from sparsenet.compare.report import method_notes
+    from sparsenet.compare.results import training_histories
+    curves, metric = training_histories(fresh, json.loads((fresh / "results.json").read_text()))
+    assert metric == "val_accuracy" and not (fresh / "runs").exists()
+    assert sorted(curves["grown"]) == sorted([e["val_accuracy"] for e in by[("grown", s)]["epochs"]] for s in (0, 1))
+    notes = "\n".join(method_notes(again))
+    assert "epoch chosen on validation" in notes and "Pre-registered" in notes and "interpolated" not in notes
     assert main(["compare", "--summarise", str(fresh)]) == 0
     assert "grown vs plain-matched" in capsys.readouterr().out
     assert main(["compare", "--summarise", str(tmp_path)]) == 2

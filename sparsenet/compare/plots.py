@@ -146,8 +146,11 @@ def plot_latency(candidates: list[dict[str, Any]], path, title: str = "") -> Pat
 
 
 def plot_curves(histories: dict[str, list[list[float]]], roles: dict[str, tuple[str, str]], path,
-                title: str = "", style_of: dict[str, dict[str, Any]] | None = None) -> Path:
-    """Test accuracy per epoch, mean over seeds, one line per candidate (roles: name -> (role, kind))."""
+                title: str = "", style_of: dict[str, dict[str, Any]] | None = None,
+                metric: str = "test_accuracy") -> Path:
+    """Accuracy per epoch (``metric``: test_accuracy or val_accuracy), mean over seeds, one line per
+    candidate (roles: name -> (role, kind))."""
+    split = "validation" if metric == "val_accuracy" else "test"
     style_of = style_of or {}
     with plt.rc_context(_STYLE):
         fig, ax = plt.subplots(figsize=(10.5, 5))
@@ -174,20 +177,21 @@ def plot_curves(histories: dict[str, list[list[float]]], roles: dict[str, tuple[
             ax.plot(range(1, n_epochs + 1), mean, label=f"{name} ({role}, {len(runs)} seed{'s' if len(runs) > 1 else ''})",
                     **kw)
         ax.set_xlabel("epoch")
-        ax.set_ylabel("test accuracy (%), mean over seeds")
+        ax.set_ylabel(f"{split} accuracy (%), mean over seeds")
         ax.set_xticks(range(1, n_max + 1)) if n_max <= 12 else ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlim(0.5, n_max + 0.5)
         ax.grid(True, alpha=0.3)
         ax.set_title(f"Training curves{': ' + title if title else ''}"
-                     + ("\n(a single epoch: one point per candidate, the final test accuracy)" if n_max == 1 else ""))
+                     + (f"\n(a single epoch: one point per candidate, its final {split} accuracy)" if n_max == 1 else ""))
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
         fig.tight_layout()
         return save_figure(fig, path)
 
 
-def plot_all(rows: list[dict[str, Any]], summary: dict[str, Any], out, *, histories=None, prefix: str = "",
+def plot_all(rows: list[dict[str, Any]], summary: dict[str, Any], out, *, curves=None, prefix: str = "",
              title: str | None = None) -> dict[str, Path]:
-    """The three figures into ``out`` (names ``{prefix}pareto.png``, ``latency``, ``curves``)."""
+    """The three figures into ``out`` (names ``{prefix}pareto.png``, ``latency``, ``curves``);
+    ``curves`` is (histories, metric) as results.training_histories returns it."""
     out = Path(out)
     title = summary.get("experiment", "") if title is None else title
     cands = [c for c in summary["candidates"] if c.get("accuracy_mean") is not None]
@@ -196,7 +200,7 @@ def plot_all(rows: list[dict[str, Any]], summary: dict[str, Any], out, *, histor
     figs = {"pareto": plot_pareto(cands, out / f"{prefix}pareto.png", title)}
     if all(c.get("latency_b64_ms") for c in cands):
         figs["latency"] = plot_latency(cands, out / f"{prefix}latency.png", title)
-    if histories:
+    if curves and curves[0]:
         roles = {c["candidate"]: (c["role"], c["kind"]) for c in cands}
-        figs["curves"] = plot_curves(histories, roles, out / f"{prefix}curves.png", title, styles(cands))
+        figs["curves"] = plot_curves(curves[0], roles, out / f"{prefix}curves.png", title, styles(cands), curves[1])
     return figs

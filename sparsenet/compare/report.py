@@ -9,7 +9,7 @@ import math
 from sparsenet.numbers import fixed, human
 from typing import Any
 
-__all__ = ["render_report", "verdict_lines", "candidate_table", "matched_table", "control_table", "METHOD_NOTES", "accuracy_ci_text",
+__all__ = ["render_report", "verdict_lines", "candidate_table", "matched_table", "control_table", "METHOD_NOTES", "method_notes", "accuracy_ci_text",
            "human"]
 
 
@@ -67,26 +67,45 @@ def control_table(controls: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-METHOD_NOTES = [
-    "How to read this:",
-    "",
-    "* Accuracy is top-1 on the test split after the last epoch; the interval is the 95% Student-t "
-    "confidence interval of the mean over seeds (mean ± t(0.975, n-1)·s/√n; none with one seed).",
+_ACCURACY_LAST = ("* Accuracy is top-1 on the test split after the last epoch; the interval is the 95% Student-t "
+                  "confidence interval of the mean over seeds (mean ± t(0.975, n-1)·s/√n; none with one seed).")
+_ACCURACY_SELECTED = ("* Accuracy is top-1 on the test split at the epoch chosen on validation (the best validation "
+                      "accuracy; the test set plays no part in the choice); the interval is the 95% Student-t "
+                      "confidence interval of the mean over seeds (mean ± t(0.975, n-1)·s/√n; none with one seed).")
+_COST = [
     "* Mult-adds: multiply-adds of convolutions and linear layers for one image (batch 1, eval mode), "
     "measured with torch's FlopCounterMode on the trained network.",
     "* Latency: CPU, eval mode, measured after all training, every model timed in the same process, "
     "interleaved, same thread count; median over repeats. b1 = ms per batch of 1 image, "
     "b64 = ms per batch of 64 images.",
-    "* Matched mult-adds: for each seed, GoogLeNet's accuracies at the measured width multipliers "
-    "are interpolated linearly in log(mult-adds) at the candidate's mult-adds of that seed; the "
-    "candidate's per-seed accuracies are compared with these matched values by Welch's t-test "
-    "(scipy.stats.ttest_ind, equal_var=False, two-sided). Verdict at α = 0.05: better / worse when "
-    "significant, tie otherwise (with few seeds a tie means 'no detectable difference', not 'equal'). "
-    "A candidate outside the measured mult-add range is flagged: the curve's end segment was extended.",
-    "* Control (skeleton@<width>x<modules>): the unswapped skeleton the swaps start from "
-    "(googlenet_small written as a spec), trained with the same seeds; swapped vs control isolates "
-    "the one module that changed.",
 ]
+_MATCHED = ("* Matched mult-adds: for each seed, GoogLeNet's accuracies at the measured width multipliers "
+            "are interpolated linearly in log(mult-adds) at the candidate's mult-adds of that seed; the "
+            "candidate's per-seed accuracies are compared with these matched values by Welch's t-test "
+            "(scipy.stats.ttest_ind, equal_var=False, two-sided). Verdict at α = 0.05: better / worse when "
+            "significant, tie otherwise (with few seeds a tie means 'no detectable difference', not 'equal'). "
+            "A candidate outside the measured mult-add range is flagged: the curve's end segment was extended.")
+_CONTROL = ("* Control (skeleton@<width>x<modules>): the unswapped skeleton the swaps start from "
+            "(googlenet_small written as a spec), trained with the same seeds; swapped vs control isolates "
+            "the one module that changed.")
+_PAIRED = ("* Pre-registered comparisons: the arms pair by seed (a seed fixes initialisation and data order "
+           "in every arm); a 'matched' arm is trained at the width whose measured multiply-adds are nearest "
+           "to its reference arm's at the same seed (no interpolation). Each comparison reports the mean "
+           "paired difference A - B with a seeded bootstrap CI, the paired t-test (the decision unless the "
+           "configuration names Wilcoxon) and the Wilcoxon signed-rank test; secondaries are Holm-adjusted.")
+
+#: Every note, as analysis/make_results.py's older pages use them.
+METHOD_NOTES = ["How to read this:", "", _ACCURACY_LAST, *_COST, _MATCHED, _CONTROL]
+
+
+def method_notes(summary: dict[str, Any]) -> list[str]:
+    """The notes that describe this summary's experiment: how accuracy was chosen, and only the
+    comparisons it holds."""
+    selected = bool((summary.get("dataset") or {}).get("validation"))
+    return (["How to read this:", "", _ACCURACY_SELECTED if selected else _ACCURACY_LAST, *_COST]
+            + ([_PAIRED] if summary.get("preregistered") else [])
+            + ([_MATCHED] if summary.get("matched") else [])
+            + ([_CONTROL] if summary.get("controls") else []))
 
 
 def _g(x, spec: str = ".4g") -> str:
@@ -172,9 +191,9 @@ def render_report(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     if figs:
         lines += ["", "## Figures", ""]
         for key, title in (("pareto", "Accuracy against multiply-adds"), ("latency", "Accuracy against CPU latency"),
-                           ("curves", "Test accuracy per epoch (mean over seeds)")):
+                           ("curves", "Learning curves (mean over seeds)")):
             if key in figs:
                 lines += [f"![{title}]({figs[key]})", ""]
-    lines += ["", *METHOD_NOTES, "", "Per-run numbers: results.csv / results.json; per-epoch history: "
-              "runs/<candidate>/seed<k>/metrics.json.", ""]
+    lines += ["", *method_notes(summary), "", "Per-run numbers: results.csv / results.json and records/<candidate>/"
+              "seed<k>.json (with the per-epoch history); checkpoints and metrics.json: runs/<candidate>/seed<k>/.", ""]
     return "\n".join(lines)

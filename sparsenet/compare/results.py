@@ -2,7 +2,7 @@
 
 ``write_outputs`` writes them all from the result rows (after every newly trained run, and at the
 end with latency and figures); ``read_results`` reads a finished directory back, for
-analysis/make_results.py; ``training_histories`` reads each run's per-epoch curve from its metrics.json.
+analysis/make_results.py; ``training_histories`` reads each run's per-epoch curve (from its record or metrics.json).
 """
 
 from __future__ import annotations
@@ -52,24 +52,32 @@ def write_outputs(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any], *
     summary = jsonable(summary)
     atomic_write_json(out / "results.json", jsonable(rows))
     atomic_write_text(out / "results.csv", _csv(rows))
-    figures = plot_all(rows, summary, out, histories=training_histories(out, rows)) if plots else {}
+    figures = plot_all(rows, summary, out, curves=training_histories(out, rows)) if plots else {}
     summary["figures"] = {k: Path(v).name for k, v in figures.items()}
     atomic_write_json(out / "summary.json", summary)
     atomic_write_text(out / "report.md", render_report(summary, rows))
     return summary
 
 
-def training_histories(out: Path, rows) -> dict[str, list[list[float]]]:
-    """Per candidate: the test-accuracy-per-epoch list of each seed."""
-    hist: dict[str, list[list[float]]] = {}
+def training_histories(out: Path, rows) -> tuple[dict[str, list[list[float]]], str]:
+    """(per candidate the accuracy-per-epoch list of each seed, the metric's key), from the row's own
+    ``epochs`` (the committed records carry them) or else its metrics.json.  Validation accuracy
+    when every run has it (the curve model selection looked at), test accuracy otherwise."""
+    per_run: dict[str, list[list[dict]]] = {}
     for r in rows:
-        if not r.get("history"):
-            continue
-        path = out / r["history"]
-        if path.exists():
-            epochs = json.loads(path.read_text()).get("epochs", [])
-            hist.setdefault(r["candidate"], []).append([e["test_accuracy"] for e in epochs])
-    return hist
+        epochs = r.get("epochs")
+        if not epochs and r.get("history") and (out / r["history"]).exists():
+            epochs = json.loads((out / r["history"]).read_text()).get("epochs", [])
+        if epochs:
+            per_run.setdefault(r["candidate"], []).append(epochs)
+    key = curve_metric(per_run)
+    return {name: [[e[key] for e in run] for run in runs] for name, runs in per_run.items()}, key
+
+
+def curve_metric(per_run: dict[str, list[list[dict]]]) -> str:
+    """'val_accuracy' when every epoch of every run has one, else 'test_accuracy'."""
+    every = [e for runs in per_run.values() for run in runs for e in run]
+    return "val_accuracy" if every and all(e.get("val_accuracy") is not None for e in every) else "test_accuracy"
 
 
 def read_results(out_dir: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
