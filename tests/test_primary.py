@@ -330,6 +330,16 @@ def test_tiny_preregistered_run_recomputes_and_resumes_from_records(tmp_path, ca
     assert sorted(curves["grown"]) == sorted([e["val_accuracy"] for e in by[("grown", s)]["epochs"]] for s in (0, 1))
     notes = "\n".join(method_notes(again))
     assert "epoch chosen on validation" in notes and "Pre-registered" in notes and "interpolated" not in notes
+    # the results page from the committable files alone: verdict, per-seed table, figures
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("primary_results", ROOT / "analysis" / "primary_results.py")
+    page = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(page)
+    assert page.main([str(fresh), "--out", str(tmp_path / "page" / "page.md")]) == 0
+    text_md = (tmp_path / "page" / "page.md").read_text()
+    assert f"{100 * pre['primary']['diff']:+.2f} pp" in text_md and "Incomplete" not in text_md
+    assert (tmp_path / "page" / "primary_curves.png").stat().st_size > 0
+    assert f"| 0 | {100 * by[('grown', 0)]['accuracy']:.2f}" in text_md
     assert main(["compare", "--summarise", str(fresh)]) == 0
     assert "grown vs plain-matched" in capsys.readouterr().out
     assert main(["compare", "--summarise", str(tmp_path)]) == 2
