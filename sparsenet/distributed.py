@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 from sparsenet.errors import SparsenetError
 
-__all__ = ["World", "world", "process_group", "threads_per_process"]
+__all__ = ["World", "world", "process_group", "threads_per_process", "shard_bounds", "shard_batches",
+           "merge_stats_to_main", "gather_samples_to_main"]
 
 _VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
 
@@ -108,3 +109,81 @@ def process_group(device=None):
     finally:
         if owned and dist.is_initialized():
             dist.destroy_process_group()
+
+
+# ----------------------------------------------------------------------------- sharded statistics
+
+def shard_bounds(n: int, here: World) -> tuple[int, int]:
+    """[lo, hi) of ``n`` samples that rank ``here.rank`` records: contiguous blocks in rank order, so
+    the shards concatenated in rank order are the samples one process reads, in its order."""
+    if n < here.world_size:
+        raise SparsenetError(f"{n} sample(s) cannot be shared by {here.world_size} processes; "
+                             "give at least one sample per process (--max-samples, or fewer processes)")
+    return n * here.rank // here.world_size, n * (here.rank + 1) // here.world_size
+
+
+def shard_batches(batches, lo: int, hi: int):
+    """The samples lo .. hi-1 of a stream of batches (the others are skipped, not computed on)."""
+    seen = 0
+    for xb in batches:
+        start, stop = max(lo - seen, 0), min(hi - seen, len(xb))
+        seen += len(xb)
+        if start < stop:
+            yield xb[start:stop]
+        if seen >= hi:
+            return
+
+
+def _gather_to_main(array, here: World):
+    """The arrays of every rank on rank 0, in rank order (one 1-d float64/int64 tensor per rank; the
+    lengths may differ); None on the other ranks."""
+    import torch
+    import torch.distributed as dist
+
+    t = torch.as_tensor(array).reshape(-1).contiguous()
+    size = torch.tensor([t.numel()], dtype=torch.int64)
+    sizes = [torch.zeros(1, dtype=torch.int64) for _ in range(here.world_size)]
+    dist.all_gather(sizes, size)
+    longest = int(max(s.item() for s in sizes))
+    padded = torch.zeros(longest, dtype=t.dtype)
+    padded[:t.numel()] = t
+    bufs = [torch.zeros(longest, dtype=t.dtype) for _ in range(here.world_size)] if here.main else None
+    dist.gather(padded, bufs, dst=0)
+    return [b[:int(s.item())] for b, s in zip(bufs, sizes)] if here.main else None
+
+
+def merge_stats_to_main(stats, here: World):
+    """Every rank's ``ChannelStats`` merged on rank 0 exactly (float64 sums, Chan's formula), in rank
+    order so the result does not depend on timing; None on the other ranks.
+
+    What travels: ``to_dict()``'s arrays, i.e. for C channels and R radii about (R + 1) C^2 float64
+    numbers plus the int64 co-firing counts (C^2) per rank.
+    """
+    from sparsenet.stats import ChannelStats
+
+    import numpy as np
+
+    mine = stats.to_dict()
+    numeric = sorted(k for k, v in mine.items() if v.dtype.kind in "biuf")   # the same keys on every rank
+    gathered = {k: _gather_to_main(mine[k].astype(np.float64 if mine[k].dtype.kind == "f" else np.int64), here)
+                for k in numeric}
+    if not here.main:
+        return None
+    merged = None
+    for r in range(here.world_size):
+        d = {k: gathered[k][r].numpy().reshape(v.shape).astype(v.dtype) if k in gathered else v
+             for k, v in mine.items()}
+        shard = ChannelStats.from_dict(d)
+        merged = shard if merged is None else merged.merge(shard)
+    return merged
+
+
+def gather_samples_to_main(values, here: World):
+    """The recorded samples (N_r x ...) of every rank concatenated on rank 0 in rank order; None elsewhere."""
+    import torch
+
+    parts = _gather_to_main(values.float(), here)
+    if not here.main:
+        return None
+    rest = tuple(values.shape[1:])
+    return torch.cat([p.reshape(-1, *rest) for p in parts])

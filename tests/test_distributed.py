@@ -201,3 +201,48 @@ def test_a_different_configuration_is_refused_by_every_worker(tiny, tmp_path):
         run_comparison(other, serial, progress=False, log=lambda m: None, parallel="runs")
     with pytest.raises(SparsenetError, match="expected 'runs'"):
         run_comparison(other, tmp_path / "x", progress=False, log=lambda m: None, parallel="data")
+
+
+# ----------------------------------------------------------------------------- discover on two ranks
+
+DISCOVER_SCRIPT = """
+import sys
+import torch
+from torch import nn
+import sparsenet
+from sparsenet.data.synthetic import planted_groups
+
+out, permutations = sys.argv[1], int(sys.argv[2])
+x = torch.as_tensor(planted_groups(random_state=0).X).float()[:201]    # an odd count: unequal shards
+found = sparsenet.discover(nn.Sequential(nn.Identity()), "0", x, device="cpu", batch_size=32, max_samples=201,
+                           permutations=permutations, resamples=permutations // 2, seed=0)
+if found is not None:
+    found.save(out)
+"""
+
+
+@pytest.mark.parametrize("permutations", [0, 4])   # from the merged sums alone / with the samples gathered
+def test_discover_on_two_ranks_equals_one_process(tmp_path, permutations):
+    import numpy as np
+
+    script = tmp_path / "discover_planted.py"
+    script.write_text(DISCOVER_SCRIPT)
+    one = subprocess.run([sys.executable, str(script), str(tmp_path / "one"), str(permutations)],
+                         capture_output=True, text=True, env=_env(), timeout=300)
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          str(script), str(tmp_path / "two"), str(permutations)],
+                         capture_output=True, text=True, env=_env(), timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    a, b = (json.loads((tmp_path / d / "discovery.json").read_text()) for d in ("one", "two"))
+    assert a["labels"] == b["labels"] and len(set(a["labels"])) == 4
+    assert [c["kernel_size"] for c in a["clusters"]] == [c["kernel_size"] for c in b["clusters"]]
+    assert a["significance"] == b["significance"] and a["stability"] == b["stability"]
+    assert (a["provenance"]["world_size"], b["provenance"]["world_size"]) == (1, 2)
+    sa, sb = np.load(tmp_path / "one" / "stats.npz"), np.load(tmp_path / "two" / "stats.npz")
+    assert sorted(sa.files) == sorted(sb.files) and int(sb["n_images"]) == 201
+    for k in sa.files:
+        if sa[k].dtype.kind == "f":
+            np.testing.assert_allclose(sb[k], sa[k], rtol=1e-10, atol=1e-10 * max(1.0, float(np.abs(sa[k]).max(initial=0))))
+        else:
+            assert np.array_equal(sa[k], sb[k]), k
