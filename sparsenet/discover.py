@@ -265,9 +265,25 @@ def discover(model: torch.nn.Module, layer: str | None = None, data=None, *, dev
     Returns a :class:`~sparsenet.discovery.fitted.FittedDiscovery` (a ``Discovery`` that keeps
     the fitted analyser): ``.save(DIR)`` writes discovery.json, report.md, the plots and the raw
     artefacts, exactly as ``sparsenet discover --out DIR``.
+
+    Under torchrun (``WORLD_SIZE`` > 1) each rank records its contiguous block of the samples, the
+    statistics are merged exactly on rank 0 in rank order (and the samples, where the null and the
+    stability need them, gathered there in rank order), and rank 0 fits the analyser on what one
+    process would have seen: the same discovery.  The other ranks return None.
     """
+    from sparsenet.distributed import process_group, world
+
+    if world().world_size == 1:
+        return _discover(model, layer, data, device, batch_size, progress, provenance, analysis_settings)
+    with process_group():   # gloo: the sums and samples travel as CPU tensors
+        return _discover(model, layer, data, device, batch_size, progress, provenance, analysis_settings)
+
+
+def _discover(model, layer, data, device, batch_size, progress, provenance, analysis_settings):
     from sparsenet.device import resolve_device
     from sparsenet.recording import DATA_FORMS, data_length, get_layer, input_batches, record
+    from sparsenet.distributed import (gather_samples_to_main, merge_stats_to_main, shard_batches, shard_bounds,
+                                       world)
     from sparsenet.stats import ChannelStats
 
     if not isinstance(model, torch.nn.Module):
@@ -278,6 +294,13 @@ def discover(model: torch.nn.Module, layer: str | None = None, data=None, *, dev
     dev = resolve_device(device)
     model.to(dev)
     batches = input_batches(data, batch_size=batch_size, max_samples=settings.max_samples, device=dev)
+    here = world()
+    if here.world_size > 1:   # each rank records its block of the samples (see sparsenet.distributed)
+        if isinstance(settings.threshold, str):
+            raise SparsenetError(f"threshold {settings.threshold!r} under torchrun: each shard would estimate its own "
+                                 "quantile thresholds, which do not merge; give a number (e.g. --threshold 0)")
+        n = data_length(data, settings.max_samples)
+        batches = shard_batches(batches, *shard_bounds(n, here))
     first = next(batches)
     layer = layer or default_layer(model, tuple(first.shape[1:]))
     get_layer(model, layer)
@@ -298,13 +321,18 @@ def discover(model: torch.nn.Module, layer: str | None = None, data=None, *, dev
            progress=progress, total=data_length(data, settings.max_samples))
     stats = held["stats"]
     stats.release_buffers()
+    values = torch.cat(held["chunks"]) if keep else None
+    held["chunks"].clear()
+    if here.world_size > 1:   # merged (and the samples gathered) on rank 0, in rank order
+        stats = merge_stats_to_main(stats, here)
+        values = gather_samples_to_main(values, here) if keep else None
+        if not here.main:
+            return None
     provenance = {"model": getattr(model, "registry_name", None) or type(model).__name__, "layer": layer,
                   "data": _describe(data), "device": str(dev), "layer_shape": list(first.shape[1:]),
-                  **(provenance or {})}
+                  "world_size": here.world_size, **(provenance or {})}
     if not keep:
         return analyse_stats(stats, settings, provenance)
-    values = torch.cat(held["chunks"])
-    held["chunks"].clear()
     provenance["layer_shape"] = list(values.shape[1:])
     return analyse(Activations(values, provenance), settings, stats=stats)[1]
 

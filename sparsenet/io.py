@@ -172,6 +172,31 @@ def atomic_write_with(path: str | os.PathLike, write: Callable[[Any], None], mod
     return path
 
 
+def atomic_create_text(path: str | os.PathLike, text: str) -> bool:
+    """Write ``text`` to ``path`` only if nothing is there (whole, via a hard link, which fails when
+    the name exists even across machines on NFS); True if this call created it."""
+    path = Path(path)
+    make_parent(path)
+    fd, tmp = tempfile.mkstemp(prefix=staging_prefix(path.name), suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        os.unlink(tmp)
+
+
+def atomic_create_json(path: str | os.PathLike, obj: Any) -> bool:
+    return atomic_create_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
 def read_json(path: str | os.PathLike, what: str) -> Any:
     """A user's JSON file, parsed; every failure (not text, not JSON, nested too deep) is one
     ``SparsenetError`` saying ``path is not {what}``."""

@@ -21,6 +21,10 @@ def add_parser(sub) -> None:
     p.add_argument("--check", action="store_true",
                    help="validate the configuration (and that its dataset and networks load) and stop")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    p.add_argument("--parallel", choices=["runs"], default=None,
+                   help="runs: share the candidate x seed runs out among workers (torchrun ranks, or processes on "
+                        "machines that see the same --out), each run claimed in --out/claims/; the worker that "
+                        "finishes last writes the summary (docs/distributed.md)")
     add_device_argument(p)
     p.add_argument("--trust-model", action="append", default=[], metavar="IMPORT_PATH",
                    help="run the code of a model candidate's import path (package.module:callable or "
@@ -58,10 +62,19 @@ def run(args) -> int:
               + ", ".join(p.name for p in experiment.points))
         return 0
     command = (f"sparsenet compare --config {args.config} --out {out}" + (" --quiet" if args.quiet else "")
-               + "".join(f" --trust-model {m}" for m in args.trust_model))
+               + "".join(f" --trust-model {m}" for m in args.trust_model)
+               + (f" --parallel {args.parallel}" if args.parallel else ""))
     summary = run_comparison(experiment, out, config_text=Path(args.config).read_text(), progress=not args.quiet,
-                             command=command, device=device, trusted=args.trust_model)
-    print(f"{summary['trained']} network(s) trained now, {summary['reused']} run(s) reused")
+                             command=command, device=device, trusted=args.trust_model, parallel=args.parallel)
+    if not summary.get("finished", True):
+        print(f"rank {summary['rank']}/{summary['world_size']}: {summary['trained']} run(s) done here; the worker "
+              f"that finishes last writes {out / 'report.md'}")
+        return 0
+    if args.parallel:
+        print(f"rank {summary['parallel']['finished_by_rank']}/{summary['parallel']['world_size']} wrote the summary; "
+              f"{summary['trained']} run(s) done by this worker, the others by other workers or earlier")
+    else:
+        print(f"{summary['trained']} network(s) trained now, {summary['reused']} run(s) reused")
     for c in summary["candidates"]:  # a candidate whose every run diverged has no accuracy (or cost)
         macs = "n/a" if c["macs"] is None else f"{c['macs']:,.0f}"
         print(f"  {c['candidate']:<28} {c['role']:<10} n={c['n']}  "

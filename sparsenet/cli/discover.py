@@ -65,6 +65,8 @@ def run(args) -> int:
         discovery = d.discover_model(checkpoint, args.model, parse_key_values(args.model_arg, "--model-arg"),
                                      args.weights, layer=args.layer, data=args.data, data_root=args.data_root,
                                      device=args.device, settings=settings)
+        if discovery is None:   # a torchrun rank other than 0: its shard is merged into rank 0's discovery
+            return 0
     out = replace(discovery, command=command).save(args.out)
     from sparsenet.discovery.report import summary_table
 

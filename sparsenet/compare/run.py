@@ -71,7 +71,7 @@ def eta_text(seconds: float) -> str:
 def run_comparison(experiment: Experiment, out_dir: str | Path, *, config_text: str | None = None,
                    progress: bool = True, log: Callable[[str], None] | None = None,
                    plots: bool = True, command: str | None = None, device=None,
-                   trusted=()) -> dict[str, Any]:
+                   trusted=(), parallel: str | None = None) -> dict[str, Any]:
     """Train and measure every candidate at every seed; write the outputs (see the module docstring).
 
     Everything that can be checked is checked before the first network is trained: the
@@ -79,15 +79,29 @@ def run_comparison(experiment: Experiment, out_dir: str | Path, *, config_text: 
     Returns the summary, with ``trained`` (networks trained in this call) and ``reused``.
     ``device`` (``auto``/None: CUDA when available) trains the networks and times them;
     ``trusted``: the import paths of model candidates the user named (``--trust-model``).
+    ``parallel="runs"``: this process is one of several workers sharing the runs (torchrun ranks, or
+    processes on machines that share ``out_dir``; see :mod:`sparsenet.compare.grid`); the worker
+    that finishes last writes the outputs, and an error leaves the other workers' files in place.
     """
     from sparsenet.device import resolve_device
+    from sparsenet.distributed import world
 
+    if parallel not in (None, "runs"):
+        raise SparsenetError(f"parallel={parallel!r}: expected 'runs' (the runs shared out among workers) or None")
+    if parallel is None and world().world_size > 1:
+        raise SparsenetError(f"compare runs as {world().world_size} processes (torchrun): give --parallel runs to "
+                             "share the runs out among them")
     device = resolve_device(device)
     log = log or (lambda msg: print(msg, flush=True))
     out = Path(out_dir)
     resuming = claim_output_dir(out, experiment)
     dataset = load_data(experiment)
     preflight(experiment, dataset, trusted)
+    if parallel is not None:
+        from sparsenet.compare.grid import run_grid
+
+        return run_grid(experiment, out, dataset, config_text=config_text, progress=progress, log=log, plots=plots,
+                        command=command, device=device)
     before = entries(out)
     try:
         return _run(experiment, out, dataset, resuming, config_text, progress, log, plots, command, device)
@@ -105,17 +119,7 @@ def _run(experiment: Experiment, out: Path, dataset, resuming: bool, config_text
                                                 "config": experiment.normalized})
         if config_text is not None:
             atomic_write_text(out / "config.toml", config_text)
-    meta = {"experiment": experiment.name, "description": experiment.description, "source": experiment.source,
-            "dataset": {"name": dataset.name, "source": dataset.source, "input_shape": list(dataset.input_shape),
-                        "train": len(dataset.x_train), "test": len(dataset.x_test),
-                        **({"validation": len(dataset.x_val)} if dataset.x_val is not None else {}),
-                        "split_seed": experiment.data["split_seed"]},
-            "train": experiment.train, "seeds": list(experiment.seeds),
-            "threads": experiment.threads or torch.get_num_threads(), "latency_note": LATENCY_NOTE,
-            "sparsenet_version": __version__, "torch": torch.__version__,
-            "command": command or f"sparsenet compare --config {experiment.source} --out {out}",
-            "started_at": json.loads((out / "config.json").read_text()).get("started_at"),
-            **({"preregistration": experiment.preregistration} if experiment.preregistration else {})}
+    meta = comparison_meta(experiment, out, dataset, command)
     rows: list[dict[str, Any]] = []
     trained = reused = 0
     total = len(experiment.seeds) * len(experiment.points)
@@ -159,6 +163,33 @@ def _run(experiment: Experiment, out: Path, dataset, resuming: bool, config_text
                         f"{new_rows[0]['train_time_s']:.0f} s")
                 if n:
                     write_outputs(out, rows, {**meta, "complete": False}, plots=False)  # partial, no latency yet
+    return finish_comparison(experiment, out, dataset, rows, recorded, meta, log, plots, device,
+                             trained=trained, reused=reused, t_start=t_start)
+
+
+def comparison_meta(experiment: Experiment, out: Path, dataset, command: str | None) -> dict[str, Any]:
+    """The description of the comparison that summary.json carries (data, recipe, versions, command)."""
+    return {"experiment": experiment.name, "description": experiment.description, "source": experiment.source,
+            "dataset": {"name": dataset.name, "source": dataset.source, "input_shape": list(dataset.input_shape),
+                        "train": len(dataset.x_train), "test": len(dataset.x_test),
+                        **({"validation": len(dataset.x_val)} if dataset.x_val is not None else {}),
+                        "split_seed": experiment.data["split_seed"]},
+            "train": experiment.train, "seeds": list(experiment.seeds),
+            "threads": experiment.threads or torch.get_num_threads(), "latency_note": LATENCY_NOTE,
+            "sparsenet_version": __version__, "torch": torch.__version__,
+            "command": command or f"sparsenet compare --config {experiment.source} --out {out}",
+            "started_at": json.loads((out / "config.json").read_text()).get("started_at"),
+            **({"preregistration": experiment.preregistration} if experiment.preregistration else {})}
+
+
+def finish_comparison(experiment: Experiment, out: Path, dataset, rows: list[dict[str, Any]],
+                      recorded: dict[tuple[str, int], list[tuple[str, int]]], meta: dict[str, Any],
+                      log: Callable[[str], None], plots: bool, device, *, trained: int, reused: int,
+                      t_start: float) -> dict[str, Any]:
+    """Once every run has its rows: the latency phase, the records again with latency, and the outputs.
+
+    ``recorded``: (candidate, seed) of each run -> the (candidate, seed) keys of the rows it recorded.
+    """
     # failed runs have no network to time; recorded runs timed earlier (maybe elsewhere) keep their latency
     trained_rows = [r for r in rows if r["status"] == "ok" and not r.get("latency_ms")
                     and r.get("checkpoint") and (out / r["checkpoint"]).exists()]

@@ -1,0 +1,244 @@
+"""Scale-out: claim files, `compare --parallel runs` under torchrun against the serial grid, a killed worker."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sparsenet.claims import Claims
+from sparsenet.compare.experiment import load_experiment, parse_experiment
+from sparsenet.compare.grid import _Grid, grid_tasks
+from sparsenet.compare.run import run_comparison
+from sparsenet.distributed import World, threads_per_process, world
+from sparsenet.errors import SparsenetError
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "experiments" / "smoke.toml"
+TIMING = {"train_time_s", "latency_ms", "pipeline_time_s", "grow_time_s"}
+
+# A grid with every kind of dependency but the skeleton's: a learning-rate sweep (2 rates), a
+# matched candidate (waits for its target at the same seed); eight tiny trainings of about a second.
+TINY = """
+[experiment]
+name = "tiny-grid"
+seeds = [0, 1]
+threads = 1
+[data]
+name = "digits"
+image_size = 8
+validation = 0.2
+[train]
+epochs = 3
+batch_size = 64
+[sweep]
+lrs = [0.05, 0.1]
+seeds = [0]
+[latency]
+threads = 1
+warmup = 0
+repeats = 1
+[[candidates]]
+name = "plain"
+kind = "plaincnn"
+width = 4
+[[candidates]]
+name = "plain-matched"
+kind = "plaincnn"
+family = "matched"
+match = "plain"
+"""
+
+
+def _env():
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")}
+    return {**env, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+
+
+def _torchrun(nproc, *args):
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+            "-m", "sparsenet", *args]
+
+
+def _table(out: Path):
+    """results.json without its timing fields."""
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in json.loads((out / "results.json").read_text())]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    base = tmp_path_factory.mktemp("grid")
+    config = base / "tiny.toml"
+    config.write_text(TINY)
+    serial = base / "serial"
+    run_comparison(load_experiment(config), serial, config_text=TINY, progress=False, log=lambda m: None, plots=False)
+    return base, config, serial
+
+
+# ----------------------------------------------------------------------------- the world and claims
+
+def test_world_from_the_environment(monkeypatch):
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    assert world() == World(0, 1, 0, 1) and world().main
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert world() == World(3, 4, 1, 2) and not world().main
+    assert threads_per_process(None, world()) == max(1, (os.cpu_count() or 1) // 2)
+    assert threads_per_process(3, world()) == 3
+    monkeypatch.setenv("RANK", "4")
+    with pytest.raises(SparsenetError, match="RANK=4 is not below WORLD_SIZE=4"):
+        world()
+    monkeypatch.setenv("RANK", "two")
+    with pytest.raises(SparsenetError, match="RANK='two': expected an integer >= 0"):
+        world()
+
+
+def test_one_claim_one_owner_and_stale_claims_taken_over(tmp_path):
+    a, b = Claims(tmp_path), Claims(tmp_path)
+    assert a.try_claim("job") and a.try_claim("job")          # ours already
+    assert not b.try_claim("job") and b.holder("job")["token"] == a.owner["token"]
+    a.release("job")
+    assert b.holder("job") is None and b.try_claim("job") and not a.try_claim("job")
+    b.close()
+    assert not (tmp_path / "job.claim").exists()
+    # a claim whose process is gone (same machine) is taken over at once
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = {**a.owner, "pid": int(gone.stdout), "token": "dead"}
+    (tmp_path / "old.claim").write_text(json.dumps(dead))
+    assert a.holder("old") is None and a.try_claim("old") and a.mine("old")
+    # another machine's claim: live while its heartbeat is fresh, stale once older than stale_s
+    remote = {"machine": "elsewhere:1234", "pid": 1, "token": "remote"}
+    (tmp_path / "far.claim").write_text(json.dumps(remote))
+    assert not Claims(tmp_path, stale_s=60).try_claim("far")
+    old = time.time() - 120
+    os.utime(tmp_path / "far.claim", (old, old))
+    c = Claims(tmp_path, stale_s=60)
+    assert c.try_claim("far") and json.loads((tmp_path / "far.claim").read_text())["token"] == c.owner["token"]
+    a.close()
+    c.close()
+
+
+def test_a_skeleton_shared_by_two_candidates_is_trained_by_the_first(tmp_path):
+    e = load_experiment(SMOKE)
+    grid = _Grid(e, tmp_path, None, False, print, None)
+    task = {t.key: t for t in grid_tasks(e)}
+    first, second = task["run.swap-3b.seed0"], task["run.swap-3b-full.seed0"]
+    assert grid.ready(first) and not grid.ready(second)
+    done = tmp_path / "runs" / "skeleton@0.125x2" / "seed0" / "metrics.json"
+    done.parent.mkdir(parents=True)
+    done.write_text("{}")
+    assert grid.ready(second) and not grid.ready(task["run.swap-3b-full.seed1"])
+
+
+def test_the_grid_waits_for_the_sweep_and_the_matched_target(tiny):
+    _, config, serial = tiny
+    e = load_experiment(config)
+    keys = [t.key for t in grid_tasks(e)]
+    assert keys[:4] == ["sweep.plaincnn.lr0.05.seed0", "sweep.plaincnn.lr0.1.seed0",
+                        "sweep.matched.lr0.05.seed0", "sweep.matched.lr0.1.seed0"]
+    assert keys[4:] == ["run.plain.seed0", "run.plain-matched.seed0", "run.plain.seed1", "run.plain-matched.seed1"]
+    fresh = _Grid(e, serial.parent / "nothing-yet", None, False, print, None)
+    ready = [t.key for t in fresh.tasks if fresh.ready(t)]
+    assert ready == keys[:2]                                  # the matched family waits for its target's sweep
+    full = _Grid(e, serial, None, False, print, None)
+    assert all(full.ready(t) and full.done(t) for t in full.tasks)
+
+
+# ----------------------------------------------------------------------------- two processes
+
+def test_a_killed_worker_leaves_a_grid_that_two_ranks_resume_into_the_serial_one(tiny):
+    base, config, serial = tiny
+    out = base / "killed"
+    cmd = [sys.executable, "-m", "sparsenet", "compare", "--config", str(config), "--out", str(out), "--quiet",
+           "--parallel", "runs"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob("**/checkpoint.pt")) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    claims = list((out / "claims").glob("*.claim"))
+    assert len(claims) == 1 and json.loads(claims[0].read_text())["pid"] == proc.pid   # left behind, owner gone
+    assert not (out / "results.json").exists() and not (out / "summary.json").exists()
+    assert len(list(out.glob("**/records/**/*.json"))) < 8
+    for record in out.glob("**/records/**/*.json"):           # whatever was written is whole
+        assert json.loads(record.read_text())["rows"]
+    # two torchrun ranks take the dead worker's claim over, resume its run and do the rest of the grid
+    rerun = subprocess.run(_torchrun(2, "compare", "--config", str(config), "--out", str(out), "--quiet",
+                                     "--parallel", "runs"), capture_output=True, text=True, env=_env(), timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    log = rerun.stdout + rerun.stderr
+    assert "resuming" in log and "[rank 0/2]" in log and "[rank 1/2]" in log and log.count("writing the summary") == 1
+    assert _table(out) == _table(serial)
+    assert json.loads((out / "sweep.json").read_text())["chosen"] == json.loads((serial / "sweep.json").read_text())["chosen"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["parallel"]["world_size"] == 2 and summary["complete"]
+    assert not list((out / "claims").iterdir())               # every claim released
+
+
+def test_a_different_configuration_is_refused_by_every_worker(tiny, tmp_path):
+    _, config, serial = tiny
+    other = parse_experiment({**__import__("tomllib").loads(TINY), "train": {"epochs": 2, "batch_size": 64}})
+    with pytest.raises(SparsenetError, match="holds the results of another configuration"):
+        run_comparison(other, serial, progress=False, log=lambda m: None, parallel="runs")
+    with pytest.raises(SparsenetError, match="expected 'runs'"):
+        run_comparison(other, tmp_path / "x", progress=False, log=lambda m: None, parallel="data")
+
+
+# ----------------------------------------------------------------------------- discover on two ranks
+
+DISCOVER_SCRIPT = """
+import sys
+import torch
+from torch import nn
+import sparsenet
+from sparsenet.data.synthetic import planted_groups
+
+x = torch.as_tensor(planted_groups(random_state=0).X).float()[:201]    # an odd count: unequal shards
+for permutations in (0, 4):   # from the merged sums alone / with the samples gathered for the null
+    found = sparsenet.discover(nn.Sequential(nn.Identity()), "0", x, device="cpu", batch_size=32, max_samples=201,
+                               permutations=permutations, resamples=permutations // 2, seed=0)
+    if found is not None:
+        found.save(f"{sys.argv[1]}/p{permutations}")
+"""
+
+
+def test_discover_on_two_ranks_equals_one_process(tmp_path):
+    script = tmp_path / "discover_planted.py"
+    script.write_text(DISCOVER_SCRIPT)
+    one = subprocess.run([sys.executable, str(script), str(tmp_path / "one")],
+                         capture_output=True, text=True, env=_env(), timeout=300)
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          str(script), str(tmp_path / "two")], capture_output=True, text=True, env=_env(), timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    for permutations in (0, 4):
+        _same_discovery(tmp_path / "one" / f"p{permutations}", tmp_path / "two" / f"p{permutations}")
+    assert json.loads((tmp_path / "two" / "p4" / "discovery.json").read_text())["significance"]["n_permutations"] == 4
+
+
+def _same_discovery(one: Path, two: Path):
+    import numpy as np
+
+    a, b = (json.loads((d / "discovery.json").read_text()) for d in (one, two))
+    assert a["labels"] == b["labels"] and len(set(a["labels"])) == 4
+    assert [c["kernel_size"] for c in a["clusters"]] == [c["kernel_size"] for c in b["clusters"]]
+    assert a["significance"] == b["significance"] and a["stability"] == b["stability"]
+    assert (a["provenance"]["world_size"], b["provenance"]["world_size"]) == (1, 2)
+    sa, sb = np.load(one / "stats.npz"), np.load(two / "stats.npz")
+    assert sorted(sa.files) == sorted(sb.files) and int(sb["n_images"]) == 201
+    for k in sa.files:
+        if sa[k].dtype.kind == "f":
+            np.testing.assert_allclose(sb[k], sa[k], rtol=1e-10, atol=1e-10 * max(1.0, float(np.abs(sa[k]).max(initial=0))))
+        else:
+            assert np.array_equal(sa[k], sb[k]), k
