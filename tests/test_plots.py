@@ -154,8 +154,15 @@ def test_report_without_significance_or_stability(run, tmp_path):
     bare = dataclasses.replace(run["discovery"], significance={}, stability=None, provenance={})
     text = write_report(bare, {}, tmp_path).read_text()
     assert "## Significance\n\nNot computed: no permutation test was run" in text
-    assert "## Stability\n\nNot computed" in text
+    assert "## Stability\n\nNot computed (too few samples" in text
     assert "## Figures" not in text
+
+
+def test_report_says_why_a_single_cluster_has_no_stability(planted, tmp_path):
+    one = from_labels(np.where(planted.labels < 0, -1, 0), [3], stability=None)
+    text = write_report(one, {}, tmp_path).read_text()
+    assert "## Stability\n\nNot computed: a single cluster" in text
+    assert "too few samples" not in text
 
 
 def test_summary_table_lists_every_cluster(run):

@@ -121,7 +121,7 @@ def write_report(discovery: Discovery, plots: dict[str, Path], out_dir, *, comma
         _clusters(discovery),
         _inactive(discovery),
         _significance(discovery.significance),
-        _stability(discovery.stability),
+        _stability(discovery.stability, discovery.n_clusters),
         _figures(plots, out),
     ]
     return atomic_write_text(out / "report.md", "\n\n".join(s for s in sections if s).rstrip() + "\n")
@@ -267,7 +267,11 @@ def _at_floor(p, n) -> bool:
     return isinstance(n, int) and n > 0 and float(p) <= 1.0 / (n + 1) + 1e-12
 
 
-def _stability(ari: float | None) -> str:
+def _stability(ari: float | None, n_clusters: int) -> str:
+    if ari is None and n_clusters < 2:
+        # the estimator skips the halves at K = 1: every labeling of one cluster agrees
+        return ("## Stability\n\nNot computed: a single cluster, so the halves' labelings cannot "
+                "disagree (stability compares partitions into 2 or more clusters).")
     if ari is None:
         return "## Stability\n\nNot computed (too few samples to split, or no resamples requested)."
     explain = ("The samples are split into two random halves, each half is clustered on its own, and the two "
