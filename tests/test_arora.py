@@ -13,7 +13,7 @@ import torch
 
 from sparsenet.analyser import CorrelationAnalyzer
 from sparsenet.analyser.arora import arora_step, cofiring_graph, decode_hidden
-from sparsenet.analyser.arora_layers import learn_layers, score_layer, score_network
+from sparsenet.analyser.arora_layers import bottom_regime, learn_layers, score_layer, score_network
 from sparsenet.analyser.clustering import METHODS
 from sparsenet.builder.modules import build_module
 from sparsenet.builder.rules import fit_budget, module_from_discovery
@@ -108,6 +108,28 @@ def test_score_network_is_perfect_for_the_true_network():
         assert s.precision == 1.0 and s.recall == 1.0
         nonempty = np.array([len(t) > 0 for t in net.neighbourhoods(len(net.layers) - 2 - scores.index(s))])
         assert np.all(s.best_jaccard[nonempty] == 1.0)
+
+
+def test_bottom_regime_counts_against_a_loop_over_the_weights():
+    """Oracle: excitatory parents, siblings and cousins counted pair by pair from the weights."""
+    net = arora_network(4000, 5, (10, 20), degree=2, top_sparsity=0.1, random_state=3)
+    r = bottom_regime(net)
+    W_top, W_bottom = (w > 0 for w in net.weights)
+    assert r.single_parent == pytest.approx(np.mean([W_top[a].sum() <= 1 for a in range(10)]))
+    sib = cousin = 0
+    for u in range(20):
+        for v in range(20):
+            if u == v:
+                continue
+            shared = set(np.flatnonzero(W_bottom[u])) & set(np.flatnonzero(W_bottom[v]))
+            gu = {g for a in np.flatnonzero(W_bottom[u]) for g in np.flatnonzero(W_top[a])}
+            gv = {g for a in np.flatnonzero(W_bottom[v]) for g in np.flatnonzero(W_top[a])}
+            sib += bool(shared)
+            cousin += (not shared) and bool(gu & gv)
+    assert r.cousins_per_sibling == pytest.approx(cousin / sib)
+    assert r.strength_gap > 1  # related siblings co-fire more than related cousins
+    with pytest.raises(SparsenetError, match="at least 2"):
+        bottom_regime(arora_layer(200, 4, 16, degree=4, random_state=0))
 
 
 def _maps(sample, n_images):

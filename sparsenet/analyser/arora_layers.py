@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from sparsenet.analyser.arora import AroraLayer, arora_step
+from sparsenet.analyser.arora import AroraLayer, arora_step, cofiring_graph
 from sparsenet.errors import SparsenetError
 
-__all__ = ["learn_layers", "LayerScore", "score_layer", "score_network"]
+__all__ = ["learn_layers", "LayerScore", "score_layer", "score_network", "Regime", "bottom_regime"]
 
 
 def learn_layers(Y, n_layers: int, alpha: float = 0.05) -> list[AroraLayer]:
@@ -114,3 +114,47 @@ def score_network(sample, layers: list[AroraLayer]) -> list[LayerScore]:
         scores.append(score)
         names = score.match
     return scores
+
+
+@dataclass(frozen=True)
+class Regime:
+    """What decides whether the bottom step of a planted network can name the layer directly above.
+
+    Two bottom units are *siblings* if they share an excitatory parent and *cousins* if they
+    share an excitatory grandparent but no excitatory parent (docs/arora.md, "The regime").
+    """
+
+    single_parent: float  # share of the units above the bottom with <= 1 excitatory parent
+    cousins_per_sibling: float  # cousin pairs per sibling pair among the bottom units
+    strength_gap: float  # median n_uv / min(n_u, n_v): related siblings over related cousins
+
+
+def bottom_regime(sample, alpha: float = 0.05) -> Regime:
+    """Measure :class:`Regime` on a planted ``AroraSample`` with at least two generated layers.
+
+    A unit above the bottom with one excitatory parent fires almost exactly when that parent does,
+    so its children co-fire with its siblings' children as with each other (not identifiable from
+    the layer below); with k >= 2 excitatory parents, cousins co-fire about k times less than
+    siblings, which is the only margin a rule on co-firing strength can use.
+    """
+    if len(sample.weights) < 2:
+        raise SparsenetError(f"a network with {len(sample.weights)} generated layer(s); accepted: "
+                             f"at least 2 (cousins need a grandparent)")
+    plus = [(w > 0).astype(np.int64) for w in sample.weights]
+    k_plus = plus[-2].sum(axis=1)  # excitatory parents of each unit directly above the bottom
+    sib = (plus[-1] @ plus[-1].T) > 0
+    grand = ((plus[-1] @ plus[-2]) > 0).astype(np.int64)  # bottom unit -> excitatory grandparents
+    cousin = ((grand @ grand.T) > 0) & ~sib
+    np.fill_diagonal(sib, False)
+    np.fill_diagonal(cousin, False)
+    Y = np.asarray(sample.observed, dtype=np.float64)
+    counts = Y.T @ Y
+    graph = cofiring_graph(counts, Y.shape[0], alpha)
+    rate = np.diag(counts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        strength = counts / np.minimum.outer(rate, rate)
+    related_sib, related_cousin = strength[graph & sib], strength[graph & cousin]
+    gap = (float(np.median(related_sib) / np.median(related_cousin))
+           if related_sib.size and related_cousin.size else float("nan"))
+    return Regime(single_parent=float((k_plus <= 1).mean()),
+                  cousins_per_sibling=float(cousin.sum() / max(sib.sum(), 1)), strength_gap=gap)
