@@ -207,3 +207,24 @@ def test_apply_command_refuses_bad_inputs_by_name(trained, capsys, args, message
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("contiguous", [False, True])
+def test_the_builders_chooser_keeps_the_function_whichever_form_it_picks(contiguous):
+    from sparsenet.bench.hardware import cluster_spec, contiguous_spec
+    from sparsenet.builder.modules import build_module
+
+    spec = cluster_spec(24, 3)
+    spec = contiguous_spec(spec) if contiguous else spec
+    torch.manual_seed(0)
+    module = build_module(spec, measure_at=(2, 5, 5)).eval()
+    (bucket,) = module.buckets
+    assert bucket.form in FORMS and (bucket.index is None) == contiguous  # contiguous: no gather
+    x = torch.randn(2, 24, 5, 5)
+    with torch.no_grad():
+        ref = bucket.run_form(x, "grouped")
+        for form in bucket.FORMS:
+            assert (bucket.run_form(x, form) - ref).abs().max() < 1e-4, form
+        assert (module(x) - ref).abs().max() < 1e-4
+    plain = build_module(spec)
+    assert plain.forms() == ["grouped"]  # measurement off: the deterministic fallback

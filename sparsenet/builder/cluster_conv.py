@@ -131,6 +131,13 @@ class ClusterConv2d(nn.Module):
             return self._grouped(x, form.endswith("channels_last"))
         return self._per_cluster(x, form.endswith("channels_last"))
 
+    def shape_key(self) -> tuple:
+        return (self.in_channels, self.starts, self.in_sizes, self.out_sizes, self.kernel_size,
+                str(self.stride), str(self.padding), str(self.dilation))
+
+    def fallback_form(self) -> str:
+        return fallback_form(self)
+
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, groups={len(self.starts)}, "
                 f"in_sizes={list(self.in_sizes)}, out_sizes={list(self.out_sizes)}, form={self.form}")
@@ -169,28 +176,31 @@ def fallback_form(module: ClusterConv2d) -> str:
     return "grouped" if module.equal else "per_cluster"
 
 
-def _key(module: ClusterConv2d, input_shape) -> tuple:
-    return (module.in_channels, module.starts, module.in_sizes, module.out_sizes, module.kernel_size,
-            str(module.stride), str(module.padding), str(module.dilation), tuple(input_shape),
-            torch.get_num_threads(), str(module.weight.device))
+def _key(module, input_shape) -> tuple:
+    return (type(module).__name__, module.shape_key(), tuple(input_shape), torch.get_num_threads(),
+            str(next(module.parameters()).device))
 
 
 def clear_form_cache() -> None:
     _CACHE.clear()
 
 
-def choose_form(module: ClusterConv2d, input_shape, *, measure: bool = True, repeats: int = 5) -> str:
-    """The fastest form for ``module`` on inputs of ``input_shape`` (N, C, H, W), timed side by
-    side on this machine (cached per shape and thread count), or :func:`fallback_form` when
-    ``measure`` is False.  Sets ``module.form`` and returns it."""
+def choose_form(module, input_shape, *, measure: bool = True, repeats: int = 5) -> str:
+    """The fastest form for ``module`` (a ``ClusterConv2d``, or any module with ``FORMS``,
+    ``run_form(x, form)``, ``shape_key()`` and ``fallback_form()``) on inputs of ``input_shape``
+    (N, C, H, W), timed side by side on this machine (cached per shape and thread count), or its
+    deterministic fallback when ``measure`` is False.  Sets ``module.form`` and returns it."""
+    forms = getattr(module, "FORMS", FORMS)
     if not measure:
-        module.form = fallback_form(module)
+        module.form = module.fallback_form()
         return module.form
     key = _key(module, input_shape)
     if key not in _CACHE:
-        from sparsenet.bench.timing import time_side_by_side
+        from sparsenet.bench.timing import time_side_by_side  # a leaf module: timing helpers only
 
-        x = torch.randn(*input_shape, device=module.weight.device)
+        x = torch.randn(*input_shape, device=next(module.parameters()).device)
+        was = module.training
+        module.eval()
 
         def timed(form):
             def call():
@@ -198,7 +208,10 @@ def choose_form(module: ClusterConv2d, input_shape, *, measure: bool = True, rep
                     return module.run_form(x, form)
             return call
 
-        t = time_side_by_side({f: timed(f) for f in FORMS}, repeats=repeats, warmup=1, min_time=0.01)
-        _CACHE[key] = min(FORMS, key=lambda f: t[f].median)
+        try:
+            t = time_side_by_side({f: timed(f) for f in forms}, repeats=repeats, warmup=1, min_time=0.01)
+        finally:
+            module.train(was)
+        _CACHE[key] = min(forms, key=lambda f: t[f].median)
     module.form = _CACHE[key]
     return module.form
