@@ -49,6 +49,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+import torch.nn.functional as F
+
+from sparsenet.builder.cluster_conv import FORMS as CLUSTER_FORMS
 from sparsenet.errors import SparsenetError
 from sparsenet.models.googlenet import init_weights
 from sparsenet.builder.spec import (
@@ -172,43 +175,120 @@ class _ConvUnit(nn.Sequential):
         super().__init__(*layers)
 
 
+def _unit_slice(unit: nn.Sequential, x: torch.Tensor, rows: slice, cols: int) -> torch.Tensor:
+    """One group of a grouped ``_ConvUnit`` as a small dense conv (weight rows, first ``cols``
+    columns), its batch norm on the same rows (views: running statistics update in place), ReLU."""
+    conv = unit[0]
+    y = F.conv2d(x, conv.weight[rows, :cols], conv.bias[rows] if conv.bias is not None else None,
+                 padding=conv.padding)
+    if len(unit) == 3:
+        bn = unit[1]
+        y = F.batch_norm(y, bn.running_mean[rows], bn.running_var[rows], bn.weight[rows], bn.bias[rows],
+                         bn.training, bn.momentum if bn.momentum is not None else 0.1, bn.eps)
+    return y.relu_()
+
+
 class _FusedBranches(nn.Module):
-    """One bucket: gather -> grouped 1x1 reduction -> grouped k x k conv (or a grouped 1x1)."""
+    """One bucket: gather -> grouped 1x1 reduction -> grouped k x k conv (or a grouped 1x1).
+
+    Forms (the same function and weights; ``sparsenet.builder.cluster_conv.choose_form`` times
+    them when the module is built with ``measure_at``): ``grouped`` and
+    ``grouped_channels_last`` (one gather, grouped convs), and, for buckets whose groups need no
+    padding, ``per_cluster`` and ``per_cluster_channels_last`` (a small dense stack per group on
+    a view of its channels where they are contiguous, else on its own gather)."""
 
     def __init__(self, spec: ModuleSpec, bucket: Bucket):
         super().__init__()
         k, g = bucket.kernel_size, bucket.groups
         s, r, w = bucket.group_inputs, bucket.group_reduce, bucket.group_width
         branches = [spec.branches[i] for i in bucket.members]
-        index = None
+        index, window = None, None
         if not bucket.reads_all:
             gathered = []
             for b in branches:
                 gathered += list(b.inputs) + [b.inputs[0]] * (s - len(b.inputs))  # pad with own channel
-            if gathered != list(range(spec.in_channels)):
+            if gathered == list(range(gathered[0], gathered[0] + len(gathered))):
+                window = (gathered[0], len(gathered))  # contiguous (a permuted producer): a view, no gather
+            else:
                 index = torch.tensor(gathered, dtype=torch.long)
         self.register_buffer("index", index, persistent=False)
-        # grouped 5x5 (and larger) convs run channels-last: there oneDNN's NHWC kernels beat
-        # NCHW by 1.1-1.8x even with the two layout copies; grouped 3x3 convs do not gain
-        # enough to pay for them (measured: `sparsenet bench`, docs/performance.md)
-        self.channels_last = g > 1 and k >= CHANNELS_LAST_MIN_KERNEL
+        self.window = None if window == (0, spec.in_channels) else window
         bn = spec.batch_norm
         n_in = [b.n_inputs(spec.in_channels) for b in branches]
+        self._kernel = k
         if k == 1:
             self.reduce = None
             self.conv = _ConvUnit(g * s, g * w, 1, g, bn, _block_mask(w, s, 1, [(b.width, n) for b, n in zip(branches, n_in)]))
         else:
             self.reduce = _ConvUnit(g * s, g * r, 1, g, bn, _block_mask(r, s, 1, [(b.reduce, n) for b, n in zip(branches, n_in)]))
             self.conv = _ConvUnit(g * r, g * w, k, g, bn, _block_mask(w, r, k, [(b.width, b.reduce) for b in branches]))
+        # per-group forms need the grouped output layout unpadded (every width = w)
+        self.FORMS = CLUSTER_FORMS if g > 1 and all(b.width == w for b in branches) else CLUSTER_FORMS[:2]
+        self._groups = [(n, b.reduce, b.width) for b, n in zip(branches, n_in)]
+        self._inputs = [None if b.inputs is None else list(b.inputs) for b in branches]
+        self._slices = []
+        for j, ins in enumerate(self._inputs):
+            if ins is None or ins == list(range(ins[0], ins[0] + len(ins))):
+                self._slices.append((0 if ins is None else ins[0], n_in[j]))
+            else:
+                self.register_buffer(f"index{j}", torch.tensor(ins, dtype=torch.long), persistent=False)
+                self._slices.append(None)
+        self._shape = (spec.in_channels, k, g, s, r, w, tuple(self._groups), tuple(None if x is None else tuple(x) for x in self._inputs))
+        self.form = self.fallback_form()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def fallback_form(self) -> str:
+        # grouped 5x5 (and larger) convs run channels-last: there oneDNN's NHWC kernels beat
+        # NCHW by 1.1-1.8x even with the two layout copies; grouped 3x3 convs do not gain
+        # enough to pay for them (measured: `sparsenet bench`, docs/performance.md)
+        return "grouped_channels_last" if len(self._groups) > 1 and self._kernel >= CHANNELS_LAST_MIN_KERNEL \
+            else "grouped"
+
+    def shape_key(self) -> tuple:
+        return self._shape
+
+    @property
+    def channels_last(self) -> bool:
+        """Whether the current form runs channels-last (setting it keeps the grouped/per-cluster choice)."""
+        return self.form.endswith("channels_last")
+
+    @channels_last.setter
+    def channels_last(self, value: bool) -> None:
+        kind = self.form.removesuffix("_channels_last")
+        self.form = f"{kind}_channels_last" if value else kind
+
+    def _grouped(self, x: torch.Tensor, channels_last: bool) -> torch.Tensor:
         if self.index is not None:
             x = x.index_select(1, self.index)  # N x g*s x H x W, clusters contiguous
-        if self.channels_last:
+        elif self.window is not None:
+            x = x.narrow(1, *self.window)
+        if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         if self.reduce is not None:
             x = self.reduce(x)  # N x g*r x H x W
         return self.conv(x)  # N x g*w x H x W
+
+    def _per_cluster(self, x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        outs = []
+        r, w = self.reduce[0].out_channels // len(self._groups) if self.reduce is not None else 0, \
+            self.conv[0].out_channels // len(self._groups)
+        for j, ((n, rj, wj), where) in enumerate(zip(self._groups, self._slices)):
+            xj = x.narrow(1, *where) if where is not None else x.index_select(1, getattr(self, f"index{j}"))
+            if self.reduce is not None:
+                xj = _unit_slice(self.reduce, xj, slice(j * r, j * r + rj), n)
+                outs.append(_unit_slice(self.conv, xj, slice(j * w, j * w + wj), rj))
+            else:
+                outs.append(_unit_slice(self.conv, xj, slice(j * w, j * w + wj), n))
+        return torch.cat(outs, 1)  # N x g*w x H x W (every width w: the grouped layout)
+
+    def run_form(self, x: torch.Tensor, form: str) -> torch.Tensor:
+        if form.startswith("grouped"):
+            return self._grouped(x, form.endswith("channels_last"))
+        return self._per_cluster(x, form.endswith("channels_last"))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.run_form(x, self.form)
 
 
 class _PoolBranch(nn.Module):
@@ -232,7 +312,7 @@ class _PoolBranch(nn.Module):
 class SpecInception(nn.Module):
     """An Inception-like module built from a ModuleSpec; output has ``spec.out_channels`` channels."""
 
-    def __init__(self, spec: ModuleSpec, pad_tolerance: float = DEFAULT_PAD_TOLERANCE):
+    def __init__(self, spec: ModuleSpec, pad_tolerance: float = DEFAULT_PAD_TOLERANCE, measure_at=None):
         super().__init__()
         if not isinstance(spec, ModuleSpec):
             raise SparsenetError(f"build_module needs a ModuleSpec; got {type(spec).__name__}")
@@ -257,6 +337,11 @@ class SpecInception(nn.Module):
                 runs.append([b, start, width])
         self._runs = [tuple(r) for r in runs]
         init_masked_weights(self)
+        if measure_at is not None:
+            choose_forms(self, measure_at)
+
+    def forms(self) -> list[str]:
+        return [b.form for b in self.buckets]
 
     def _pieces(self, x: torch.Tensor, slices) -> list[torch.Tensor]:
         # N x in_channels x H x W -> the (bucket, start, width) slices of the buckets' outputs, then the pool
@@ -315,6 +400,23 @@ class SpecNetwork(nn.Module):
         return self.fc(self.dropout(x))  # N x num_classes
 
 
+def _measure_at(value) -> tuple[int, int, int]:
+    ok = isinstance(value, (tuple, list)) and len(value) == 3 and all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
+    if not ok:
+        raise SparsenetError(f"measure_at must be (batch, H, W) of positive integers (None: no measurement); got {value!r}")
+    return tuple(value)
+
+
+def choose_forms(module: SpecInception, measure_at) -> list[str]:
+    """Time every bucket's forms at ``measure_at`` = (batch, H, W) and keep the fastest (cached
+    per shape; ``sparsenet.builder.cluster_conv.choose_form``)."""
+    from sparsenet.builder.cluster_conv import choose_form
+
+    n, h, w = _measure_at(measure_at)
+    return [choose_form(b, (n, module.in_channels, h, w)) for b in module.buckets]
+
+
 def init_masked_weights(model: nn.Module) -> None:
     # As googlenet_small (``init_weights``); then masked weights are re-zeroed so that a fresh
     # module starts with exactly the spec's connections (masking draws nothing from the RNG)
@@ -326,11 +428,13 @@ def init_masked_weights(model: nn.Module) -> None:
 
 
 def build_module(spec: ModuleSpec, *, in_channels: int | None = None,
-                 pad_tolerance: float = DEFAULT_PAD_TOLERANCE) -> SpecInception:
-    """A runnable module for ``spec``; ``in_channels`` checks it fits the layer it follows."""
+                 pad_tolerance: float = DEFAULT_PAD_TOLERANCE, measure_at=None) -> SpecInception:
+    """A runnable module for ``spec``; ``in_channels`` checks it fits the layer it follows.
+    ``measure_at`` = (batch, H, W): time each bucket's realisation forms on this machine at that
+    input size and use the fastest (None: the deterministic fallback, see ``_FusedBranches``)."""
     if in_channels is not None:
         check_fits(spec, in_channels)
-    return SpecInception(spec, pad_tolerance)
+    return SpecInception(spec, pad_tolerance, measure_at)
 
 
 def build_network(spec: NetworkSpec, *, pad_tolerance: float = DEFAULT_PAD_TOLERANCE) -> SpecNetwork:

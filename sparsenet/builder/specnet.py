@@ -41,3 +41,7 @@ def specnet(*, spec: dict | None = None, num_classes: int | None = None, in_chan
     model = build_network(parsed)
     model.registry_name = "specnet"
     return model
+
+
+# the code that resolves checkpoints imports this module; networks after `sparsenet apply` too
+import sparsenet.builder.applied  # noqa: E402,F401  (registers "applied")

@@ -20,7 +20,7 @@ from sparsenet.errors import SparsenetError
 
 # Sub-command modules, in the order `sparsenet --help` lists them.  A module that is not there
 # yet (work in progress) is skipped rather than breaking the whole CLI.
-COMMANDS = ["datasets", "models", "train", "discover", "build", "grow", "compare", "bench"]
+COMMANDS = ["datasets", "models", "train", "discover", "build", "grow", "apply", "lesion", "compare", "bench"]
 
 
 def build_parser() -> argparse.ArgumentParser:
