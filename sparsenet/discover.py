@@ -204,9 +204,14 @@ def needs_samples(settings: AnalysisSettings) -> bool:
 
 
 def analyse(acts: Activations, settings: AnalysisSettings, *, stats=None) -> tuple[Any, FittedDiscovery]:
-    """Fit the analyser once; returns (analyzer, discovery).  ``stats``: the ChannelStats to save."""
+    """Fit the analyser once; returns (analyzer, discovery).  ``stats``: the ChannelStats of exactly
+    these activations (accumulated while recording), which the fit reads instead of computing
+    them again, and which are saved."""
     values = acts.values[: settings.max_samples]
-    analyzer = make_analyzer(settings).fit(values.numpy() if isinstance(values, torch.Tensor) else values)
+    if stats is not None and stats.n_images_ != len(values):
+        raise SparsenetError(f"the statistics hold {stats.n_images_} images, the activations {len(values)}")
+    analyzer = make_analyzer(settings).fit(values.numpy() if isinstance(values, torch.Tensor) else values,
+                                           stats=stats)
     provenance = {**acts.provenance, "samples": int(len(values)), "seed": settings.seed,
                   "sparsenet_version": __version__}
     return analyzer, from_analyzer(analyzer, settings=_settings_record(settings),
