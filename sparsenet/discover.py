@@ -218,6 +218,10 @@ def analyse(acts: Activations, settings: AnalysisSettings, *, stats=None) -> tup
                                    provenance=provenance, stats=stats)
 
 
+AUTO_K_WITHOUT_SAMPLES = ("eigengap: the automatic K's noise edge needs the samples (shuffled copies), which "
+                          "statistics do not hold; give clusters=K to repeat a run's K")
+
+
 def analyse_stats(stats, settings: AnalysisSettings, provenance: dict[str, Any] | None = None) -> FittedDiscovery:
     """Analyse saved (or streamed) ``ChannelStats``: clusters and kernel sizes, but no significance
     or stability, which need the samples."""
@@ -227,6 +231,8 @@ def analyse_stats(stats, settings: AnalysisSettings, provenance: dict[str, Any] 
     if needs_samples(settings):
         provenance["not_computed"] = ("significance and stability need the samples; the analysis read "
                                       "statistics only")
+    if settings.clusters == "auto":  # the noise edge comes from shuffled copies of the samples
+        provenance["k_rule"] = AUTO_K_WITHOUT_SAMPLES
     return from_analyzer(analyzer, settings=_settings_record(settings), provenance=provenance,
                          stats=stats)
 
