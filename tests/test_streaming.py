@@ -136,3 +136,5 @@ def test_discover_keeps_one_set_of_statistics():
     found = sparsenet.discover(model, "1", DataLoader(TensorDataset(x), batch_size=16), device="cpu",
                                permutations=3, resamples=0, clusters=2)
     assert found.analyzer.stats_ is found.stats and found.stats.n_images_ == 40
+    streamed = sparsenet.discover(model, "1", x, device="cpu", permutations=0, resamples=0)  # statistics only
+    assert "eigengap" in streamed.provenance["k_rule"] and "k_rule" not in found.provenance
