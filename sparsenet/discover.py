@@ -204,13 +204,22 @@ def needs_samples(settings: AnalysisSettings) -> bool:
 
 
 def analyse(acts: Activations, settings: AnalysisSettings, *, stats=None) -> tuple[Any, FittedDiscovery]:
-    """Fit the analyser once; returns (analyzer, discovery).  ``stats``: the ChannelStats to save."""
+    """Fit the analyser once; returns (analyzer, discovery).  ``stats``: the ChannelStats of exactly
+    these activations (accumulated while recording), which the fit reads instead of computing
+    them again, and which are saved."""
     values = acts.values[: settings.max_samples]
-    analyzer = make_analyzer(settings).fit(values.numpy() if isinstance(values, torch.Tensor) else values)
+    if stats is not None and stats.n_images_ != len(values):
+        raise SparsenetError(f"the statistics hold {stats.n_images_} images, the activations {len(values)}")
+    analyzer = make_analyzer(settings).fit(values.numpy() if isinstance(values, torch.Tensor) else values,
+                                           stats=stats)
     provenance = {**acts.provenance, "samples": int(len(values)), "seed": settings.seed,
                   "sparsenet_version": __version__}
     return analyzer, from_analyzer(analyzer, settings=_settings_record(settings),
                                    provenance=provenance, stats=stats)
+
+
+AUTO_K_WITHOUT_SAMPLES = ("eigengap: the automatic K's noise edge needs the samples (shuffled copies), which "
+                          "statistics do not hold; give clusters=K to repeat a run's K")
 
 
 def analyse_stats(stats, settings: AnalysisSettings, provenance: dict[str, Any] | None = None) -> FittedDiscovery:
@@ -222,6 +231,8 @@ def analyse_stats(stats, settings: AnalysisSettings, provenance: dict[str, Any] 
     if needs_samples(settings):
         provenance["not_computed"] = ("significance and stability need the samples; the analysis read "
                                       "statistics only")
+    if settings.clusters == "auto":  # the noise edge comes from shuffled copies of the samples
+        provenance["k_rule"] = AUTO_K_WITHOUT_SAMPLES
     return from_analyzer(analyzer, settings=_settings_record(settings), provenance=provenance,
                          stats=stats)
 

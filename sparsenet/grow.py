@@ -151,9 +151,15 @@ def _check_settings(out: Path, settings: dict[str, Any]) -> None:
 
 
 def grow(dataset, config: GrowthConfig, train_config, analysis, out_dir: str | Path, *,
-         progress: bool = True, device=None, ablation: str | None = None) -> dict[str, Any]:
+         progress: bool = True, device=None, ablation: str | None = None, num_workers: int = 0) -> dict[str, Any]:
     """Grow ``config.modules`` modules on ``dataset``; see the module docstring for the layout.
-    Training and recording run on ``device`` (``auto``/None: CUDA when available)."""
+
+    ``dataset`` is a built-in ``sparsenet.data.Dataset`` or a
+    :class:`~sparsenet.data.training_data.TrainingData` over the caller's own torch Datasets or
+    DataLoaders; every step records from and trains on its splits through DataLoaders
+    (``num_workers`` workers).  Training and recording run on ``device`` (``auto``/None: CUDA
+    when available)."""
+    from sparsenet.data.training_data import as_training_data
     from sparsenet.device import resolve_device
     from sparsenet.io import check_out_dir, entries, roll_back
 
@@ -165,6 +171,7 @@ def grow(dataset, config: GrowthConfig, train_config, analysis, out_dir: str | P
     if ablation not in (None, "none", *ABLATIONS):  # refused before anything trains or is written
         raise SparsenetError(f"unknown ablation {ablation!r}; accepted: none, {', '.join(ABLATIONS)}")
     device = resolve_device(device)
+    dataset = as_training_data(dataset)
     if analysis.clusters != "auto" and analysis.clusters > config.stem_width:
         raise SparsenetError(f"clusters is {analysis.clusters}, but the first layer clustered (the stem) has "
                              f"{config.stem_width} channels; give clusters <= stem_width, or 'auto'")
@@ -182,25 +189,22 @@ def grow(dataset, config: GrowthConfig, train_config, analysis, out_dir: str | P
     try:
         out.mkdir(parents=True, exist_ok=True)
         _check_settings(out, settings)
-        return _grow_steps(out, dataset, config, train_config, analysis, target, progress, device, ablation)
+        return _grow_steps(out, dataset, config, train_config, analysis, target, progress, device, ablation,
+                           num_workers)
     except SparsenetError:
         roll_back(out, before)  # a refused growth leaves --out as it was; an interrupted one stays to resume
         raise
 
 
 def _grow_steps(out: Path, dataset, config: GrowthConfig, train_config, analysis, target, progress: bool, device,
-                ablation):
+                ablation, num_workers: int):
     from sparsenet.builder.modules import build_network
     from sparsenet.training.checkpoint import load_checkpoint
     from sparsenet.discover import Activations, analyse, write_run
-    from sparsenet.data import normalize
     from sparsenet.recording import record
     from sparsenet.builder.spec import load_spec, save_spec, spec_to_dict
     from sparsenet.training.loop import train
     import torch
-
-    mean, std = dataset.mean_std()
-    x_record = normalize(dataset.x_train[: analysis.max_samples], mean, std)
 
     network, state, steps = _initial_spec(dataset, config), None, []
     for step in range(config.modules + 1):
@@ -218,7 +222,8 @@ def _grow_steps(out: Path, dataset, config: GrowthConfig, train_config, analysis
             model.load_state_dict(state)
             layer = _newest_layer(network)
             if not (step_dir / "module.json").exists():
-                acts = record(model.to(device), layer, x_record, batch_size=250, device=device).cpu()
+                acts = record(model.to(device), layer, dataset.train, batch_size=250, max_samples=analysis.max_samples,
+                              device=device).cpu()  # the first max_samples training images, in order
                 acts_info = Activations(acts, {"model": "specnet", "layer": layer, "data": dataset.name,
                                                "split": "train", "growth_step": step,
                                                "layer_shape": list(acts.shape[1:])})
@@ -245,7 +250,7 @@ def _grow_steps(out: Path, dataset, config: GrowthConfig, train_config, analysis
         metrics = train(model, dataset, train_config, model_name="specnet",
                         model_kwargs={"spec": spec_to_dict(network)}, out_dir=step_dir,
                         resume=(step_dir / "checkpoint.pt").exists(), progress=progress,
-                        extra={"growth_step": step, "mode": config.mode}, device=device)
+                        extra={"growth_step": step, "mode": config.mode}, device=device, num_workers=num_workers)
         state = model.state_dict()
         steps.append(metrics)
     return _finish(out, network, steps, config, dataset, target)

@@ -138,7 +138,7 @@ def input_batches(data, *, batch_size: int = 256, max_samples: int | None = None
     tensor / array (sliced into batches of ``batch_size``).  Batches are read as they are
     needed: nothing but the current batch is held.
     """
-    from torch.utils.data import DataLoader, Dataset
+    from torch.utils.data import DataLoader, Dataset, IterableDataset
 
     if isinstance(data, (torch.Tensor, np.ndarray)):
         x = torch.as_tensor(data)
@@ -146,9 +146,13 @@ def input_batches(data, *, batch_size: int = 256, max_samples: int | None = None
             raise SparsenetError(f"data is a tensor of shape {tuple(x.shape)}; accepted: N x ... with N >= 1")
         stop = len(x) if max_samples is None else min(len(x), max_samples)
         source = (x[i:min(i + batch_size, stop)] for i in range(0, stop, batch_size))
-    elif isinstance(data, Dataset):
-        source = iter(DataLoader(data, batch_size=batch_size, shuffle=False,
-                                 pin_memory=device is not None and torch.device(device).type == "cuda"))
+    elif isinstance(data, Dataset) and not isinstance(data, IterableDataset):
+        from sparsenet.data.loader import train_loader
+
+        source = iter(train_loader(data, batch_size, shuffle=False,
+                                   pin_memory=device is not None and torch.device(device).type == "cuda"))
+    elif isinstance(data, IterableDataset):
+        source = iter(DataLoader(data, batch_size=batch_size))
     elif isinstance(data, (DataLoader, Iterable)) and not isinstance(data, (str, bytes, dict)):
         source = iter(data)
     else:

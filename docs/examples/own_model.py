@@ -43,6 +43,7 @@ if __name__ == "__main__":  # `--model docs/examples/own_model.py:Net` imports t
                                device="auto", max_samples=1500, seed=0)
     print(found.n_clusters, "clusters of sizes", [c.size for c in found.clusters],
           "kernel sizes", [c.kernel_size for c in found.clusters])
-    print("significance p =", found.significance["p"], " stability =", round(found.stability, 3))
+    # stability is None when a single cluster is found (there are no two labelings to compare)
+    print("significance p =", found.significance["p"], " stability =", found.stability)
     found.save("runs/own-model")   # discovery.json, report.md, plots, affinity.npy, spectrum.npy, stats.npz
     torch.save(model.state_dict(), "runs/own-model.pt")   # a plain state_dict, for the command line

@@ -236,18 +236,28 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         self.spatial_method = spatial_method
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y=None):
-        """Fit on activations (N x C or N x C x H x W, numpy or torch) or a fitted ChannelStats."""
+    def fit(self, X, y=None, stats=None):
+        """Fit on activations (N x C or N x C x H x W, numpy or torch) or a fitted ChannelStats.
+
+        ``stats``: the ``ChannelStats`` of exactly these activations, accumulated already (by
+        :func:`sparsenet.discover` while it recorded them, on the device), used instead of a
+        second pass over ``X``; it must match ``X`` (channels, images, kind) and the settings
+        (threshold, rings)."""
         self._validate_params()
         rng = check_random_state(self.random_state)
         if isinstance(X, ChannelStats):
+            if stats is not None:
+                raise SparsenetError("fit got a ChannelStats as X and another as stats; give one of them")
             samples, stats = None, self._check_stats(X)
         else:
             samples = self._check_fit_input(X)
             two_pass = self.spatial_method == "cluster_maps"
-            stats = ChannelStats(max_radius=0 if two_pass else self._radius(samples),
-                                 threshold=self.threshold)
-            stats.partial_fit(samples)
+            if stats is not None:
+                stats = self._check_given_stats(stats, samples, two_pass)
+            else:
+                stats = ChannelStats(max_radius=0 if two_pass else self._radius(samples),
+                                     threshold=self.threshold)
+                stats.partial_fit(samples)
         self.stats_ = stats
         self.n_features_in_ = stats.n_channels_
         self.k_edge_ = None
@@ -501,6 +511,29 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
             raise SparsenetError("the ChannelStats passed to fit has seen no data; "
                                  "call its partial_fit first")
         _check_counts(stats.n_samples_, stats.n_channels_, f"ChannelStats of {stats.n_channels_} channels")
+        return stats
+
+    def _check_given_stats(self, stats, samples: np.ndarray, two_pass: bool) -> ChannelStats:
+        """``stats`` as the fit's own would be: of these samples, with this threshold and the rings the
+        fit reads (none with the two-pass cluster maps, which read the samples)."""
+        if not isinstance(stats, ChannelStats):
+            raise SparsenetError(f"stats is a {type(stats).__name__}; accepted: the ChannelStats of X")
+        self._check_stats(stats)
+        problems = []
+        if stats.n_channels_ != samples.shape[1] or stats.n_images_ != samples.shape[0] \
+                or bool(stats.spatial_) != (samples.ndim == 4):
+            problems.append(f"they hold {stats.n_images_} images of {stats.n_channels_} channels, X has shape "
+                            f"{samples.shape}")
+        same = (np.array_equal(np.asarray(stats.threshold), np.asarray(self.threshold))
+                if not isinstance(stats.threshold, str) or not isinstance(self.threshold, str)
+                else stats.threshold == self.threshold)
+        if not same:
+            problems.append(f"their threshold is {stats.threshold!r}, the analyser's {self.threshold!r}")
+        if not two_pass and stats.max_radius != self._radius(samples):
+            problems.append(f"their rings reach {stats.max_radius}, the fit reads {self._radius(samples)}")
+        if problems:
+            raise SparsenetError("the ChannelStats given with X are not X's: " + "; ".join(problems)
+                                 + "; accepted: the statistics of exactly X, or none (fit computes them)")
         return stats
 
     def _check_transform_input(self, X) -> np.ndarray:

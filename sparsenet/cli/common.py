@@ -34,6 +34,17 @@ def positive_int(text: str) -> int:
 positive_int.__name__ = "positive integer"
 
 
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = int(text)
+    if value < 0:
+        raise ValueError(text)
+    return value
+
+
+non_negative_int.__name__ = "integer >= 0"
+
+
 def clusters(text: str):
     """argparse type: K (a positive integer) or 'auto'."""
     if text == "auto":

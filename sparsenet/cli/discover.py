@@ -55,6 +55,8 @@ def run(args) -> int:
         if d.needs_samples(settings):
             print("note: significance and stability need the samples; --stats holds statistics only, so they "
                   "are not computed (--permutations 0 --resamples 0 says so explicitly)", file=sys.stderr)
+        if settings.clusters == "auto":
+            print(f"note: K by the {d.AUTO_K_WITHOUT_SAMPLES}", file=sys.stderr)
         discovery = d.analyse_stats(d.load_stats(args.stats), settings, {"stats": str(args.stats)})
     elif args.activations:
         acts = d.load_activations(args.activations)

@@ -6,7 +6,7 @@ from sparsenet.analyser.settings import GROW
 from sparsenet.builder.spec import CONNECTIVITIES
 from sparsenet.errors import SparsenetError
 from sparsenet.cli.common import add_analysis_arguments, analysis_settings, positive_int
-from sparsenet.cli.options import add_device_argument
+from sparsenet.cli.options import add_device_argument, add_workers_argument
 from sparsenet.grow import MODES, STEP_TRAINING, GrowthConfig
 from sparsenet.training.config import DEFAULT_DATA, TrainConfig
 
@@ -40,6 +40,7 @@ def add_parser(sub) -> None:
     p.add_argument("--out", default="runs/grow", help="output directory (default runs/grow); rerun to resume")
     p.add_argument("--quiet", action="store_true")
     add_device_argument(p)
+    add_workers_argument(p)
     p.set_defaults(func=run)
 
 
@@ -65,7 +66,8 @@ def run(args) -> int:
     train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed).validate()
     analysis = analysis_settings(args)
     dataset = load_dataset(args.data, args.data_root, seed=args.seed)
-    summary = grow(dataset, config, train_config, analysis, args.out, progress=not args.quiet, device=device)
+    summary = grow(dataset, config, train_config, analysis, args.out, progress=not args.quiet, device=device,
+                   num_workers=args.workers)
     print(f"grown {summary['modules']} modules on {summary['data']}: test accuracy "
           f"{summary['final_test_accuracy']:.4f}, params {summary['params']:,}, mult-adds {summary['macs']:,}")
     for s in summary["steps"]:

@@ -1,5 +1,5 @@
 """Options shared by the commands that run a model: --model (a registered name or an import
-path), --model-arg, --weights and --device; --log is added to every command by ``cli/__init__``.
+path), --model-arg, --weights, --device and --workers; --log is added to every command by ``cli/__init__``.
 
 The choice lists come from the library (``sparsenet.device.DEVICES``); nothing here imports torch.
 """
@@ -27,6 +27,14 @@ def add_device_argument(parser) -> None:
 
     parser.add_argument("--device", default="auto",
                         help=f"{' | '.join(DEVICES)} (default auto: CUDA when available, else the CPU)")
+
+
+def add_workers_argument(parser) -> None:
+    """--workers N: the training DataLoader's worker processes."""
+    from sparsenet.cli.common import non_negative_int
+
+    parser.add_argument("--workers", type=non_negative_int, default=0,
+                        help="DataLoader worker processes (default 0: load in this process)")
 
 
 def add_log_argument(parser) -> None:

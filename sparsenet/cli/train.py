@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sparsenet.cli.common import parse_key_values, positive_int
-from sparsenet.cli.options import add_device_argument, add_model_arguments
+from sparsenet.cli.options import add_device_argument, add_model_arguments, add_workers_argument
 from sparsenet.training.config import DEFAULT_DATA, DEFAULT_MODEL, TrainConfig
 
 RECIPE = TrainConfig()  # the library's defaults
@@ -29,7 +29,7 @@ def add_parser(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
     add_device_argument(p)
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0: in this process)")
+    add_workers_argument(p)
     p.set_defaults(func=run)
 
 

@@ -56,22 +56,27 @@ def _loss(output, y):
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
-    """Accuracy of ``model`` on (x, y), in eval mode, on the model's device; the previous mode
-    is restored."""
+def evaluate(model: torch.nn.Module, split, batch_size: int = 500, *, num_workers: int = 0,
+             pin_memory: bool = False) -> float:
+    """Accuracy of ``model`` on ``split`` (a ``Dataset`` of (image, label), read in order, or a
+    ``DataLoader`` of (images, labels)), in eval mode, on the model's device; the previous
+    mode is restored."""
+    from sparsenet.data.training_data import pairs, split_batches
     from sparsenet.recording import model_device
 
     was_training = model.training
     model.eval()
     device = model_device(model)
     try:
-        correct = 0
-        for i in range(0, len(x), batch_size):
-            xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+        correct, count = 0, 0
+        for xb, yb in pairs(split_batches(split, batch_size, num_workers=num_workers, pin_memory=pin_memory),
+                            "evaluation"):
+            xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
             correct += (_logits(model(xb)).argmax(1) == yb).sum().item()
+            count += len(yb)
     finally:
         model.train(was_training)
-    return correct / max(len(x), 1)
+    return correct / max(count, 1)
 
 
 def select_epoch(history: list[dict[str, float]]) -> dict[str, Any] | None:
@@ -89,13 +94,25 @@ def _stop_early(history: list[dict[str, float]], patience: int) -> bool:
     return bool(patience) and chosen is not None and len(history) - chosen["epoch"] >= patience
 
 
-def _prepare(dataset):
-    """(raw training images, normalised test images, mean, std): the training batches are
-    normalised as they are read."""
-    from sparsenet.data import normalize
+def _train_batches(data, config: TrainConfig, epoch: int, generator, sampler, num_workers: int, pin_memory: bool):
+    """The training split's batches for one epoch: sparsenet's seeded loader over a Dataset
+    (or the caller's ``sampler``, told the epoch), or the caller's DataLoader as it is."""
+    from sparsenet.data.training_data import split_batches
 
-    mean, std = dataset.mean_std()
-    return dataset.x_train, normalize(dataset.x_test, mean, std), mean, std
+    if sampler is not None and hasattr(sampler, "set_epoch"):
+        sampler.set_epoch(epoch)
+    return split_batches(data.train, config.batch_size, shuffle=True, generator=generator, sampler=sampler,
+                         num_workers=num_workers, pin_memory=pin_memory, worker_seed=config.seed * 100_003 + epoch)
+
+
+def _check_loader_batch_size(data, config: TrainConfig) -> None:
+    from torch.utils.data import DataLoader
+
+    size = getattr(data.train, "batch_size", None) if isinstance(data.train, DataLoader) else None
+    if size is not None and size != config.batch_size:
+        raise SparsenetError(f"the training DataLoader makes batches of {size} but the recipe says batch_size "
+                             f"{config.batch_size}; give TrainConfig(batch_size={size}), or pass the Dataset "
+                             "itself (sparsenet batches and shuffles it)")
 
 
 def train(
@@ -103,8 +120,8 @@ def train(
     dataset,
     config: TrainConfig,
     *,
-    model_name: str,
-    model_kwargs: dict[str, Any],
+    model_name: str | None = None,
+    model_kwargs: dict[str, Any] | None = None,
     out_dir: str | Path | None = None,
     resume: bool = False,
     progress: bool = True,
@@ -113,53 +130,65 @@ def train(
     device=None,
     num_workers: int = 0,
     patience: int = 0,
+    sampler=None,
 ) -> dict[str, Any]:
     """Train ``model`` on ``dataset``; return (and write to out_dir) the metrics.
 
-    Batches come from a ``DataLoader`` (``num_workers`` workers; pinned memory for CUDA) and
-    run on ``device`` (``auto``/None: CUDA when available); the shuffling and augmentation
-    draw from the same seeded CPU generator on any device.
+    ``dataset`` is a built-in ``sparsenet.data.Dataset`` or a
+    :class:`~sparsenet.data.training_data.TrainingData` over the caller's own torch
+    ``Dataset``s or ``DataLoader``s.  Batches are read through a ``DataLoader`` (built by
+    :func:`~sparsenet.data.loader.train_loader`: ``num_workers`` workers, pinned memory for
+    CUDA, indices from ``sampler`` when given, e.g. a ``DistributedSampler``, else one seeded
+    permutation per epoch) and run on ``device`` (``auto``/None: CUDA when available); the
+    shuffling and augmentation draw from the same seeded CPU generator on any device.  A
+    training ``DataLoader`` of the caller's is used as it is (its batch size must be the recipe's).
 
     ``model_name``/``model_kwargs`` are stored in the checkpoint so that the model can be rebuilt
-    with ``get_model``.  With ``resume`` the run continues from ``out_dir/checkpoint.pt``.
-    ``extra`` is merged into metrics.json and the checkpoint (provenance of the caller).
-    ``patience`` (needs ``dataset.x_val``): stop after that many epochs without a better validation
-    accuracy (0: run every epoch).
+    with ``get_model`` (default: the class name, no arguments).  With ``resume`` the run
+    continues from ``out_dir/checkpoint.pt``.  ``extra`` is merged into metrics.json and the
+    checkpoint (provenance of the caller).  ``patience`` (needs a validation split): stop after
+    that many epochs without a better validation accuracy (0: run every epoch).
     """
     from tqdm.auto import tqdm
 
     from sparsenet.models.accounting import measure
     from sparsenet.data import Augment
-    from sparsenet.data.loader import image_loader
+    from sparsenet.data.training_data import as_training_data, pairs, split_length
     from sparsenet.device import resolve_device
     from sparsenet.models import validate_input
 
     config.validate()
+    if not isinstance(model, torch.nn.Module):
+        raise SparsenetError(f"model is a {type(model).__name__}; accepted: a torch.nn.Module")
+    data = as_training_data(dataset)
+    model_name = model_name or type(model).__name__
+    model_kwargs = dict(model_kwargs or {})
     if not isinstance(patience, int) or patience < 0:
         raise SparsenetError(f"patience must be an integer >= 0 (0: no early stopping), got {patience!r}")
-    has_val = getattr(dataset, "x_val", None) is not None
+    has_val = data.val is not None
     if patience and not has_val:
-        raise SparsenetError("early stopping (patience > 0) needs a validation split (dataset.x_val)")
-    validate_input(model, dataset.input_shape)
+        raise SparsenetError("early stopping (patience > 0) needs a validation split (dataset.x_val, or "
+                             "TrainingData(val=...))")
+    _check_loader_batch_size(data, config)
+    validate_input(model, data.input_shape)
     dev = resolve_device(device)
+    pin = dev.type == "cuda"
     out = Path(out_dir) if out_dir is not None else None
-    x_train, x_test, mean, std = _prepare(dataset)
-    cost = measure(model, dataset.input_shape)  # on the CPU, before the model moves
+    cost = measure(model, data.input_shape)  # on the CPU, before the model moves
     model.to(dev)
-    x_val = None
-    if has_val:
-        from sparsenet.data import normalize
-
-        x_val = normalize(dataset.x_val, mean, std)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 nesterov=True, weight_decay=config.weight_decay)
-    augment = Augment(crop_padding=2, hflip=dataset.hflip) if config.augment else None
+    augment = Augment(crop_padding=2, hflip=data.hflip) if config.augment else None
     history: list[dict[str, float]] = []
-    start_epoch, wall_before = 0, 0.0
+    start_epoch, wall_before, step = 0, 0.0, None
     if resume:
-        start_epoch, history, wall_before = _restore(out, model, optimizer, config, model_name, dataset.name,
-                                                     model_kwargs, list(dataset.input_shape))
-    log.info("train %s on %s (%s): %s", model_name, dataset.name, dev, asdict(config))
+        start_epoch, history, wall_before, step = _restore(out, model, optimizer, config, model_name, data.name,
+                                                           model_kwargs, list(data.input_shape))
+
+    def accuracy(split) -> float:
+        return evaluate(model, split, config.eval_batch_size, num_workers=num_workers, pin_memory=pin)
+
+    log.info("train %s on %s (%s): %s", model_name, data.name, dev, asdict(config))
     t0 = time.perf_counter()
     for epoch in range(start_epoch, config.epochs):
         if _stop_early(history, patience):
@@ -168,17 +197,18 @@ def train(
         generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
         model.train()
         total, count = 0.0, 0
-        batches = image_loader(x_train, dataset.y_train, mean, std, batch_size=config.batch_size, shuffle=True,
-                               generator=generator, num_workers=num_workers, pin_memory=dev.type == "cuda")
-        n_steps = math.ceil(len(x_train) / config.batch_size)
+        batches = _train_batches(data, config, epoch, generator, sampler, num_workers, pin)
+        n_steps = split_length(batches)
+        if step is None:  # the SGD steps before this epoch (a checkpoint of an older version did not count them)
+            step = epoch * (n_steps or 0)
         bar = tqdm(batches, total=n_steps, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
                    disable=None if progress else True)  # None: off when not a terminal
-        for i, (xb, yb) in enumerate(bar):
+        for xb, yb in pairs(bar, "training"):
             if augment is not None:
                 xb = augment(xb, generator)
             xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(config, epoch) * warmup_factor(config, epoch * n_steps + i)
+                group["lr"] = lr_at(config, epoch) * warmup_factor(config, step)
             optimizer.zero_grad(set_to_none=True)
             loss = _loss(model(xb), yb)
             if not torch.isfinite(loss):
@@ -190,36 +220,40 @@ def train(
             if config.clip_grad_norm > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
             optimizer.step()
+            step += 1
             total += loss.item() * len(yb)
             count += len(yb)
             bar.set_postfix(loss=f"{total / count:.4f}")
-        acc = evaluate(model, x_test, dataset.y_test, config.eval_batch_size)
+        if count == 0:
+            raise SparsenetError(f"the training split gave no batches in epoch {epoch + 1}; accepted: a split "
+                                 "holding at least one (image, label)")
+        acc = accuracy(data.test)
         history.append({"epoch": epoch + 1, "train_loss": total / count, "test_accuracy": acc,
                         "lr": lr_at(config, epoch)})
-        if x_val is not None:
-            history[-1]["val_accuracy"] = evaluate(model, x_val, dataset.y_val, config.eval_batch_size)
+        if has_val:
+            history[-1]["val_accuracy"] = accuracy(data.val)
         if progress:
-            val = f", validation accuracy {history[-1]['val_accuracy']:.4f}" if x_val is not None else ""
+            val = f", validation accuracy {history[-1]['val_accuracy']:.4f}" if has_val else ""
             print(f"epoch {epoch + 1}/{config.epochs}: train loss {total / count:.4f}, test accuracy {acc:.4f}{val}")
         wall = wall_before + time.perf_counter() - t0
         if out is not None:
             save_checkpoint(out / "checkpoint.pt", model=model_name, model_kwargs=model_kwargs,
                             state_dict=model.state_dict(), optimizer=optimizer.state_dict(),
-                            epoch=epoch + 1, history=history, wall_time_s=wall, config=asdict(config),
-                            dataset=dataset.name, input_shape=list(dataset.input_shape),
-                            normalization={"mean": list(mean), "std": list(std)}, extra=extra or {})
+                            epoch=epoch + 1, steps=step, history=history, wall_time_s=wall, config=asdict(config),
+                            dataset=data.name, input_shape=list(data.input_shape),
+                            normalization=data.normalization, extra=extra or {})
         if on_epoch is not None:
             on_epoch(epoch + 1, history[-1])
     metrics = {
-        "model": model_name, "model_kwargs": model_kwargs, "dataset": dataset.name,
+        "model": model_name, "model_kwargs": model_kwargs, "dataset": data.name,
         "config": asdict(config), "epochs": history,
-        "final_test_accuracy": history[-1]["test_accuracy"] if history else evaluate(model, x_test, dataset.y_test),
+        "final_test_accuracy": history[-1]["test_accuracy"] if history else accuracy(data.test),
         "params": cost.params, "macs": cost.macs, "macs_note": "multiply-adds of convolutions and linear layers (1 MAC = 2 FLOPs), batch 1",
-        "input_shape": list(dataset.input_shape),
+        "input_shape": list(data.input_shape),
         "wall_time_s": wall_before + time.perf_counter() - t0,
-        "train_samples": len(x_train), "test_samples": len(x_test),
-        **({"val_samples": len(x_val), "patience": patience, "selection": select_epoch(history)}
-           if x_val is not None else {}),
+        "train_samples": split_length(data.train), "test_samples": split_length(data.test),
+        **({"val_samples": split_length(data.val), "patience": patience, "selection": select_epoch(history)}
+           if has_val else {}),
         "sparsenet_version": __version__, **(extra or {}),
     }
     if out is not None:
@@ -259,7 +293,9 @@ def _restore(out, model, optimizer, config, model_name, dataset_name, model_kwar
         optimizer.load_state_dict(ckpt["optimizer"])
     except (KeyError, ValueError, TypeError, RuntimeError):
         raise CheckpointError(f"{path}: the saved optimizer state does not fit the model") from None
-    return int(ckpt["epoch"]), list(ckpt.get("history", [])), float(ckpt.get("wall_time_s", 0.0))
+    steps = ckpt.get("steps")  # None in checkpoints from before the count was kept: epoch x batches per epoch
+    return (int(ckpt["epoch"]), list(ckpt.get("history", [])), float(ckpt.get("wall_time_s", 0.0)),
+            int(steps) if isinstance(steps, int) and not isinstance(steps, bool) else None)
 
 
 def load_metrics(path: str | Path) -> dict[str, Any]:
