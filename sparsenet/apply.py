@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import logging
 import sys
-from pathlib import Path
 from typing import Any
 
 from sparsenet.errors import SparsenetError
