@@ -94,20 +94,23 @@ def _cost(model, input_shape) -> tuple[int, int]:
 def _arm(base, discovery, groups, dataset, x_test, info, *, epochs, lr, seed, device, progress, measure):
     """Apply (with ``groups``), evaluate, fine-tune, evaluate: (model, metrics, record)."""
     from sparsenet.training.config import TrainConfig
+    from torch.utils.data import TensorDataset
+
     from sparsenet.training.loop import evaluate, train
 
+    test = TensorDataset(x_test, dataset.y_test)
     shape = tuple(dataset.input_shape)
     net, record = apply_discovery(base, discovery, shape, groups=groups, measure=measure)
     macs_b, params_b = _cost(base, shape)
     macs_a, params_a = _cost(net, shape)
     kwargs = {"base": info["model"], "base_kwargs": info["model_kwargs"], "rewrite": _structure(record)}
     m = {"macs_before": macs_b, "macs_after": macs_a, "params_before": params_b, "params_after": params_a,
-         "accuracy_before": evaluate(base, x_test, dataset.y_test), "accuracy_applied": evaluate(net, x_test, dataset.y_test)}
+         "accuracy_before": evaluate(base, test), "accuracy_applied": evaluate(net, test)}
     if epochs:
         config = TrainConfig(epochs=epochs, lr=lr, seed=seed).validate()
         train(net, dataset, config, model_name="applied", model_kwargs=kwargs, progress=progress, device=device)
         net.cpu().eval()
-    m["accuracy_after"] = evaluate(net, x_test, dataset.y_test) if epochs else m["accuracy_applied"]
+    m["accuracy_after"] = evaluate(net, test) if epochs else m["accuracy_applied"]
     return net, m, record, kwargs
 
 

@@ -227,13 +227,26 @@ def test_discover_on_two_ranks_equals_one_process(tmp_path):
     assert json.loads((tmp_path / "two" / "p4" / "discovery.json").read_text())["significance"]["n_permutations"] == 4
 
 
+def _close(x, y) -> bool:
+    """Equal, floats to 1e-9 relative (and dicts and lists item by item)."""
+    if isinstance(x, dict) and isinstance(y, dict):
+        return x.keys() == y.keys() and all(_close(x[k], y[k]) for k in x)
+    if isinstance(x, list) and isinstance(y, list):
+        return len(x) == len(y) and all(_close(u, v) for u, v in zip(x, y))
+    if isinstance(x, float) and isinstance(y, float):
+        return x == pytest.approx(y, rel=1e-9, abs=1e-12)
+    return x == y
+
+
 def _same_discovery(one: Path, two: Path):
     import numpy as np
 
     a, b = (json.loads((d / "discovery.json").read_text()) for d in (one, two))
     assert a["labels"] == b["labels"] and len(set(a["labels"])) == 4
     assert [c["kernel_size"] for c in a["clusters"]] == [c["kernel_size"] for c in b["clusters"]]
-    assert a["significance"] == b["significance"] and a["stability"] == b["stability"]
+    # the merged float64 sums may differ from one process's in the last bit, and so may what is computed from them
+    for key in ("significance", "stability"):
+        assert _close(a[key], b[key]), key
     assert (a["provenance"]["world_size"], b["provenance"]["world_size"]) == (1, 2)
     sa, sb = np.load(one / "stats.npz"), np.load(two / "stats.npz")
     assert sorted(sa.files) == sorted(sb.files) and int(sb["n_images"]) == 201
