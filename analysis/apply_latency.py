@@ -12,7 +12,7 @@ import argparse
 
 import torch
 
-from sparsenet.bench.timing import paired_ratio, time_side_by_side
+from sparsenet.timing import paired_ratio, time_side_by_side
 from sparsenet.models.accounting import count_macs
 from sparsenet.training.checkpoint import model_from_checkpoint
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sparsenet.bench import MEASUREMENTS, run
-from sparsenet.bench.timing import paired_ratio, time_side_by_side
+from sparsenet.timing import paired_ratio, time_side_by_side
 from sparsenet.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,7 +149,7 @@ def test_plot_from_results_with_before(tiny, tmp_path, capsys):
 
 
 def test_summary_row_states_target_and_verdict():
-    from sparsenet.bench.timing import summary_row
+    from sparsenet.timing import summary_row
 
     assert summary_row("m", "c", 1.2, at_most=1.1) == {"measurement": "m", "case": "c", "value": 1.2,
                                                         "target": "<= 1.1", "ok": False}

@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-from sparsenet.bench.timing import Timing, load_average, summary_row
+from sparsenet.timing import Timing, load_average, summary_row
 
 INTERACTIVE_S = 10.0
 SIGNIFICANCE_S = 20.0  # 99 permutations + the stability halves at 1,024 channels (issue 11)

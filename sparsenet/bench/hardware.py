@@ -44,7 +44,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from sparsenet.bench.timing import load_average, paired_ratio, summary_row, time_side_by_side
+from sparsenet.timing import load_average, paired_ratio, summary_row, time_side_by_side
 
 SPARSE_TARGET = 5.0
 IDEAL_TARGET = 1.5

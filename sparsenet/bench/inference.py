@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from sparsenet.bench.timing import load_average, paired_ratio, summary_row, time_side_by_side
+from sparsenet.timing import load_average, paired_ratio, summary_row, time_side_by_side
 
 TARGET = 1.10
 DEFAULT_GROWN = Path("docs/examples/grow-mnist5k/network.json")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from sparsenet.bench.timing import paired_ratio, summary_row, time_side_by_side
+from sparsenet.timing import paired_ratio, summary_row, time_side_by_side
 
 
 def run(model: str, model_args: dict | None, weights: str | None, input_size, *, device=None,

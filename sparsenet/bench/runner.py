@@ -78,7 +78,7 @@ def run(*, mode: str = "full", only: list[str] | None = None, out: str | Path = 
     import torch
 
     from sparsenet.bench.sizes import MODES
-    from sparsenet.bench.timing import load_average, machine_info
+    from sparsenet.timing import load_average, machine_info
     from sparsenet.io import atomic_write_json, jsonable
 
     from sparsenet.io import check_out_dir

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from sparsenet.bench.timing import load_average, paired_ratio, summary_row, time_side_by_side
+from sparsenet.timing import load_average, paired_ratio, summary_row, time_side_by_side
 
 TARGET = 1.5
 

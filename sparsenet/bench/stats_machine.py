@@ -159,7 +159,7 @@ def run(*, channels: int, size: int, batch: int, samples: int, rate_configs: lis
 
 
 def summary_rows(result: dict) -> list[dict]:
-    from sparsenet.bench.timing import summary_row
+    from sparsenet.timing import summary_row
 
     rows = []
     for r in result["rate_rows"]:

@@ -196,7 +196,7 @@ def choose_form(module, input_shape, *, measure: bool = True, repeats: int = 5) 
         return module.form
     key = _key(module, input_shape)
     if key not in _CACHE:
-        from sparsenet.bench.timing import time_side_by_side  # a leaf module: timing helpers only
+        from sparsenet.timing import time_side_by_side  # ground floor: timing helpers only
 
         x = torch.randn(*input_shape, device=next(module.parameters()).device)
         was = module.training

@@ -189,7 +189,7 @@ def run_grid(experiment: Experiment, out: Path, dataset, *, config_text: str | N
     with the tasks it did (``trained``).
     """
     from sparsenet.compare.latency import torch_threads
-    from sparsenet.compare.run import comparison_meta, finish_comparison
+    from sparsenet.compare.finish import comparison_meta, finish_comparison
 
     here = here or world()
     tag = f"[{here.label}] " if here.world_size > 1 else ""
