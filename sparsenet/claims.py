@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import tempfile
 import threading
 import time
 import uuid
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from sparsenet.errors import SparsenetError
+from sparsenet.io import atomic_create_json
 
 __all__ = ["Claims", "machine_id", "STALE_S", "HEARTBEAT_S"]
 
@@ -160,17 +160,7 @@ class Claims:
         return False
 
     def _link(self, path: Path) -> bool:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=self.directory)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump({**self.owner, "claimed_at": time.time()}, f)
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                return False
-            return True
-        finally:
-            os.unlink(tmp)
+        return atomic_create_json(path, {**self.owner, "claimed_at": time.time()})
 
     def _break(self, path: Path, seen: str) -> bool:
         """Remove the stale claim at ``path`` if it still reads ``seen``; True if removed."""
