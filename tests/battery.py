@@ -673,6 +673,8 @@ OPTIONS = [
     ("grow --affinity nope --data digits", "unknown affinity 'nope'"),
     ("grow --max-samples 1 --data digits", "max_samples must be at least 2"),
     ("grow --mode lazy", "invalid choice"),
+    ("grow --warmup-steps -1 --data digits", "warmup_steps must be an integer >= 0"),
+    ("grow --clip-grad-norm nan --data digits", "clip_grad_norm must be a number >= 0"),
     ("grow --data imagenet", "unknown dataset 'imagenet'"),
     ("grow --data digits --out {f}/afile", "--out {f}/afile is a file"),
     ("grow --data digits --out {f}/afile/g", "{f}/afile is a file, not a directory"),

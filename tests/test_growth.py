@@ -85,6 +85,18 @@ def test_unmeetable_budget_cli(capsys, tmp_path):
     assert not (tmp_path / "g" / "network.json").exists()
 
 
+def test_grow_and_train_take_the_same_stability_settings():
+    from sparsenet.cli import build_parser
+    from sparsenet.grow import STEP_TRAINING
+
+    parser = build_parser()
+    for command in ("grow", "train"):
+        args = parser.parse_args([command, "--warmup-steps", "7", "--clip-grad-norm", "1.5"])
+        assert (args.warmup_steps, args.clip_grad_norm) == (7, 1.5)
+    args = parser.parse_args(["grow"])   # unchanged defaults: the step recipe's
+    assert (args.warmup_steps, args.clip_grad_norm) == (STEP_TRAINING.warmup_steps, STEP_TRAINING.clip_grad_norm)
+
+
 def test_significance_rule_respects_the_permutation_floor():
     from sparsenet.grow import looks_significant
 

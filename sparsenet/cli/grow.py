@@ -6,7 +6,7 @@ from sparsenet.analyser.settings import GROW
 from sparsenet.builder.spec import CONNECTIVITIES
 from sparsenet.errors import SparsenetError
 from sparsenet.cli.common import add_analysis_arguments, analysis_settings, positive_int
-from sparsenet.cli.options import add_device_argument, add_workers_argument
+from sparsenet.cli.options import add_device_argument, add_stability_arguments, add_workers_argument
 from sparsenet.grow import MODES, STEP_TRAINING, GrowthConfig
 from sparsenet.training.config import DEFAULT_DATA, TrainConfig
 
@@ -36,6 +36,7 @@ def add_parser(sub) -> None:
     p.add_argument("--batch-size", type=positive_int, default=STEP_TRAINING.batch_size)
     p.add_argument("--lr", type=float, default=STEP_TRAINING.lr)
     p.add_argument("--seed", type=int, default=STEP_TRAINING.seed)
+    add_stability_arguments(p, STEP_TRAINING)
     add_analysis_arguments(p, GROW, samples="images recorded per discovery")
     p.add_argument("--out", default="runs/grow", help="output directory (default runs/grow); rerun to resume")
     p.add_argument("--quiet", action="store_true")
@@ -63,7 +64,8 @@ def run(args) -> int:
                           budget_macs=int(args.budget_macs) if args.budget_macs is not None else None,
                           budget_like=args.budget_like, width_scale=args.width_scale,
                           stem_width=args.stem_width, pool_after=pool_after).validate()
-    train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed).validate()
+    train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                               warmup_steps=args.warmup_steps, clip_grad_norm=args.clip_grad_norm).validate()
     analysis = analysis_settings(args)
     dataset = load_dataset(args.data, args.data_root, seed=args.seed)
     summary = grow(dataset, config, train_config, analysis, args.out, progress=not args.quiet, device=device,

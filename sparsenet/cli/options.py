@@ -1,5 +1,5 @@
 """Options shared by the commands that run a model: --model (a registered name or an import
-path), --model-arg, --weights, --device and --workers; --log is added to every command by ``cli/__init__``.
+path), --model-arg, --weights, --device, --workers and the recipe's stability settings; --log is added to every command by ``cli/__init__``.
 
 The choice lists come from the library (``sparsenet.device.DEVICES``); nothing here imports torch.
 """
@@ -35,6 +35,15 @@ def add_workers_argument(parser) -> None:
 
     parser.add_argument("--workers", type=non_negative_int, default=0,
                         help="DataLoader worker processes (default 0: load in this process)")
+
+
+def add_stability_arguments(parser, recipe) -> None:
+    """--warmup-steps and --clip-grad-norm, defaults from ``recipe`` (a TrainConfig): what keeps a
+    network without batch norm from diverging at a high learning rate."""
+    parser.add_argument("--warmup-steps", type=int, default=recipe.warmup_steps,
+                        help=f"linear learning-rate warm-up over the first N steps (default {recipe.warmup_steps})")
+    parser.add_argument("--clip-grad-norm", type=float, default=recipe.clip_grad_norm,
+                        help=f"clip the gradients' global norm (0: off; default {recipe.clip_grad_norm:g})")
 
 
 def add_log_argument(parser) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sparsenet.cli.common import parse_key_values, positive_int
-from sparsenet.cli.options import add_device_argument, add_model_arguments, add_workers_argument
+from sparsenet.cli.options import add_device_argument, add_model_arguments, add_stability_arguments, add_workers_argument
 from sparsenet.training.config import DEFAULT_DATA, DEFAULT_MODEL, TrainConfig
 
 RECIPE = TrainConfig()  # the library's defaults
@@ -19,10 +19,7 @@ def add_parser(sub) -> None:
     p.add_argument("--epochs", type=positive_int, default=RECIPE.epochs)
     p.add_argument("--batch-size", type=positive_int, default=RECIPE.batch_size)
     p.add_argument("--lr", type=float, default=RECIPE.lr)
-    p.add_argument("--warmup-steps", type=int, default=RECIPE.warmup_steps,
-                   help="linear learning-rate warm-up over the first N steps")
-    p.add_argument("--clip-grad-norm", type=float, default=RECIPE.clip_grad_norm,
-                   help="clip the gradients' global norm (0: off)")
+    add_stability_arguments(p, RECIPE)
     p.add_argument("--seed", type=int, default=RECIPE.seed)
     p.add_argument("--augment", action="store_true", help="random crop (padding 2) and, where sensible, horizontal flip")
     p.add_argument("--out", default="runs/train", help="output directory (default runs/train)")
