@@ -13,6 +13,7 @@ the shared output directory (:mod:`sparsenet.claims`), so a rank that dies canno
 
 from __future__ import annotations
 
+import atexit
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -85,8 +86,10 @@ def threads_per_process(requested: int | None, here: World | None = None) -> int
 def process_group(device=None):
     """Join torchrun's process group for the block (gloo for CPU, NCCL for CUDA); yields the World.
 
-    With one process nothing is initialised.  The group is destroyed on the way out, also after an
-    error, so a failing rank exits instead of hanging in a later collective.
+    With one process nothing is initialised.  The group is created once per process and kept until
+    it exits (destroying and re-creating it between two calls races: one rank may still be
+    connecting to the old group when another builds the new one).  After an error it is destroyed
+    at once, so a failing rank exits instead of leaving the others hanging in a later collective.
     """
     here = world()
     if here.world_size == 1:
@@ -101,14 +104,21 @@ def process_group(device=None):
         if name not in os.environ:
             raise SparsenetError(f"WORLD_SIZE={here.world_size} but {name} is not set: start the processes with "
                                  "torchrun (it sets both), e.g. torchrun --nproc_per_node 2 -m sparsenet ...")
-    owned = not dist.is_initialized()
-    if owned:
+    if not dist.is_initialized():
         dist.init_process_group(backend, rank=here.rank, world_size=here.world_size)
+        atexit.register(_destroy_group)
     try:
         yield here
-    finally:
-        if owned and dist.is_initialized():
-            dist.destroy_process_group()
+    except BaseException:
+        _destroy_group()
+        raise
+
+
+def _destroy_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 # ----------------------------------------------------------------------------- sharded statistics
