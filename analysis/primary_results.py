@@ -53,18 +53,14 @@ def seed_lines(rows: list[dict[str, Any]], names: list[str], seeds: list[int]) -
 
 
 def page(directory: Path, figures: Path, link_prefix: str) -> list[str]:
-    from sparsenet.compare.experiment import parse_experiment
     from sparsenet.compare.plots import plot_curves, plot_pareto, styles
-    from sparsenet.compare.records import read_records, recompute
+    from sparsenet.compare.records import load_recorded, recompute
     from sparsenet.compare.report import candidate_table, method_notes, verdict_lines
     from sparsenet.compare.results import training_histories
-    from sparsenet.compare.runs import config_from_stored
-    from sparsenet.io import read_json
 
-    stored = read_json(directory / "config.json", "a comparison's config.json")
-    experiment = parse_experiment(config_from_stored(stored.get("config")), source=str(directory / "config.json"))
-    result = recompute(directory)
-    rows, missing = read_records(directory, experiment)
+    loaded = load_recorded(directory)   # read once: the verdict and the tables come from the same rows
+    experiment, stored, rows, missing = loaded
+    result = recompute(directory, loaded)
     total = len(experiment.points) * len(experiment.seeds)
     lines = [f"Computed {date.today().isoformat()} from the committed records alone by", "",
              f"    python analysis/primary_results.py {directory}", "",

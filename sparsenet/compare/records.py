@@ -18,7 +18,7 @@ from typing import Any
 from sparsenet.errors import SparsenetError
 from sparsenet.io import atomic_write_json, jsonable
 
-__all__ = ["record_path", "read_record", "reusable_record", "write_record", "read_records", "recompute", "FORMAT"]
+__all__ = ["record_path", "read_record", "reusable_record", "write_record", "read_records", "load_recorded", "recompute", "FORMAT"]
 
 FORMAT = "sparsenet.compare.record"
 
@@ -75,12 +75,12 @@ def read_records(out: Path, experiment) -> tuple[list[dict[str, Any]], list[str]
     return rows, missing
 
 
-def recompute(out_dir: str | Path) -> dict[str, Any]:
-    """The pre-registered verdict (and the per-candidate table) from DIR's config.json and records alone."""
+def load_recorded(out_dir: str | Path):
+    """(experiment, stored config.json, rows, missing runs) of a compare directory, from its
+    config.json and records alone."""
     from sparsenet.compare.experiment import parse_experiment
     from sparsenet.io import read_json
     from sparsenet.compare.runs import config_from_stored
-    from sparsenet.compare.summary import preregistered, summarise
 
     out = Path(out_dir)
     path = out / "config.json"
@@ -91,6 +91,16 @@ def recompute(out_dir: str | Path) -> dict[str, Any]:
     rows, missing = read_records(out, experiment)
     if not rows:
         raise SparsenetError(f"{out} holds no run records (records/<candidate>/seed<k>.json); nothing to summarise")
+    return experiment, stored, rows, missing
+
+
+def recompute(out_dir: str | Path, loaded=None) -> dict[str, Any]:
+    """The pre-registered verdict (and the per-candidate table) from DIR's config.json and records
+    alone (``loaded``: what :func:`load_recorded` already returned for DIR)."""
+    from sparsenet.compare.summary import preregistered, summarise
+
+    out = Path(out_dir)
+    experiment, stored, rows, missing = loaded or load_recorded(out)
     sweep = out / "sweep.json"
     result = {"experiment": experiment.name, "source": stored.get("source"), "runs": len(rows), "missing": missing,
               "candidates": summarise(rows),
