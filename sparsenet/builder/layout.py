@@ -23,7 +23,7 @@ from dataclasses import replace
 from sparsenet.builder.spec import ModuleSpec, NetworkSpec
 from sparsenet.errors import SparsenetError
 
-__all__ = ["contiguous_inputs", "compose_output_order", "permute_stem_state"]
+__all__ = ["contiguous_inputs", "compose_output_order", "permute_stem_state", "lay_out_network"]
 
 
 def contiguous_inputs(spec: ModuleSpec, pad_tolerance: float | None = None) -> tuple[list[int], ModuleSpec] | None:
@@ -76,3 +76,21 @@ def permute_stem_state(state: dict, network: NetworkSpec, order) -> dict:
     prefix = f"stem.{n - 1}."
     names = ("conv.weight", "conv.bias", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var")
     return {k: (v[p] if k.startswith(prefix) and k[len(prefix):] in names else v) for k, v in state.items()}
+
+
+def lay_out_network(spec: NetworkSpec) -> tuple[NetworkSpec, list[int] | None]:
+    """(``spec`` with every module laid out as ``grow`` now lays it out, the stem's order or None):
+    for a network grown before, e.g. to time it.  Its trained weights fit after
+    :func:`permute_stem_state` with the stem's order (pool projections read their inputs in the new
+    names, so a trained module's pool columns would need the same renaming)."""
+    modules, stem_order = [], None
+    for i, module in enumerate(spec.modules):
+        laid = contiguous_inputs(module)
+        if laid is not None:
+            order, module = laid
+            if i == 0:
+                stem_order = order
+            else:
+                modules[-1] = compose_output_order(modules[-1], order)
+        modules.append(module)
+    return replace(spec, modules=tuple(modules)), stem_order
