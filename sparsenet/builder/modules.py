@@ -268,13 +268,13 @@ class _FusedBranches(nn.Module):
         return self.conv(x)  # N x g*w x H x W
 
     def _per_cluster(self, x: torch.Tensor, channels_last: bool) -> torch.Tensor:
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
         outs = []
         r, w = self.reduce[0].out_channels // len(self._groups) if self.reduce is not None else 0, \
             self.conv[0].out_channels // len(self._groups)
         for j, ((n, rj, wj), where) in enumerate(zip(self._groups, self._slices)):
             xj = x.narrow(1, *where) if where is not None else x.index_select(1, getattr(self, f"index{j}"))
+            if channels_last:  # each slice on its own: a channel slice of a channels-last whole is strided
+                xj = xj.contiguous(memory_format=torch.channels_last)
             if self.reduce is not None:
                 xj = _unit_slice(self.reduce, xj, slice(j * r, j * r + rj), n)
                 outs.append(_unit_slice(self.conv, xj, slice(j * w, j * w + wj), rj))
