@@ -151,10 +151,10 @@ def plot_inference(result: dict, path: Path) -> Path:
     data = result["measurements"]["inference"]
     d, h = data["discovered"], data["googlenet_small"]
     batches = list(data["batches"])
-    fig, axes = _figure(ncols=len(batches), width=4.2)
+    fig, axes = _figure(ncols=len(batches), width=5.2)
     per = {"discovered": d["macs"], "discovered_laid_out": d["macs"], "googlenet_small": h["macs"]}
     names = {"discovered": f"discovered\n({d['macs'] / 1e6:.2f}M MACs)",
-             "discovered_laid_out": "discovered, laid out,\nforms measured",
+             "discovered_laid_out": "discovered,\nlaid out,\nforms measured",
              "googlenet_small": f"googlenet_small@{h['width_mult']:.3f}\n({h['macs'] / 1e6:.2f}M MACs)"}
     colours = {"discovered": "tab:blue", "discovered_laid_out": "tab:green", "googlenet_small": "tab:orange"}
     for ax, b in zip(axes, batches):
