@@ -114,10 +114,17 @@ def _next_module(discovery, network, dataset, config: GrowthConfig, target: int 
 
 
 def _append(network, module, config: GrowthConfig):
+    """``network`` with ``module`` after its last layer; a module producer then emits its channels
+    in the order the new module's inputs were laid out for (``provenance["input_order"]``)."""
+    from sparsenet.builder.layout import compose_output_order
     from sparsenet.builder.spec import NetworkSpec
 
     n = len(network.modules) + 1
-    return NetworkSpec(stem=network.stem, modules=network.modules + (module,),
+    modules = network.modules
+    order = module.provenance.get("input_order")
+    if order is not None and modules:
+        modules = modules[:-1] + (compose_output_order(modules[-1], order),)
+    return NetworkSpec(stem=network.stem, modules=modules + (module,),
                        pool_after=tuple(i for i in config.pool_after if i < n), head=network.head)
 
 
@@ -198,6 +205,7 @@ def grow(dataset, config: GrowthConfig, train_config, analysis, out_dir: str | P
 
 def _grow_steps(out: Path, dataset, config: GrowthConfig, train_config, analysis, target, progress: bool, device,
                 ablation, num_workers: int):
+    from sparsenet.builder.layout import contiguous_inputs, permute_stem_state
     from sparsenet.builder.modules import build_network
     from sparsenet.training.checkpoint import load_checkpoint
     from sparsenet.discover import Activations, analyse, write_run
@@ -237,8 +245,14 @@ def _grow_steps(out: Path, dataset, config: GrowthConfig, train_config, analysis
 
                     discovery = ablate(discovery, ablation, seed=train_config.seed * 1000 + step)
                     discovery.save(step_dir / "ablated_discovery.json")
-                save_spec(_next_module(discovery, network, dataset, config, target), step_dir / "module.json")
-            network = _append(network, load_spec(step_dir / "module.json", kind="module"), config)
+                module = _next_module(discovery, network, dataset, config, target)
+                laid = contiguous_inputs(module)  # clusters as slices of the producer: no gather
+                save_spec(module if laid is None else laid[1], step_dir / "module.json")
+            module = load_spec(step_dir / "module.json", kind="module")
+            order = module.provenance.get("input_order")
+            if order is not None and not network.modules:  # the stem makes the channels: permute its weights
+                state = permute_stem_state(state, network, order)
+            network = _append(network, module, config)
         save_spec(network, step_dir / "network.json")
         torch.manual_seed(train_config.seed + step)
         model = build_network(network)
