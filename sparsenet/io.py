@@ -235,3 +235,17 @@ def atomic_savefig(fig, path: str | os.PathLike, **kwargs) -> Path:
     """Save a matplotlib figure atomically (format taken from the final suffix)."""
     fmt = Path(path).suffix.lstrip(".") or "png"
     return atomic_write_with(path, lambda f: fig.savefig(f, format=fmt, **kwargs), "wb")
+
+
+def unreadable_torch_file(path: Path) -> str:
+    """Why ``torch.load(path, weights_only=True)`` failed, in our words: torch's own text advises
+    turning off the safety check that keeps a foreign file's code from running, which sparsenet
+    never does, so it is never quoted."""
+    import zipfile
+
+    if path.stat().st_size == 0:
+        return "it is empty"
+    if not zipfile.is_zipfile(path):
+        return "it is not a file written by torch.save (no zip archive inside)"
+    return ("it was written by torch.save but holds Python objects other than tensors and plain values "
+            "(sparsenet never unpickles those), or it is truncated")

@@ -123,6 +123,7 @@ def make_files(root: Path) -> Path:
     (root / "empty.pt").write_bytes(b"")
     (root / "text.pt").write_text("hello\n")
     (root / "trunc.pt").write_bytes((root / "ck" / "checkpoint.pt").read_bytes()[:2000])
+    (root / "trunc_stats.npz").write_bytes((root / "disc" / "stats.npz").read_bytes()[:3000])
     # broken checkpoints
     ck = torch.load(root / "ck" / "checkpoint.pt", weights_only=True)
     torch.save(ck["state_dict"], root / "statedict.pt")
@@ -610,6 +611,12 @@ OPTIONS = [
     ("discover --activations {f}/acts.npy --seed -1", "seed must be an integer in 0..4294967295"),
     ("discover --activations {f}/acts.npy --seed 4294967296", "seed must be an integer in 0..4294967295"),
     ("discover --activations {f}/acts.npy --out {f}/afile", "--out {f}/afile is a file"),
+    ("discover --stats {f}/trunc_stats.npz", "is not a ChannelStats .npz file \\(empty, truncated"),
+    ("discover --stats {f}/text.npy", "is not a ChannelStats .npz file \\(empty, truncated"),
+    ("discover --stats {f}/emptydir", "is not a ChannelStats .npz file \\(a directory\\)"),
+    ("discover --stats {f}/missing.npz", "no ChannelStats file at"),
+    ("discover --model plaincnn --weights {f}/trunc.pt", "is not a readable state_dict: it is not a file written by"),
+    ("discover --model plaincnn --weights {f}/empty.pt", "is not a readable state_dict: it is empty"),
     ("discover --activations {f}/acts.npy --out {f}/afile/x/y", "{f}/afile is a file, not a directory"),
     ("discover --checkpoint {f}/ck --layer nope", "nope"),
     ("discover --checkpoint {f}/ck --data imagenet", "unknown dataset 'imagenet'"),

@@ -36,6 +36,7 @@ def test_refused_with_one_line_and_out_untouched(files, tmp_path, argv, message)
     assert re.search(want, last, re.S), err
     assert ".tmp" not in err and ".staging" not in err
     assert "weights_only" not in err  # never torch's advice to turn the safety check off
+    assert "allow_pickle" not in err  # nor numpy's
     assert not out.exists(), "a refused command wrote its --out"
 
 

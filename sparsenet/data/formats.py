@@ -442,10 +442,11 @@ def load_npz(path: str | os.PathLike, *, seed: int = 0, test_fraction: float = 0
             arrays = {k: z[k] for k in ("x", "y", "x_test", "y_test") if k in keys}
     except SparsenetError:
         raise
-    except Exception as e:  # zipfile and numpy raise many types for foreign bytes
+    except Exception:  # zipfile and numpy raise many types for foreign bytes; numpy's own text
+        # advises allow_pickle, which sparsenet never turns on, so it is not quoted
         raise SparsenetError(
-            f"{path}: cannot read as .npz without pickle ({str(e)[:200] or type(e).__name__}); save plain numeric arrays "
-            "with numpy.savez(file, x=..., y=...)"
+            f"{path}: cannot read as .npz without pickle (empty, truncated, not an .npz archive, or holding "
+            "Python objects, which are not loaded); save plain numeric arrays with numpy.savez(file, x=..., y=...)"
         ) from None
     x = to_nchw(arrays["x"], f"{path}['x']")
     y = _check_labels(arrays["y"], f"{path}['y']")

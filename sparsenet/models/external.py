@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from sparsenet.errors import SparsenetError
+from sparsenet.io import unreadable_torch_file
 from sparsenet.models.registry import get_model
 
 __all__ = ["ModelSource", "parse_model_spec", "build_from_spec", "load_factory", "accepted_kwargs",
@@ -193,10 +194,9 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
                              "torch.save(model.state_dict(), PATH)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for foreign files
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise SparsenetError(f"{path} is not a readable state_dict (read with weights_only=True, so only "
-                             f"tensors and plain containers): {first[:200]}") from None
+    except Exception:  # torch raises several types for foreign files; its text is not quoted (io.py)
+        raise SparsenetError(f"{path} is not a readable state_dict: {unreadable_torch_file(path)}; accepted: a "
+                             "file written by torch.save(model.state_dict(), PATH)") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         raise SparsenetError(f"{path} holds a dict with a 'state_dict' entry (a checkpoint?); --weights "
                              "accepts a plain state_dict; use --checkpoint for sparsenet checkpoints")

@@ -143,8 +143,11 @@ def load(path: str | os.PathLike, from_dict: Callable[[dict], T]) -> T:
             return from_dict({k: z[k] for k in z.files})
     except FileNotFoundError:
         raise SparsenetError(f"no ChannelStats file at {os.fspath(path)!r}") from None
-    except (OSError, ValueError) as exc:
-        if isinstance(exc, SparsenetError):
-            raise
+    except SparsenetError:
+        raise
+    except Exception:  # zipfile and numpy raise many types for foreign bytes (BadZipFile among them);
+        # numpy's own text would advise allow_pickle, which sparsenet never turns on
+        what = "a directory" if os.path.isdir(path) else "empty, truncated, not an .npz archive, or holding Python objects"
         raise SparsenetError(
-            f"{os.fspath(path)!r} is not a ChannelStats .npz file: {exc}") from None
+            f"{os.fspath(path)!r} is not a ChannelStats .npz file ({what}); accepted: the stats.npz "
+            "that `sparsenet discover --out DIR` writes (ChannelStats.save)") from None

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from sparsenet.errors import CheckpointError
-from sparsenet.io import atomic_torch_save
+from sparsenet.io import atomic_torch_save, unreadable_torch_file
 
 FORMAT = "sparsenet.checkpoint"  # the on-disk format name (the module moved; the files did not change)
 VERSION = 1
@@ -31,18 +31,7 @@ _ACCEPTED = "accepted: a checkpoint.pt written by `sparsenet train` or `sparsene
 
 
 def _unreadable(path: Path) -> str:
-    """Why torch could not read ``path``, in our words (torch's own text advises turning off the
-    safety check that keeps foreign code from running, which sparsenet never does)."""
-    import zipfile
-
-    if path.stat().st_size == 0:
-        what = "it is empty"
-    elif not zipfile.is_zipfile(path):
-        what = "it is not a file written by torch.save (no zip archive inside)"
-    else:
-        what = ("it was written by torch.save but holds Python objects other than tensors and plain values "
-                "(sparsenet never unpickles those), or it is truncated")
-    return f"{path} is not a readable sparsenet checkpoint: {what}; {_ACCEPTED}"
+    return f"{path} is not a readable sparsenet checkpoint: {unreadable_torch_file(path)}; {_ACCEPTED}"
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
