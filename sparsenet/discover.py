@@ -219,7 +219,7 @@ def analyse(acts: Activations, settings: AnalysisSettings, *, stats=None) -> tup
 
 
 AUTO_K_WITHOUT_SAMPLES = ("eigengap: the automatic K's noise edge needs the samples (shuffled copies), which "
-                          "statistics do not hold; give clusters=K to repeat a run's K")
+                          "statistics do not hold; give K (--clusters K, or clusters=K in Python) to repeat a run's K")
 
 
 def analyse_stats(stats, settings: AnalysisSettings, provenance: dict[str, Any] | None = None) -> FittedDiscovery:
