@@ -140,29 +140,38 @@ def _default_dir(seed: int) -> Path:
     return cache_dir() / f"default-{DEFAULT_MODEL}-{DEFAULT_DATA}-seed{seed}"
 
 
+def _default_config(seed: int):
+    from sparsenet.training.loop import TrainConfig
+
+    return TrainConfig(epochs=DEFAULT_EPOCHS, seed=seed)
+
+
 def cached_default_checkpoint(seed: int = 0) -> Path | None:
     """The cached trained default model, if it is there and whole (else None)."""
+    from dataclasses import asdict
     from sparsenet.training.checkpoint import load_checkpoint
 
     path = _default_dir(seed) / "checkpoint.pt"
     if not path.exists():
         return None
     try:
-        return path if load_checkpoint(path).get("epoch") == DEFAULT_EPOCHS else None
+        ckpt = load_checkpoint(path)
     except SparsenetError:
         return None  # a broken cache entry is retrained, not trusted
+    # an entry trained with another recipe (an older default) is retrained, not silently reused
+    return path if ckpt.get("epoch") == DEFAULT_EPOCHS and ckpt.get("config") == asdict(_default_config(seed)) else None
 
 
 def default_checkpoint(seed: int = 0, progress: bool = True) -> Path:
     """Train (once) the embedded default model on the embedded default dataset, cached."""
     from sparsenet.data import load_dataset
-    from sparsenet.training.loop import TrainConfig, train_named
+    from sparsenet.training.loop import train_named
 
-    config = TrainConfig(epochs=DEFAULT_EPOCHS, seed=seed)
+    config = _default_config(seed)
     path = cached_default_checkpoint(seed)
     if path is not None:
         if progress:
-            print(f"reusing the cached default model {path}")
+            print(f"reusing the cached default model {path} (delete {path.parent} to retrain it)")
         return path
     out = _default_dir(seed)
     if progress:

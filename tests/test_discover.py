@@ -118,3 +118,21 @@ def test_bad_settings_refused_before_training(capsys, tmp_path, monkeypatch, arg
     code, _, err = run(capsys, "discover", *argv, "--out", tmp_path / "run")
     assert code == 2 and message in err
     assert not (tmp_path / "cache").exists() and not (tmp_path / "run").exists()
+
+
+def test_cached_default_model_reused_only_when_trained_with_the_current_recipe(tmp_path, monkeypatch):
+    from dataclasses import asdict
+    from sparsenet.discover import DEFAULT_EPOCHS, _default_config, _default_dir, cached_default_checkpoint
+    from sparsenet.training.checkpoint import save_checkpoint
+
+    monkeypatch.setenv("SPARSENET_CACHE", str(tmp_path / "cache"))
+    assert cached_default_checkpoint(0) is None
+    path = _default_dir(0) / "checkpoint.pt"
+    recipe = asdict(_default_config(0))
+    fields = dict(model="plaincnn", model_kwargs={}, state_dict={}, epoch=DEFAULT_EPOCHS)
+    save_checkpoint(path, **fields, config=recipe)
+    assert cached_default_checkpoint(0) == path
+    save_checkpoint(path, **fields, config={**recipe, "lr": recipe["lr"] * 2})   # an older default recipe
+    assert cached_default_checkpoint(0) is None
+    save_checkpoint(path, **{**fields, "epoch": DEFAULT_EPOCHS - 1}, config=recipe)  # an interrupted training
+    assert cached_default_checkpoint(0) is None
