@@ -54,6 +54,13 @@ from sparsenet.errors import SparsenetError
 # K > 1 on structureless data with probability 1 / (REFERENCE_COPIES + 1) = 0.05.
 REFERENCE_COPIES = 19
 
+# Share of the images in the first part of the split that samples the affinity's noise for the
+# degree-matched reference (module docstring): with weights proportional to +1/f on that part and
+# -1/(1 - f) on the rest, (1 - 2f) / sqrt(f (1 - f)) = 1 makes the noise sample's third moment equal
+# to that of the data's own noise (Mammen's 1993 wild-bootstrap weights), which sets the order-p/N
+# shift of the noise bulk's edge (Marchenko-Pastur: 2 sqrt(p/N) + p/N); halves (f = 1/2) miss it.
+SPLIT_FRACTION = (5.0 - 5.0 ** 0.5) / 10.0
+
 # Added to every off-diagonal affinity before spectral steps so that a graph with isolated
 # parts stays connected (no "graph is not fully connected" warnings, well-defined embedding);
 # far below any affinity that matters.
@@ -104,6 +111,35 @@ def laplacian_eigenpairs(affinity: np.ndarray, k: int, seed: int = 0):
     dd = np.sqrt(S.sum(axis=1))
     S /= dd[:, None]
     S /= dd[None, :]
+    mu, vectors = _leading_eigenpairs(S, k, seed)
+    return np.clip(1.0 - mu, 0.0, 2.0), vectors / dd[:, None]
+
+
+def degrees(affinity: np.ndarray) -> np.ndarray:
+    """Each channel's degree as the Laplacian sees it: its row sum without the self-loop,
+    ``_EPS`` added to every off-diagonal affinity."""
+    W = np.asarray(affinity, dtype=np.float64)
+    return W.sum(axis=1) - np.diag(W) + _EPS * (W.shape[0] - 1)
+
+
+def matched_second_eigenvalue(degree: np.ndarray, noise: np.ndarray, seed: int = 0) -> float:
+    """l_2 of the degree-matched reference (module docstring): the Laplacian of
+    ``d d^T / vol + noise`` normalised by the data's degrees ``d``, self-loops dropped.
+    ``noise`` is a symmetric n x n sample of the affinity's sampling noise (zero mean)."""
+    root = np.sqrt(degree)
+    S = np.asarray(noise, dtype=np.float64) / root[:, None]
+    S /= root[None, :]
+    S += np.outer(root, root) / degree.sum()  # d_i d_j / vol, normalised
+    np.fill_diagonal(S, 0.0)
+    if S.shape[0] < 2:
+        return np.inf
+    mu, _ = _leading_eigenpairs(S, 2, seed)
+    return float(np.clip(1.0 - mu[1], 0.0, 2.0))
+
+
+def _leading_eigenpairs(S: np.ndarray, k: int, seed: int):
+    """The ``k`` largest eigenvalues of the symmetric ``S`` (descending) and their vectors:
+    dense for small matrices or many pairs, Lanczos otherwise; one BLAS thread."""
     n = S.shape[0]
     k = max(1, min(int(k), n))
     with one_blas_thread():
@@ -117,7 +153,7 @@ def laplacian_eigenpairs(affinity: np.ndarray, k: int, seed: int = 0):
             v0 = np.random.RandomState(seed).uniform(-1, 1, n)
             mu, vectors = eigsh(S, k=k, which="LA", v0=v0, tol=1e-10)
     order = np.argsort(-mu)
-    return np.clip(1.0 - mu[order], 0.0, 2.0), vectors[:, order] / dd[:, None]
+    return mu[order], vectors[:, order]
 
 
 def edge_n_clusters(eigenvalues: np.ndarray, edge: float, bound: int) -> int:

@@ -14,18 +14,21 @@ from sparsenet.analyser.affinity import check_affinity_kind, compute_affinity, s
 from sparsenet.analyser.arora import arora_step, binarise, check_alpha, primary_labels
 from sparsenet.analyser.clustering import (
     REFERENCE_COPIES,
+    SPLIT_FRACTION,
     check_method,
     check_n_clusters,
     cluster_affinity,
     expand_labels,
+    degrees,
     laplacian_eigenpairs,
+    matched_second_eigenvalue,
     reference_edge,
 )
 from sparsenet.analyser.footprint import (check_mass_fraction, fit_channel_rings, fit_cluster_maps,
                                          kernel_set)
 from sparsenet.analyser.settings import ARORA_EXTENT_LEVEL, DISCOVER, SPATIAL_METHODS, check_graph_threshold
-from sparsenet.analyser.significance import (MAX_ROWS, modularity, permutation_test, row_index,
-                                             shuffled_map, stability)
+from sparsenet.analyser.significance import (MAX_ROWS, halves_map, modularity, permutation_test,
+                                             random_parts, row_index, shuffled_map, stability)
 from sparsenet.analyser.spatial import cluster_spatial_profiles, kernel_sizes_from_profiles
 from sparsenet.errors import SparsenetError
 from sparsenet.stats import ChannelStats, ClusterMapStats
@@ -261,19 +264,18 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         self.stats_ = stats
         self.n_features_in_ = stats.n_channels_
         self.k_edge_ = None
+        self.shuffle_edge_ = None
         if self.method == "arora":
             self._fit_arora(stats, samples)
         else:
-            if self.n_clusters == "auto" and samples is not None:
-                self.k_edge_ = self._reference_edge(samples, stats.thresholds_, rng)
-            self._fit_clusters(stats, rng)
+            self._fit_clusters(stats, rng, samples)
             self.neighbourhoods_ = [np.flatnonzero(self.labels_ == k) for k in range(self.n_clusters_)]
             self.overlapping_ = False
         self._fit_spatial(stats, samples)
         self._fit_significance(samples, stats, rng)
         return self
 
-    def _fit_clusters(self, stats, rng) -> None:
+    def _fit_clusters(self, stats, rng, samples=None) -> None:
         self.inactive_ = np.asarray(stats.inactive_, dtype=bool).copy()
         n_active = int((~self.inactive_).sum())
         if n_active == 0:
@@ -285,8 +287,12 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         self.affinity_ = compute_affinity(
             stats, self.affinity, graph_threshold=self.graph_threshold
         )
+        if self.n_clusters == "auto" and samples is not None:
+            self.k_edge_ = self._matched_edge(samples, stats.thresholds_, rng)
+            if self.k_edge_ is not None and self.n_permutations > 0:
+                self.shuffle_edge_ = self._shuffle_edge(samples, stats.thresholds_, rng)
         self._seed = seed = rng.randint(_SEED_MAX)
-        result = self._cluster(self.affinity_, self.inactive_, self.n_clusters, seed)
+        result = self._cluster(self.affinity_, self.inactive_, self.n_clusters, seed, edge=self.k_edge_)
         self.labels_ = expand_labels(result.labels, self.inactive_)
         self.n_clusters_ = int(result.labels.max()) + 1
         self.cluster_sizes_ = np.bincount(result.labels, minlength=self.n_clusters_)
@@ -320,21 +326,50 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         self.eigenvalues_ = None
         self.linkage_ = None
 
-    def _cluster(self, affinity, inactive, n_clusters, seed, spectrum=True):
-        """Cluster the active channels of a full C x C affinity (K clamped to the active count)."""
+    def _cluster(self, affinity, inactive, n_clusters, seed, spectrum=True, edge=None):
+        """Cluster the active channels of a full C x C affinity (K clamped to the active count;
+        ``edge``: the noise edge of "auto", None for the eigengap)."""
         active = ~inactive
         sub = affinity if active.all() else affinity[np.ix_(active, active)]
         k = n_clusters if n_clusters == "auto" else min(n_clusters, sub.shape[0])
         return cluster_affinity(sub, self.method, k, self.max_clusters, seed, spectrum=spectrum,
-                                edge=self.k_edge_)
+                                edge=edge)
 
-    def _reference_edge(self, samples, thresholds, rng) -> float | None:
-        """The noise edge of the automatic K: the lowest second Laplacian eigenvalue of
-        ``REFERENCE_COPIES`` channel-shuffled copies (``analyser.clustering``); None (the
-        eigengap) with fewer than 2 images, which cannot be shuffled."""
+    def _matched_edge(self, samples, thresholds, rng) -> float | None:
+        """The noise edge of the automatic K: the lowest l_2 of ``REFERENCE_COPIES``
+        degree-matched references, the data's degrees without cluster structure plus a sample of
+        the affinity's sampling noise, ``c (W_A - W_B)`` from a random split of the images into
+        a share ``SPLIT_FRACTION`` and the rest, scaled to the full data's noise
+        (``analyser.clustering``); None (the eigengap) when the images cannot be split into two
+        parts of at least two rows each."""
         X3 = samples.reshape(samples.shape[0], samples.shape[1], -1)
-        if X3.shape[0] < 2:
+        n_images, n_positions = X3.shape[0], X3.shape[2]
+        if n_images < 2 or max(1, round(SPLIT_FRACTION * n_images)) * n_positions < 2:
             return None
+        active = ~self.inactive_
+        degree = degrees(self.affinity_[np.ix_(active, active)])
+        n_rows = n_images * n_positions
+        parts = [random_parts(n_images, n_positions, MAX_ROWS, rng, SPLIT_FRACTION)
+                 for _ in range(REFERENCE_COPIES)]
+        seed = rng.randint(_SEED_MAX)
+
+        def second_eigenvalue(A, B):
+            # var(W_A - W_B) = v / M_A + v / M_B; the full data's noise has v / n_rows
+            scale = 1.0 / np.sqrt(n_rows * (1.0 / A.shape[0] + 1.0 / B.shape[0]))
+            W_A, W_B = (sample_affinity(Z, self.affinity, thresholds, graph_threshold=self.graph_threshold,
+                                        overwrite=True)[0][np.ix_(active, active)] for Z in (A, B))
+            W_A -= W_B
+            W_A *= scale
+            return matched_second_eigenvalue(degree, W_A, seed)
+
+        return reference_edge(halves_map(X3, parts, second_eigenvalue, desc="reference splits"))
+
+    def _shuffle_edge(self, samples, thresholds, rng) -> float:
+        """The noise edge of structure-free data, the K rule of the permutation null's copies:
+        the lowest l_2 of ``REFERENCE_COPIES`` channel-shuffled copies.  A copy has no
+        cluster structure, so its own degree-matched reference is distributed as the copies
+        themselves (``analyser.clustering``); the edge is the same for a shuffle of a shuffle."""
+        X3 = samples.reshape(samples.shape[0], samples.shape[1], -1)
         rows, _ = row_index(np.arange(X3.shape[0]), X3.shape[2], MAX_ROWS, rng)
         seed = rng.randint(_SEED_MAX)
 
@@ -437,7 +472,7 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
             if inactive.all():
                 return affinity, np.full(inactive.shape[0], -1), -np.inf
             result = self._cluster(affinity, inactive, "auto" if auto else self.n_clusters_,
-                                   self._seed, spectrum=False)
+                                   self._seed, spectrum=False, edge=self.shuffle_edge_ if auto else None)
             labels = expand_labels(result.labels, inactive)
             return (affinity, labels, _tiebreak(result.eigenvalues)) if auto else (affinity, labels)
 

@@ -135,12 +135,7 @@ def stability(
     n_images = X3.shape[0]
     if n_images < 4 or n_resamples < 1:
         return None
-    halves = []
-    for _ in range(n_resamples):
-        order = rng.permutation(n_images)
-        half = n_images // 2
-        for images in (order[:half], order[half : 2 * half]):
-            halves.append(row_index(np.sort(images), X3.shape[2], max_rows, rng)[0])
+    halves = [rows for _ in range(n_resamples) for rows in random_halves(n_images, X3.shape[2], max_rows, rng)]
 
     def labels(rows):
         return pipeline(sample_rows(X3, rows, dtype=np.float32))[1]
@@ -150,6 +145,33 @@ def stability(
     scores = [_pair_ari(labelings[i], labelings[i + 1]) for i in range(0, len(labelings), 2)]
     scores = [s for s in scores if s is not None]
     return float(np.mean(scores)) if scores else None
+
+
+def random_halves(n_images: int, n_positions: int, max_rows: int, rng) -> tuple[tuple, tuple]:
+    """Rows (``row_index``) of two disjoint random halves of the images (one left out if odd)."""
+    order = rng.permutation(n_images)
+    half = n_images // 2
+    return tuple(row_index(np.sort(images), n_positions, max_rows, rng)[0]
+                 for images in (order[:half], order[half : 2 * half]))
+
+
+def random_parts(n_images: int, n_positions: int, max_rows: int, rng, fraction: float) -> tuple[tuple, tuple]:
+    """Rows of a random ``fraction`` of the images (at least one) and of all the others."""
+    order = rng.permutation(n_images)
+    m = min(n_images - 1, max(1, int(round(fraction * n_images))))
+    return tuple(row_index(np.sort(images), n_positions, max_rows, rng)[0] for images in (order[:m], order[m:]))
+
+
+def halves_map(X3: np.ndarray, halves: list, fn: Callable, desc: str = "split halves") -> list:
+    """``fn(A, B)`` on the float32 samples of each pair of row sets in ``halves`` (two parts of
+    the images, of any sizes), in order,
+    ``WORKERS`` at a time with one BLAS thread each."""
+
+    def one(pair):
+        return fn(*(sample_rows(X3, rows, dtype=np.float32) for rows in pair))
+
+    with one_blas_thread(), ThreadPoolExecutor(max_workers=max(1, WORKERS)) as pool:
+        return list(bar(pool.map(one, halves), total=len(halves), desc=desc))
 
 
 def row_index(images: np.ndarray, n_positions: int, max_rows: int, rng) -> tuple[tuple, bool]:
