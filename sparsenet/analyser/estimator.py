@@ -49,9 +49,11 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     ----------
     n_clusters : int >= 1 or "auto", default "auto"
         Number of clusters K.  "auto": the number of eigenvalues of the normalised Laplacian of
-        the affinity among active channels that lie below the noise edge, the lowest ``l_2`` of
-        19 channel-shuffled copies (``k_edge_``; see :mod:`sparsenet.analyser.clustering`:
-        K > 1 on structureless data with probability 1/20), at most ``max_clusters``; fitted on
+        the affinity among active channels that lie below the noise edge (``k_edge_``), the
+        higher of the lowest ``l_2`` of 19 channel-shuffled copies and of 19 degree-matched
+        references (the data's degrees without cluster structure, plus the affinity's noise
+        from a random split of the images; see :mod:`sparsenet.analyser.clustering`: K > 1 on
+        structureless data in about 5%), at most ``max_clusters``; fitted on
         a ``ChannelStats`` (nothing to shuffle), the eigengap.  An int larger than the number of active channels
         raises ``SparsenetError``.  With ``method="communities"`` an int is an upper bound:
         modularity decides, merged down to at most ``n_clusters``.
@@ -169,7 +171,7 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         "n_permutations"}`` from the channel-shuffled null (see
         :mod:`sparsenet.analyser.significance`): each channel is permuted across images and
         the same pipeline (thresholds, affinity, method, and under "auto" the choice of K with
-        the same noise edge; an int K stays fixed) is re-run.
+        the shuffled copies' edge ``shuffle_edge_``, the structureless copies' own; an int K stays fixed) is re-run.
         ``p = (1 + #{null >= value}) / (1 + n_permutations)``, ties at equal modularity
         (K = 1) ordered by minus ``l_2`` under "auto"; z is 0 or +-inf when
         the null has no spread.  Data with more than 50,000 rows (image positions) are
@@ -182,7 +184,11 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         cluster agrees with itself trivially), when fitted on a ``ChannelStats`` (the halves
         need the samples) or with fewer than 4 images.
     k_edge_ : float or None
-        The noise edge that chose K under "auto" (None with K given or without samples).
+        The noise edge that chose K under "auto", ``max(matched_edge_, shuffle_edge_)`` (None
+        with K given, without samples, or with too few images to split: the eigengap).
+    matched_edge_, shuffle_edge_ : float or None
+        The two references' edges: the degree-matched one, and the channel-shuffled copies'
+        (which the permutation null's copies, being structureless, choose K with).
     stats_ : ChannelStats
         The statistics everything was computed from (with ``spatial_method="cluster_maps"``
         and activations: offset 0 only, the profiles coming from the second pass).
@@ -264,6 +270,7 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         self.stats_ = stats
         self.n_features_in_ = stats.n_channels_
         self.k_edge_ = None
+        self.matched_edge_ = None
         self.shuffle_edge_ = None
         if self.method == "arora":
             self._fit_arora(stats, samples)
@@ -288,9 +295,10 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
             stats, self.affinity, graph_threshold=self.graph_threshold
         )
         if self.n_clusters == "auto" and samples is not None:
-            self.k_edge_ = self._matched_edge(samples, stats.thresholds_, rng)
-            if self.k_edge_ is not None and self.n_permutations > 0:
+            self.matched_edge_ = self._matched_edge(samples, stats.thresholds_, rng)
+            if self.matched_edge_ is not None:
                 self.shuffle_edge_ = self._shuffle_edge(samples, stats.thresholds_, rng)
+                self.k_edge_ = max(self.matched_edge_, self.shuffle_edge_)
         self._seed = seed = rng.randint(_SEED_MAX)
         result = self._cluster(self.affinity_, self.inactive_, self.n_clusters, seed, edge=self.k_edge_)
         self.labels_ = expand_labels(result.labels, self.inactive_)

@@ -15,8 +15,9 @@ so that each channel keeps its values, their distribution and its spatial struct
 image, while any co-firing between channels is destroyed).  The *same* pipeline (statistics ->
 affinity -> choice of K -> clustering) is run on each shuffled copy and its modularity
 recorded.  Under ``n_clusters="auto"`` every copy chooses its own K with the same rule as the
-data (``sparsenet.analyser.clustering``: the same noise edge, which is a function of the
-data's shuffles and so the same for a shuffle of a shuffle), so p is the probability that noise
+data (``sparsenet.analyser.clustering``; a copy has no structure, so its edge is that of
+the shuffled copies, which is a function of the data's shuffles and so the same for a shuffle
+of a shuffle), so p is the probability that noise
 gives a partition this modular *including* the choice of K.  Every copy that, like
 structureless data mostly does, chooses K = 1 has Q = 0; those ties are ordered by a second,
 continuous statistic the pipeline returns (``tiebreak``, the estimator's: minus the second
