@@ -18,8 +18,8 @@ from sparsenet.analyser.clustering import (
     check_method,
     check_n_clusters,
     cluster_affinity,
-    expand_labels,
     degrees,
+    expand_labels,
     laplacian_eigenpairs,
     matched_second_eigenvalue,
     reference_edge,
@@ -27,8 +27,8 @@ from sparsenet.analyser.clustering import (
 from sparsenet.analyser.footprint import (check_mass_fraction, fit_channel_rings, fit_cluster_maps,
                                          kernel_set)
 from sparsenet.analyser.settings import ARORA_EXTENT_LEVEL, DISCOVER, SPATIAL_METHODS, check_graph_threshold
-from sparsenet.analyser.significance import (MAX_ROWS, halves_map, modularity, permutation_test,
-                                             random_parts, row_index, shuffled_map, stability)
+from sparsenet.analyser.significance import (MAX_ROWS, modularity, permutation_test, random_parts,
+                                             row_index, shuffled_map, split_map, stability)
 from sparsenet.analyser.spatial import cluster_spatial_profiles, kernel_sizes_from_profiles
 from sparsenet.errors import SparsenetError
 from sparsenet.stats import ChannelStats, ClusterMapStats
@@ -171,7 +171,8 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         "n_permutations"}`` from the channel-shuffled null (see
         :mod:`sparsenet.analyser.significance`): each channel is permuted across images and
         the same pipeline (thresholds, affinity, method, and under "auto" the choice of K with
-        the shuffled copies' edge ``shuffle_edge_``, the structureless copies' own; an int K stays fixed) is re-run.
+        the shuffled copies' edge ``shuffle_edge_``, the structureless copies' own; an int K
+        stays fixed) is re-run.
         ``p = (1 + #{null >= value}) / (1 + n_permutations)``, ties at equal modularity
         (K = 1) ordered by minus ``l_2`` under "auto"; z is 0 or +-inf when
         the null has no spread.  Data with more than 50,000 rows (image positions) are
@@ -370,7 +371,7 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
             W_A *= scale
             return matched_second_eigenvalue(degree, W_A, seed)
 
-        return reference_edge(halves_map(X3, parts, second_eigenvalue, desc="reference splits"))
+        return reference_edge(split_map(X3, parts, second_eigenvalue, desc="reference splits"))
 
     def _shuffle_edge(self, samples, thresholds, rng) -> float:
         """The noise edge of structure-free data, the K rule of the permutation null's copies:

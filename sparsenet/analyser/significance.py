@@ -163,8 +163,8 @@ def random_parts(n_images: int, n_positions: int, max_rows: int, rng, fraction: 
     return tuple(row_index(np.sort(images), n_positions, max_rows, rng)[0] for images in (order[:m], order[m:]))
 
 
-def halves_map(X3: np.ndarray, halves: list, fn: Callable, desc: str = "split halves") -> list:
-    """``fn(A, B)`` on the float32 samples of each pair of row sets in ``halves`` (two parts of
+def split_map(X3: np.ndarray, parts: list, fn: Callable, desc: str = "split parts") -> list:
+    """``fn(A, B)`` on the float32 samples of each pair of row sets in ``parts`` (two parts of
     the images, of any sizes), in order,
     ``WORKERS`` at a time with one BLAS thread each."""
 
@@ -172,7 +172,7 @@ def halves_map(X3: np.ndarray, halves: list, fn: Callable, desc: str = "split ha
         return fn(*(sample_rows(X3, rows, dtype=np.float32) for rows in pair))
 
     with one_blas_thread(), ThreadPoolExecutor(max_workers=max(1, WORKERS)) as pool:
-        return list(bar(pool.map(one, halves), total=len(halves), desc=desc))
+        return list(bar(pool.map(one, parts), total=len(parts), desc=desc))
 
 
 def row_index(images: np.ndarray, n_positions: int, max_rows: int, rng) -> tuple[tuple, bool]:
