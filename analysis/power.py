@@ -72,6 +72,10 @@ def p_value(X, k, seed, permutations):
     return est.significance_["p"], est.n_clusters_
 
 
+def _modes(which: str, given: int) -> tuple:
+    return {"both": ("auto", given), "auto": ("auto",), "given": (given,)}[which]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--null-sets", type=int, default=200, help="structureless data sets per family and mode")
@@ -80,13 +84,15 @@ def main() -> None:
     p.add_argument("--part", choices=("all", "null", "power"), default="all",
                    help="only the false-positive or the detection table (to run the two side by side)")
     p.add_argument("--planted", action="append", choices=list(PLANTED), help="only these planted families")
+    p.add_argument("--modes", choices=("both", "auto", "given"), default="both",
+                   help="only automatic K or only K given (the other mode's rows are left out)")
     p.add_argument("--out", default=None)
     args = p.parse_args()
     t0 = time.time()
     lines = ["False-positive rate (structureless data; K selection included under auto):", "",
              "| family | K | p <= 0.05 | p <= 0.01 | mean p | K > 1 chosen |", "|---|---|---|---|---|---|"]
     for name, make in NULLS.items() if args.part != "power" else ():
-        for k in ("auto", 4):
+        for k in _modes(args.modes, 4):
             ps, ks = [], []
             for i in range(args.null_sets):
                 pv, kk = p_value(make(np.random.default_rng(10_000 + i)), k, i, args.permutations)
@@ -104,7 +110,7 @@ def main() -> None:
         groups, size, box = PLANTED[family]
         for rho in (0.05, 0.1, 0.2):
             for images in (20, 200):
-                for k in ("auto", groups):
+                for k in _modes(args.modes, groups):
                     ps, ks = [], []
                     for i in range(args.power_sets):
                         X = planted(np.random.default_rng(20_000 + i), rho, images, groups, size, box)

@@ -51,6 +51,43 @@ def test_auto_k_finds_weak_groups_the_eigengap_misses():
     assert est.n_clusters_ == 6 and adjusted_rand_score(labels, est.labels_) > 0.9
 
 
+def nested_blocks(n_sub, size, r_common, r_sub, n_other, n_samples, seed):
+    """Sub-blocks sharing one common factor (each with its own too) beside a separate group (0.5)."""
+    rng = np.random.default_rng(seed)
+    labels = rng.permutation(np.concatenate([np.repeat(np.arange(n_sub), size), np.full(n_other, n_sub)]))
+    inner = labels < n_sub
+    z = rng.standard_normal((n_samples, n_sub + 1))
+    X = rng.standard_normal((n_samples, labels.size))
+    X[:, inner] = (np.sqrt(r_common) * rng.standard_normal((n_samples, 1)) + np.sqrt(r_sub) * z[:, labels[inner]]
+                   + np.sqrt(1 - r_common - r_sub) * X[:, inner])
+    X[:, ~inner] = np.sqrt(0.5) * z[:, labels[~inner]] + np.sqrt(0.5) * X[:, ~inner]
+    return X, labels
+
+
+@pytest.mark.parametrize("n_sub,size,r_common,r_sub,seed", [(4, 8, 0.3, 0.2, 0), (3, 12, 0.25, 0.15, 1)])
+def test_auto_k_separates_blocks_that_share_a_common_factor(n_sub, size, r_common, r_sub, seed):
+    """The common factor makes the block's degrees large and squeezes its noise bulk near 1: the
+    shuffled copies' edge (noise at small degrees) counts the block once, the degree-matched
+    edge counts its sub-blocks."""
+    from sparsenet.analyser.clustering import edge_n_clusters
+
+    X, labels = nested_blocks(n_sub, size, r_common, r_sub, 6, 2000, seed)
+    est = CorrelationAnalyzer(n_permutations=0, n_resamples=0, random_state=seed).fit(X)
+    assert est.n_clusters_ == n_sub + 1 and adjusted_rand_score(labels, est.labels_) >= 0.9
+    assert est.k_edge_ == max(est.matched_edge_, est.shuffle_edge_) > est.shuffle_edge_
+    assert edge_n_clusters(est.eigenvalues_, est.shuffle_edge_, X.shape[1]) == 2  # the rule before
+
+
+def test_auto_k_stays_one_on_structureless_data():
+    """K > 1 on independent channels at about the copies' 5% (40 data sets: at most 6 expected
+    with probability 0.99 at 5%), and never with a single common factor's strong block."""
+    ks = [CorrelationAnalyzer(n_permutations=0, n_resamples=0, random_state=seed).fit(
+        np.random.default_rng(300 + seed).standard_normal((400, 16))).n_clusters_ for seed in range(40)]
+    assert np.mean(np.array(ks) > 1) <= 6 / 40
+    X, _ = flat_groups(1, 24, 0.5, 2000, 5)
+    assert CorrelationAnalyzer(n_permutations=0, n_resamples=0, random_state=0).fit(X).n_clusters_ == 1
+
+
 def test_max_clusters_bounds_the_search():
     X, _ = flat_groups(24, 6, 0.5, 3000, 0)
     assert CorrelationAnalyzer(n_permutations=0, n_resamples=0, max_clusters=5,

@@ -14,18 +14,21 @@ from sparsenet.analyser.affinity import check_affinity_kind, compute_affinity, s
 from sparsenet.analyser.arora import arora_step, binarise, check_alpha, primary_labels
 from sparsenet.analyser.clustering import (
     REFERENCE_COPIES,
+    SPLIT_FRACTION,
     check_method,
     check_n_clusters,
     cluster_affinity,
+    degrees,
     expand_labels,
     laplacian_eigenpairs,
+    matched_second_eigenvalue,
     reference_edge,
 )
 from sparsenet.analyser.footprint import (check_mass_fraction, fit_channel_rings, fit_cluster_maps,
                                          kernel_set)
 from sparsenet.analyser.settings import ARORA_EXTENT_LEVEL, DISCOVER, SPATIAL_METHODS, check_graph_threshold
-from sparsenet.analyser.significance import (MAX_ROWS, modularity, permutation_test, row_index,
-                                             shuffled_map, stability)
+from sparsenet.analyser.significance import (MAX_ROWS, modularity, permutation_test, random_parts,
+                                             row_index, shuffled_map, split_map, stability)
 from sparsenet.analyser.spatial import cluster_spatial_profiles, kernel_sizes_from_profiles
 from sparsenet.errors import SparsenetError
 from sparsenet.stats import ChannelStats, ClusterMapStats
@@ -46,9 +49,11 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     ----------
     n_clusters : int >= 1 or "auto", default "auto"
         Number of clusters K.  "auto": the number of eigenvalues of the normalised Laplacian of
-        the affinity among active channels that lie below the noise edge, the lowest ``l_2`` of
-        19 channel-shuffled copies (``k_edge_``; see :mod:`sparsenet.analyser.clustering`:
-        K > 1 on structureless data with probability 1/20), at most ``max_clusters``; fitted on
+        the affinity among active channels that lie below the noise edge (``k_edge_``), the
+        higher of the lowest ``l_2`` of 19 channel-shuffled copies and of 19 degree-matched
+        references (the data's degrees without cluster structure, plus the affinity's noise
+        from a random split of the images; see :mod:`sparsenet.analyser.clustering`: K > 1 on
+        structureless data in about 5%), at most ``max_clusters``; fitted on
         a ``ChannelStats`` (nothing to shuffle), the eigengap.  An int larger than the number of active channels
         raises ``SparsenetError``.  With ``method="communities"`` an int is an upper bound:
         modularity decides, merged down to at most ``n_clusters``.
@@ -166,7 +171,8 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         "n_permutations"}`` from the channel-shuffled null (see
         :mod:`sparsenet.analyser.significance`): each channel is permuted across images and
         the same pipeline (thresholds, affinity, method, and under "auto" the choice of K with
-        the same noise edge; an int K stays fixed) is re-run.
+        the shuffled copies' edge ``shuffle_edge_``, the structureless copies' own; an int K
+        stays fixed) is re-run.
         ``p = (1 + #{null >= value}) / (1 + n_permutations)``, ties at equal modularity
         (K = 1) ordered by minus ``l_2`` under "auto"; z is 0 or +-inf when
         the null has no spread.  Data with more than 50,000 rows (image positions) are
@@ -179,7 +185,11 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         cluster agrees with itself trivially), when fitted on a ``ChannelStats`` (the halves
         need the samples) or with fewer than 4 images.
     k_edge_ : float or None
-        The noise edge that chose K under "auto" (None with K given or without samples).
+        The noise edge that chose K under "auto", ``max(matched_edge_, shuffle_edge_)`` (None
+        with K given, without samples, or with too few images to split: the eigengap).
+    matched_edge_, shuffle_edge_ : float or None
+        The two references' edges: the degree-matched one, and the channel-shuffled copies'
+        (which the permutation null's copies, being structureless, choose K with).
     stats_ : ChannelStats
         The statistics everything was computed from (with ``spatial_method="cluster_maps"``
         and activations: offset 0 only, the profiles coming from the second pass).
@@ -261,19 +271,19 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         self.stats_ = stats
         self.n_features_in_ = stats.n_channels_
         self.k_edge_ = None
+        self.matched_edge_ = None
+        self.shuffle_edge_ = None
         if self.method == "arora":
             self._fit_arora(stats, samples)
         else:
-            if self.n_clusters == "auto" and samples is not None:
-                self.k_edge_ = self._reference_edge(samples, stats.thresholds_, rng)
-            self._fit_clusters(stats, rng)
+            self._fit_clusters(stats, rng, samples)
             self.neighbourhoods_ = [np.flatnonzero(self.labels_ == k) for k in range(self.n_clusters_)]
             self.overlapping_ = False
         self._fit_spatial(stats, samples)
         self._fit_significance(samples, stats, rng)
         return self
 
-    def _fit_clusters(self, stats, rng) -> None:
+    def _fit_clusters(self, stats, rng, samples=None) -> None:
         self.inactive_ = np.asarray(stats.inactive_, dtype=bool).copy()
         n_active = int((~self.inactive_).sum())
         if n_active == 0:
@@ -285,8 +295,13 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         self.affinity_ = compute_affinity(
             stats, self.affinity, graph_threshold=self.graph_threshold
         )
+        if self.n_clusters == "auto" and samples is not None:
+            self.matched_edge_ = self._matched_edge(samples, stats.thresholds_, rng)
+            if self.matched_edge_ is not None:
+                self.shuffle_edge_ = self._shuffle_edge(samples, stats.thresholds_, rng)
+                self.k_edge_ = max(self.matched_edge_, self.shuffle_edge_)
         self._seed = seed = rng.randint(_SEED_MAX)
-        result = self._cluster(self.affinity_, self.inactive_, self.n_clusters, seed)
+        result = self._cluster(self.affinity_, self.inactive_, self.n_clusters, seed, edge=self.k_edge_)
         self.labels_ = expand_labels(result.labels, self.inactive_)
         self.n_clusters_ = int(result.labels.max()) + 1
         self.cluster_sizes_ = np.bincount(result.labels, minlength=self.n_clusters_)
@@ -320,21 +335,50 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         self.eigenvalues_ = None
         self.linkage_ = None
 
-    def _cluster(self, affinity, inactive, n_clusters, seed, spectrum=True):
-        """Cluster the active channels of a full C x C affinity (K clamped to the active count)."""
+    def _cluster(self, affinity, inactive, n_clusters, seed, spectrum=True, edge=None):
+        """Cluster the active channels of a full C x C affinity (K clamped to the active count;
+        ``edge``: the noise edge of "auto", None for the eigengap)."""
         active = ~inactive
         sub = affinity if active.all() else affinity[np.ix_(active, active)]
         k = n_clusters if n_clusters == "auto" else min(n_clusters, sub.shape[0])
         return cluster_affinity(sub, self.method, k, self.max_clusters, seed, spectrum=spectrum,
-                                edge=self.k_edge_)
+                                edge=edge)
 
-    def _reference_edge(self, samples, thresholds, rng) -> float | None:
-        """The noise edge of the automatic K: the lowest second Laplacian eigenvalue of
-        ``REFERENCE_COPIES`` channel-shuffled copies (``analyser.clustering``); None (the
-        eigengap) with fewer than 2 images, which cannot be shuffled."""
+    def _matched_edge(self, samples, thresholds, rng) -> float | None:
+        """The noise edge of the automatic K: the lowest l_2 of ``REFERENCE_COPIES``
+        degree-matched references, the data's degrees without cluster structure plus a sample of
+        the affinity's sampling noise, ``c (W_A - W_B)`` from a random split of the images into
+        a share ``SPLIT_FRACTION`` and the rest, scaled to the full data's noise
+        (``analyser.clustering``); None (the eigengap) when the images cannot be split into two
+        parts of at least two rows each."""
         X3 = samples.reshape(samples.shape[0], samples.shape[1], -1)
-        if X3.shape[0] < 2:
+        n_images, n_positions = X3.shape[0], X3.shape[2]
+        if n_images < 2 or max(1, round(SPLIT_FRACTION * n_images)) * n_positions < 2:
             return None
+        active = ~self.inactive_
+        degree = degrees(self.affinity_[np.ix_(active, active)])
+        n_rows = n_images * n_positions
+        parts = [random_parts(n_images, n_positions, MAX_ROWS, rng, SPLIT_FRACTION)
+                 for _ in range(REFERENCE_COPIES)]
+        seed = rng.randint(_SEED_MAX)
+
+        def second_eigenvalue(A, B):
+            # var(W_A - W_B) = v / M_A + v / M_B; the full data's noise has v / n_rows
+            scale = 1.0 / np.sqrt(n_rows * (1.0 / A.shape[0] + 1.0 / B.shape[0]))
+            W_A, W_B = (sample_affinity(Z, self.affinity, thresholds, graph_threshold=self.graph_threshold,
+                                        overwrite=True)[0][np.ix_(active, active)] for Z in (A, B))
+            W_A -= W_B
+            W_A *= scale
+            return matched_second_eigenvalue(degree, W_A, seed)
+
+        return reference_edge(split_map(X3, parts, second_eigenvalue, desc="reference splits"))
+
+    def _shuffle_edge(self, samples, thresholds, rng) -> float:
+        """The noise edge of structure-free data, the K rule of the permutation null's copies:
+        the lowest l_2 of ``REFERENCE_COPIES`` channel-shuffled copies.  A copy has no
+        cluster structure, so its own degree-matched reference is distributed as the copies
+        themselves (``analyser.clustering``); the edge is the same for a shuffle of a shuffle."""
+        X3 = samples.reshape(samples.shape[0], samples.shape[1], -1)
         rows, _ = row_index(np.arange(X3.shape[0]), X3.shape[2], MAX_ROWS, rng)
         seed = rng.randint(_SEED_MAX)
 
@@ -437,7 +481,7 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
             if inactive.all():
                 return affinity, np.full(inactive.shape[0], -1), -np.inf
             result = self._cluster(affinity, inactive, "auto" if auto else self.n_clusters_,
-                                   self._seed, spectrum=False)
+                                   self._seed, spectrum=False, edge=self.shuffle_edge_ if auto else None)
             labels = expand_labels(result.labels, inactive)
             return (affinity, labels, _tiebreak(result.eigenvalues)) if auto else (affinity, labels)
 

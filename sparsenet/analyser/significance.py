@@ -15,8 +15,9 @@ so that each channel keeps its values, their distribution and its spatial struct
 image, while any co-firing between channels is destroyed).  The *same* pipeline (statistics ->
 affinity -> choice of K -> clustering) is run on each shuffled copy and its modularity
 recorded.  Under ``n_clusters="auto"`` every copy chooses its own K with the same rule as the
-data (``sparsenet.analyser.clustering``: the same noise edge, which is a function of the
-data's shuffles and so the same for a shuffle of a shuffle), so p is the probability that noise
+data (``sparsenet.analyser.clustering``; a copy has no structure, so its edge is that of
+the shuffled copies, which is a function of the data's shuffles and so the same for a shuffle
+of a shuffle), so p is the probability that noise
 gives a partition this modular *including* the choice of K.  Every copy that, like
 structureless data mostly does, chooses K = 1 has Q = 0; those ties are ordered by a second,
 continuous statistic the pipeline returns (``tiebreak``, the estimator's: minus the second
@@ -135,12 +136,7 @@ def stability(
     n_images = X3.shape[0]
     if n_images < 4 or n_resamples < 1:
         return None
-    halves = []
-    for _ in range(n_resamples):
-        order = rng.permutation(n_images)
-        half = n_images // 2
-        for images in (order[:half], order[half : 2 * half]):
-            halves.append(row_index(np.sort(images), X3.shape[2], max_rows, rng)[0])
+    halves = [rows for _ in range(n_resamples) for rows in random_halves(n_images, X3.shape[2], max_rows, rng)]
 
     def labels(rows):
         return pipeline(sample_rows(X3, rows, dtype=np.float32))[1]
@@ -150,6 +146,33 @@ def stability(
     scores = [_pair_ari(labelings[i], labelings[i + 1]) for i in range(0, len(labelings), 2)]
     scores = [s for s in scores if s is not None]
     return float(np.mean(scores)) if scores else None
+
+
+def random_halves(n_images: int, n_positions: int, max_rows: int, rng) -> tuple[tuple, tuple]:
+    """Rows (``row_index``) of two disjoint random halves of the images (one left out if odd)."""
+    order = rng.permutation(n_images)
+    half = n_images // 2
+    return tuple(row_index(np.sort(images), n_positions, max_rows, rng)[0]
+                 for images in (order[:half], order[half : 2 * half]))
+
+
+def random_parts(n_images: int, n_positions: int, max_rows: int, rng, fraction: float) -> tuple[tuple, tuple]:
+    """Rows of a random ``fraction`` of the images (at least one) and of all the others."""
+    order = rng.permutation(n_images)
+    m = min(n_images - 1, max(1, int(round(fraction * n_images))))
+    return tuple(row_index(np.sort(images), n_positions, max_rows, rng)[0] for images in (order[:m], order[m:]))
+
+
+def split_map(X3: np.ndarray, parts: list, fn: Callable, desc: str = "split parts") -> list:
+    """``fn(A, B)`` on the float32 samples of each pair of row sets in ``parts`` (two parts of
+    the images, of any sizes), in order,
+    ``WORKERS`` at a time with one BLAS thread each."""
+
+    def one(pair):
+        return fn(*(sample_rows(X3, rows, dtype=np.float32) for rows in pair))
+
+    with one_blas_thread(), ThreadPoolExecutor(max_workers=max(1, WORKERS)) as pool:
+        return list(bar(pool.map(one, parts), total=len(parts), desc=desc))
 
 
 def row_index(images: np.ndarray, n_positions: int, max_rows: int, rng) -> tuple[tuple, bool]:

@@ -178,7 +178,7 @@ def plot_spectrum(analyzer, path, title=None) -> Path:
             ax.axvline(k + 0.5, color="#d62728", ls="--", lw=1)
             if edge is not None:
                 ax.axhline(edge, color="#7f7f7f", ls=":", lw=1.5,
-                           label=f"noise edge {edge:.3f} (lowest λ_2 of shuffled copies)")
+                           label=f"noise edge {edge:.3f} (higher of shuffled and degree-matched λ_2)")
             elif k < len(eig):
                 gap = eig[k] - eig[k - 1]
                 ax.annotate("", xy=(k + 0.5, eig[k]), xytext=(k + 0.5, eig[k - 1]),
