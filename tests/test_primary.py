@@ -351,3 +351,18 @@ def test_missing_runs_grouped_by_candidate_with_seed_ranges():
     missing = [f"{n}/seed{s}" for s in (1, 2, 3, 5, 9) for n in ("grown", "plain-matched")] + ["googlenet-matched/seed4"]
     assert missing_runs(missing) == "grown seeds 1-3, 5, 9; plain-matched seeds 1-3, 5, 9; googlenet-matched seed 4"
     assert missing_runs(["a-b/seed0"]) == "a-b seed 0"
+
+
+def test_interim_records_are_not_decided_and_identical_arms_say_so():
+    from sparsenet.compare.summary import IDENTICAL, preregistered
+    prereg = {"hypothesis": "h", "test": "paired_t", "alpha": 0.05, "primary": "a vs b",
+              "secondaries": ["a vs same", "a vs b"], "confidence": 0.95, "bootstrap_resamples": 200, "bootstrap_seed": 0}
+    rows = [{"candidate": c, "seed": s, "accuracy": acc + 0.01 * s + (0.003 * s * s if c == "b" else 0)}
+            for s in range(5) for c, acc in (("a", 0.9), ("b", 0.5), ("same", 0.9))]
+    final = preregistered(rows, prereg)
+    assert final["primary"]["decision"] == "better" and not final["interim"]
+    assert final["secondaries"][0]["decision"] == IDENTICAL and final["secondaries"][0]["identical"]
+    interim = preregistered(rows, prereg, missing=7)
+    assert interim["interim"] and interim["primary"]["p"] == final["primary"]["p"]
+    assert all(c["decision"].startswith("not decided (interim: 7 run(s)")
+               for c in [interim["primary"], *interim["secondaries"]])

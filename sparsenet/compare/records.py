@@ -105,6 +105,6 @@ def recompute(out_dir: str | Path, loaded=None) -> dict[str, Any]:
     result = {"experiment": experiment.name, "source": stored.get("source"), "runs": len(rows), "missing": missing,
               "candidates": summarise(rows),
               "sweep": json.loads(sweep.read_text()).get("chosen") if sweep.exists() else None,
-              "preregistered": preregistered(rows, experiment.preregistration)
+              "preregistered": preregistered(rows, experiment.preregistration, missing=len(missing))
               if experiment.preregistration else None}
     return jsonable(result)

@@ -122,7 +122,13 @@ def _comparison_line(c: dict[str, Any], adjusted: bool) -> str:
     return (f"* {c['comparison']} ({c['n']} seeds paired): difference {pp(c['diff'])} pp "
             f"(bootstrap {pct} CI {pp(c['diff_ci_low'])} to {pp(c['diff_ci_high'])} pp); "
             f"paired t = {_g(c['t'], '.3f')} (p = {_g(c['p_t'])}), Wilcoxon W = {_g(c['wilcoxon_w'], 'g')} "
-            f"(p = {_g(c['p_wilcoxon'])}); decided by {p}: **{c['decision']}**")
+            f"(p = {_g(c['p_wilcoxon'])}); {_deciding(c, p)}")
+
+
+def _deciding(c: dict[str, Any], p: str) -> str:
+    if c.get("identical") or c["decision"].startswith("not decided"):
+        return f"{p}: **{c['decision']}**"
+    return f"decided by {p}: **{c['decision']}**"
 
 
 def verdict_lines(result: dict[str, Any]) -> list[str]:

@@ -48,7 +48,7 @@ def write_outputs(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any], *
     summary = {**meta, "written_at": utc_now(), "candidates": summarise(rows), "matched": matched_comparisons(rows),
                "controls": paired_controls(rows)}
     if meta.get("preregistration"):   # the declared comparisons, paired by seed
-        summary["preregistered"] = preregistered(rows, meta["preregistration"])
+        summary["preregistered"] = preregistered(rows, meta["preregistration"], missing=meta.get("runs_missing", 0))
     summary = jsonable(summary)
     atomic_write_json(out / "results.json", jsonable(rows))
     atomic_write_text(out / "results.csv", _csv(rows))

@@ -159,6 +159,7 @@ def _run(experiment: Experiment, out: Path, dataset, resuming: bool, config_text
                     log(f"    accuracy {new_rows[0]['accuracy']:.4f}, {new_rows[0]['macs']:,} mult-adds, "
                         f"{new_rows[0]['train_time_s']:.0f} s")
                 if n:
-                    write_outputs(out, rows, {**meta, "complete": False}, plots=False)  # partial, no latency yet
+                    write_outputs(out, rows, {**meta, "complete": False, "runs_missing": total - step},
+                                  plots=False)  # partial, no latency yet, nothing decided
     return finish_comparison(experiment, out, dataset, rows, recorded, meta, log, plots, device,
                              trained=trained, reused=reused, t_start=t_start)

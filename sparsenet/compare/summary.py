@@ -166,6 +166,8 @@ def _paired(rows, comparison: str, prereg: dict[str, Any]) -> dict[str, Any]:
         return {**entry, "diff": None, "p": None, "decision": "n/a",
                 "reason": f"{len(seeds)} seed(s) with both runs; a paired test needs at least 2"}
     a, b = [acc[(a_name, s)] for s in seeds], [acc[(b_name, s)] for s in seeds]
+    if a == b:   # e.g. an ablation that built the very same network at every seed
+        entry["identical"] = True
     t, w = paired_t(a, b), wilcoxon(a, b)
     low, high = bootstrap_ci(a, b, confidence=prereg["confidence"], resamples=prereg["bootstrap_resamples"],
                              seed=prereg["bootstrap_seed"])
@@ -175,19 +177,31 @@ def _paired(rows, comparison: str, prereg: dict[str, Any]) -> dict[str, Any]:
             "t": t.statistic, "p_t": t.p, "wilcoxon_w": w.statistic, "p_wilcoxon": w.p, "p": p}
 
 
-def preregistered(rows: list[dict[str, Any]], prereg: dict[str, Any]) -> dict[str, Any]:
+IDENTICAL = "no difference: the same accuracy at every paired seed (no test needed or possible)"
+
+
+def _decide(entry: dict[str, Any], p, alpha: float, missing: int) -> str:
+    if missing:   # a pre-registered test is decided once, on the whole design
+        return f"not decided (interim: {missing} run(s) of the design have no record yet)"
+    if entry.get("identical"):
+        return IDENTICAL
+    return _decision(p, entry["diff"], alpha) if entry["p"] is not None else "n/a"
+
+
+def preregistered(rows: list[dict[str, Any]], prereg: dict[str, Any], missing: int = 0) -> dict[str, Any]:
     """The declared primary comparison (its test at alpha decides) and the secondaries (Holm-adjusted p).
 
     Pairs are the seeds at which both arms finished (a seed fixes data order and initialisation);
     the difference is A - B in test accuracy (of the epoch chosen on validation, when there is one).
+    With ``missing`` runs of the design still unrecorded the statistics are shown but nothing is decided.
     """
     alpha = prereg["alpha"]
     primary = _paired(rows, prereg["primary"], prereg)
-    primary["decision"] = _decision(primary["p"], primary["diff"], alpha) if primary["p"] is not None else "n/a"
+    primary["decision"] = _decide(primary, primary["p"], alpha, missing)
     secondaries = [_paired(rows, c, prereg) for c in prereg["secondaries"]]
     adjusted = holm([math.nan if s["p"] is None else s["p"] for s in secondaries])
     for s, p in zip(secondaries, adjusted):
         s["p_holm"] = None if math.isnan(p) else p
-        s["decision"] = _decision(p, s["diff"], alpha) if s["p"] is not None else "n/a"
+        s["decision"] = _decide(s, p, alpha, missing)
     return {"hypothesis": prereg["hypothesis"], "test": prereg["test"], "alpha": alpha, "primary": primary,
-            "secondaries": secondaries, "correction": "Holm over the secondaries"}
+            "secondaries": secondaries, "correction": "Holm over the secondaries", "interim": bool(missing)}
