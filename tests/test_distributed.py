@@ -368,3 +368,21 @@ def test_a_batch_the_ranks_cannot_share_is_refused(monkeypatch, tmp_path, capsys
     assert main(["train", "--data", "digits", "--batch-size", "64", "--out", str(tmp_path / "t")]) == 2
     assert "cannot be shared by 3 processes" in capsys.readouterr().err
     assert not (tmp_path / "t").exists()
+
+
+def test_the_log_option_has_a_name_torchrun_leaves_alone(tmp_path, capsys):
+    from torch.distributed.run import get_args_parser
+
+    from sparsenet.cli import main
+
+    launcher = ["--standalone", "--nproc_per_node=2", "-m", "sparsenet", "compare", "--config", "x.toml"]
+    for given in (["--log", "f.log"], ["--log=f.log"]):   # torchrun takes --log for its --log-dir / --logs-specs
+        with pytest.raises(SystemExit):
+            get_args_parser().parse_args(launcher + given)
+    assert "ambiguous option: --log" in capsys.readouterr().err
+    assert get_args_parser().parse_args(launcher + ["--log-file", "f.log"]).training_script_args[-2:] \
+        == ["--log-file", "f.log"]
+    for option in ("--log-file", "--log"):   # both name the same log for sparsenet
+        log = tmp_path / f"{option.strip('-')}.txt"
+        assert main(["datasets", option, str(log)]) == 0
+        assert "command: sparsenet datasets" in log.read_text()
