@@ -1,7 +1,7 @@
 """Throughput of one process against two torchrun ranks on the same total work, side by side.
 
-    python analysis/distributed_throughput.py statistics [--images 1500] [--pairs 3]
-    python analysis/distributed_throughput.py training [--images 2000] [--pairs 3]
+    python analysis/distributed_throughput.py statistics [--images 1500] [--rounds 3]
+    python analysis/distributed_throughput.py training [--images 2000] [--rounds 3]
 
 statistics: record a random 2-conv network's 128-channel 16x16 layer and accumulate ChannelStats
 (R = 2) over --images images, the ranks each a contiguous shard, merged exactly on rank 0 (what
@@ -9,10 +9,13 @@ statistics: record a random 2-conv network's 128-channel 16x16 layer and accumul
 training: one epoch of plaincnn (width 8) on the first --images mnist5k training images, batch 64
 (data-parallel with two ranks: 32 each), the test split evaluated once (sharded and reduced).
 
-The two settings alternate --pairs times (1 process, then 2 ranks, ...), each a fresh launch;
-the time measured is the work itself (after a barrier), not the start-up.  One process uses torch's
-default threads; each torchrun rank OMP_NUM_THREADS=1 (torchrun's default), so both use the
-machine's cores.  Prints each launch's images/s and the median ratio (2 ranks / 1 process).
+Three settings alternate --rounds times, each a fresh launch: one process with torch's default
+threads (one per core), one process with one thread, two ranks with one thread each (torchrun's
+default OMP_NUM_THREADS=1).  The time measured is the work itself (after a barrier), not the
+start-up.  Prints each launch's images/s and the median ratios of the two ranks to each
+one-process setting.  On a machine whose cores are busy with other work, a process with two
+threads can be far slower than with one (each parallel region waits for a descheduled thread), and
+two processes get twice one process's share of the CPU: read the ratios with the load in mind.
 """
 
 from __future__ import annotations
@@ -77,11 +80,14 @@ def worker(what: str, n: int) -> None:
             print(f"THROUGHPUT world {here.world_size}: {n} images in {seconds:.3f} s", flush=True)
 
 
-def _launch(what: str, n: int, ranks: int) -> float:
+def _launch(what: str, n: int, ranks: int, threads: int | None) -> float:
     script = [os.path.abspath(__file__), what, "--images", str(n), "--worker"]
     cmd = [sys.executable, *script] if ranks == 1 else \
         [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}", *script]
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "OMP_NUM_THREADS")}
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     found = RESULT.search(done.stdout)
     if done.returncode != 0 or found is None:
@@ -93,20 +99,23 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("what", choices=["statistics", "training"])
     p.add_argument("--images", type=int, default=None, help="total images (default 1500 statistics, 2000 training)")
-    p.add_argument("--pairs", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
     n = a.images or (1500 if a.what == "statistics" else 2000)
     if a.worker:
         return worker(a.what, n)
-    ratios = []
-    for i in range(a.pairs):
-        one, two = _launch(a.what, n, 1), _launch(a.what, n, 2)
-        ratios.append(two / one)
-        print(f"pair {i + 1}: 1 process {one:.0f} images/s, 2 ranks {two:.0f} images/s, ratio {two / one:.2f}",
-              flush=True)
-    print(f"{a.what}, {n} images, {a.pairs} pairs: median ratio (2 ranks / 1 process) {statistics.median(ratios):.2f} "
-          f"(range {min(ratios):.2f} .. {max(ratios):.2f})")
+    settings = {"1 process, default threads": (1, None), "1 process, 1 thread": (1, 1), "2 ranks": (2, 1)}
+    rates = {k: [] for k in settings}
+    for i in range(a.rounds):
+        for name, (ranks, threads) in settings.items():
+            rates[name].append(_launch(a.what, n, ranks, threads))
+        print(f"round {i + 1}: " + ", ".join(f"{k} {v[-1]:.0f} images/s" for k, v in rates.items()), flush=True)
+    for name in list(settings)[:2]:
+        ratios = [two / one for two, one in zip(rates["2 ranks"], rates[name])]
+        print(f"{a.what}, {n} images, {a.rounds} rounds: 2 ranks / {name}: median {statistics.median(ratios):.2f} "
+              f"(range {min(ratios):.2f} .. {max(ratios):.2f}); medians {statistics.median(rates['2 ranks']):.0f} "
+              f"vs {statistics.median(rates[name]):.0f} images/s")
 
 
 if __name__ == "__main__":

@@ -85,7 +85,7 @@ def threads_per_process(requested: int | None, here: World | None = None) -> int
 
 @contextmanager
 def process_group(device=None):
-    """Join torchrun's process group for the block (gloo for CPU, NCCL for CUDA); yields the World.
+    """Join torchrun's process group for the block (gloo for CPU; for CUDA, NCCL and gloo); yields the World.
 
     With one process nothing is initialised.  The group is created once per process and kept until
     it exits (destroying and re-creating it between two calls races: one rank may still be
@@ -100,7 +100,9 @@ def process_group(device=None):
 
     if not dist.is_available():
         raise SparsenetError("this torch build has no torch.distributed; run one process")
-    backend = "nccl" if device is not None and getattr(device, "type", str(device)).startswith("cuda") else "gloo"
+    # with CUDA: NCCL for the GPU tensors (gradients), gloo still for the few CPU ones (counts, sums)
+    backend = "cpu:gloo,cuda:nccl" if device is not None and getattr(device, "type", str(device)).startswith("cuda") \
+        else "gloo"
     for name in ("MASTER_ADDR", "MASTER_PORT"):
         if name not in os.environ:
             raise SparsenetError(f"WORLD_SIZE={here.world_size} but {name} is not set: start the processes with "

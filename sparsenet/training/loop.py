@@ -299,8 +299,8 @@ def _train(model, dataset, config: TrainConfig, *, model_name, model_kwargs, out
                 finite = math.isfinite(batch_loss)
             if not finite:
                 raise TrainingDiverged(
-                    f"training diverged at epoch {epoch + 1} (loss {batch_loss / batch_count}); lower the learning rate "
-                    f"(now {config.lr}), or add warmup_steps (now {config.warmup_steps}) or clip_grad_norm "
+                    f"training diverged at epoch {epoch + 1} (loss {batch_loss / batch_count}); lower the learning "
+                    f"rate (now {config.lr}), or add warmup_steps (now {config.warmup_steps}) or clip_grad_norm "
                     f"(now {config.clip_grad_norm})")
             loss.backward()
             if config.clip_grad_norm > 0:
