@@ -7,8 +7,9 @@ Without torchrun a process is rank 0 of a world of one.
 
 :func:`world` reads the environment only (no torch import: the CLI parser stays light).
 :func:`process_group` joins the group for the commands that exchange data (``discover``, and the
-data-parallel trainings of ``train``, ``grow`` and ``compare``); ``compare --parallel runs`` needs none: its ranks coordinate through claim files in
-the shared output directory (:mod:`sparsenet.claims`), so a rank that dies cannot hang the others.
+data-parallel trainings of ``train``, ``grow`` and ``compare``); ``compare --parallel runs`` needs
+none: its ranks coordinate through claim files in the shared output directory
+(:mod:`sparsenet.claims`), so a rank that dies cannot hang the others.
 """
 
 from __future__ import annotations
