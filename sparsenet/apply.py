@@ -19,6 +19,7 @@ import logging
 import sys
 from typing import Any
 
+from sparsenet.builder.spec import ASSIGNMENTS, DEFAULT_ASSIGNMENT
 from sparsenet.errors import SparsenetError
 
 __all__ = ["apply_discovery", "random_groups", "discovered_groups", "run_apply", "FINETUNE_LR", "CONTROL_SEED"]
@@ -61,11 +62,12 @@ def _layer_of(discovery, layer: str | None) -> str:
 
 
 def apply_discovery(model, discovery, input_shape, *, layer: str | None = None, groups=None,
-                    measure: bool = True, batch: int = 64):
+                    measure: bool = True, batch: int = 64, assign: str = DEFAULT_ASSIGNMENT):
     """(a rewritten copy of ``model``, the rewrite record) for ``discovery`` of ``layer``
     (default: the layer the discovery names).  ``groups`` replaces the discovery's clusters (the
     control); ``measure`` times the realisation forms at ``batch`` x ``input_shape`` (else the
-    deterministic fallback).  ``model`` itself is not changed."""
+    deterministic fallback); ``assign`` is the rule giving output channels to clusters
+    (:data:`~sparsenet.builder.spec.ASSIGNMENTS`).  ``model`` itself is not changed."""
     from sparsenet.builder.rewrite import cluster_consumers, locate, permute_channels
 
     layer = _layer_of(discovery, layer)
@@ -80,7 +82,7 @@ def apply_discovery(model, discovery, input_shape, *, layer: str | None = None, 
     permute_channels(net, site, perm)
     sizes = [len(g) for g in groups]
     starts = [sum(sizes[:j]) for j in range(len(sizes))]
-    record = cluster_consumers(net, site, sizes, starts, input_shape, measure=measure, batch=batch)
+    record = cluster_consumers(net, site, sizes, starts, input_shape, measure=measure, batch=batch, assign=assign)
     return net, {**record, "layer": layer, "permutation": perm, "cluster_sizes": sizes, "groups": groups}
 
 
@@ -91,7 +93,7 @@ def _cost(model, input_shape) -> tuple[int, int]:
     return c.macs, c.params
 
 
-def _arm(base, discovery, groups, dataset, x_test, info, *, epochs, lr, seed, device, progress, measure):
+def _arm(base, discovery, groups, dataset, x_test, info, *, epochs, lr, seed, device, progress, measure, assign):
     """Apply (with ``groups``), evaluate, fine-tune, evaluate: (model, metrics, record)."""
     from sparsenet.training.config import TrainConfig
     from torch.utils.data import TensorDataset
@@ -100,7 +102,7 @@ def _arm(base, discovery, groups, dataset, x_test, info, *, epochs, lr, seed, de
 
     test = TensorDataset(x_test, dataset.y_test)
     shape = tuple(dataset.input_shape)
-    net, record = apply_discovery(base, discovery, shape, groups=groups, measure=measure)
+    net, record = apply_discovery(base, discovery, shape, groups=groups, measure=measure, assign=assign)
     macs_b, params_b = _cost(base, shape)
     macs_a, params_a = _cost(net, shape)
     kwargs = {"base": info["model"], "base_kwargs": info["model_kwargs"], "rewrite": _structure(record)}
@@ -123,7 +125,7 @@ def _structure(record: dict) -> dict:
 def run_apply(checkpoint, discovery_path, out, *, finetune_epochs: int = 0, lr: float = FINETUNE_LR,
               layer: str | None = None, data: str | None = None, data_root: str | None = None,
               device="auto", seed: int = 0, control_seed: int = CONTROL_SEED, measure: bool = True,
-              progress: bool = True, command: str | None = None) -> dict[str, Any]:
+              assign: str = DEFAULT_ASSIGNMENT, progress: bool = True, command: str | None = None) -> dict[str, Any]:
     """``sparsenet apply``: everything is computed, then written through a staging directory."""
     from sparsenet.data import load_dataset, normalize
     from sparsenet.device import resolve_device
@@ -136,6 +138,8 @@ def run_apply(checkpoint, discovery_path, out, *, finetune_epochs: int = 0, lr: 
     out = check_out_dir(out)
     if isinstance(finetune_epochs, bool) or not isinstance(finetune_epochs, int) or finetune_epochs < 0:
         raise SparsenetError(f"finetune_epochs must be an integer >= 0 (0: no fine-tuning), got {finetune_epochs!r}")
+    if assign not in ASSIGNMENTS:
+        raise SparsenetError(f"unknown output assignment {assign!r}; accepted: {', '.join(ASSIGNMENTS)}")
     dev = resolve_device(device)
     discovery = load_discovery(discovery_path)
     groups = discovered_groups(discovery)
@@ -153,7 +157,8 @@ def run_apply(checkpoint, discovery_path, out, *, finetune_epochs: int = 0, lr: 
     mean, std = (norm["mean"], norm["std"]) if norm else dataset.mean_std()
     x_test = normalize(dataset.x_test, mean, std)
     info = {"model": ckpt["model"], "model_kwargs": ckpt["model_kwargs"]}
-    common = dict(epochs=finetune_epochs, lr=lr, seed=seed, device=dev, progress=progress, measure=measure)
+    common = dict(epochs=finetune_epochs, lr=lr, seed=seed, device=dev, progress=progress, measure=measure,
+                  assign=assign)
     if progress:
         print(f"applying {len(groups)} clusters to {_layer_of(discovery, layer)} of {ckpt['model']}", file=sys.stderr)
     net, metrics, record, kwargs = _arm(base, _with_layer(discovery, layer), None, dataset, x_test, info, **common)
@@ -163,7 +168,7 @@ def run_apply(checkpoint, discovery_path, out, *, finetune_epochs: int = 0, lr: 
     # the seven numbers of each arm at the top; what was run under "provenance"
     result = {**metrics, "control": cmetrics,
               "provenance": {"layer": record["layer"], "cluster_sizes": record["cluster_sizes"],
-                             "control_groups": control_groups, "control_seed": control_seed,
+                             "control_groups": control_groups, "control_seed": control_seed, "assignment": assign,
                              "finetune": {"epochs": finetune_epochs, "lr": lr, "seed": seed},
                              "rewrite": record, "control_rewrite": crecord, "discovery": str(discovery_path),
                              "checkpoint": str(checkpoint), "dataset": dataset.name, "command": command}}

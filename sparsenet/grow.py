@@ -114,10 +114,17 @@ def _next_module(discovery, network, dataset, config: GrowthConfig, target: int 
 
 
 def _append(network, module, config: GrowthConfig):
+    """``network`` with ``module`` after its last layer; a module producer then emits its channels
+    in the order the new module's inputs were laid out for (``provenance["input_order"]``)."""
+    from sparsenet.builder.layout import compose_output_order
     from sparsenet.builder.spec import NetworkSpec
 
     n = len(network.modules) + 1
-    return NetworkSpec(stem=network.stem, modules=network.modules + (module,),
+    modules = network.modules
+    order = module.provenance.get("input_order")
+    if order is not None and modules:
+        modules = modules[:-1] + (compose_output_order(modules[-1], order),)
+    return NetworkSpec(stem=network.stem, modules=modules + (module,),
                        pool_after=tuple(i for i in config.pool_after if i < n), head=network.head)
 
 
@@ -210,6 +217,7 @@ def _grow(dataset, config, train_config, analysis, out_dir, progress, device, ab
 
 def _grow_steps(out: Path, dataset, config: GrowthConfig, train_config, analysis, target, progress: bool, device,
                 ablation, num_workers: int):
+    from sparsenet.builder.layout import permute_stem_state
     from sparsenet.builder.modules import build_network
     from sparsenet.training.checkpoint import load_checkpoint
     from sparsenet.builder.spec import load_spec, save_spec, spec_to_dict
@@ -235,7 +243,11 @@ def _grow_steps(out: Path, dataset, config: GrowthConfig, train_config, analysis
             # rank 0 records, discovers and writes the module; in a data-parallel growth the others read it
             on_main(_discover_module, model, layer, step, step_dir, dataset, network, config, train_config,
                     analysis, target, ablation, progress, device)
-            network = _append(network, load_spec(step_dir / "module.json", kind="module"), config)
+            module = load_spec(step_dir / "module.json", kind="module")
+            order = module.provenance.get("input_order")
+            if order is not None and not network.modules:  # the stem makes the channels: permute its weights
+                state = permute_stem_state(state, network, order)
+            network = _append(network, module, config)
         on_main(save_spec, network, step_dir / "network.json")
         torch.manual_seed(train_config.seed + step)
         model = build_network(network)
@@ -256,6 +268,7 @@ def _grow_steps(out: Path, dataset, config: GrowthConfig, train_config, analysis
 def _discover_module(model, layer, step, step_dir, dataset, network, config, train_config, analysis, target,
                      ablation, progress, device) -> None:
     """Record the newest layer, discover its clusters and write the next module (unless written earlier)."""
+    from sparsenet.builder.layout import contiguous_inputs
     from sparsenet.builder.spec import save_spec
     from sparsenet.discover import Activations, analyse, write_run
     from sparsenet.recording import record
@@ -277,7 +290,9 @@ def _discover_module(model, layer, step, step_dir, dataset, network, config, tra
 
         discovery = ablate(discovery, ablation, seed=train_config.seed * 1000 + step)
         discovery.save(step_dir / "ablated_discovery.json")
-    save_spec(_next_module(discovery, network, dataset, config, target), step_dir / "module.json")
+    module = _next_module(discovery, network, dataset, config, target)
+    laid = contiguous_inputs(module)  # clusters as slices of the producer: no gather
+    save_spec(module if laid is None else laid[1], step_dir / "module.json")
 
 
 def looks_significant(sig: dict) -> bool:

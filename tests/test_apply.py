@@ -8,7 +8,7 @@ from torch import nn
 
 from sparsenet.apply import apply_discovery, random_groups
 from sparsenet.builder.cluster_conv import FORMS, ClusterConv2d, choose_form, fallback_form
-from sparsenet.builder.rewrite import locate, permute_channels
+from sparsenet.builder.rewrite import assign_outputs, capacities, cluster_mass, locate, permute_channels
 from sparsenet.discovery.value import from_labels
 from sparsenet.errors import SparsenetError
 
@@ -76,12 +76,14 @@ def _grads_by_output(layer: nn.Module, channels: int, shape=(2, 12, 6, 6)):
     return y, deps
 
 
-def test_each_output_channel_depends_only_on_its_cluster():
+@pytest.mark.parametrize("rule", ["balanced", "mass"])
+def test_each_output_channel_depends_only_on_its_cluster(rule):
     net = _stack(False)
     groups = [[0, 3, 5, 7], [1, 2, 4], [6, 8, 9, 10, 11]]
-    applied, record = apply_discovery(net, _discovery(groups, 12, "1"), (3, 8, 8), measure=False)
+    applied, record = apply_discovery(net, _discovery(groups, 12, "1"), (3, 8, 8), measure=False, assign=rule)
     perm, sizes = record["permutation"], record["cluster_sizes"]
     (consumer,) = record["consumers"]
+    assert record["assignment"] == rule
     layer = applied.get_submodule(consumer["name"])
     assert isinstance(layer, ClusterConv2d)
     _, deps = _grads_by_output(layer, 12, (2, 12, 4, 4))
@@ -91,13 +93,67 @@ def test_each_output_channel_depends_only_on_its_cluster():
             original = {perm[i] for i in deps[o]}  # back to the producer's original channel numbers
             assert original and original <= set(groups[j]), (o, original, groups[j])
         pos += m
-    # each output reads the cluster holding most of its trained weight mass
     w = net[3].weight.detach().pow(2).sum((2, 3))
+    reads = {}
     for o_new, o_old in enumerate(consumer["output_order"]):
-        best = max(range(3), key=lambda j: float(w[o_old, groups[j]].sum()))
-        j = next(j for j, (s, n) in enumerate(zip(consumer["starts"], consumer["in_sizes"]))
-                 if o_new < sum(consumer["out_sizes"][:j + 1]))
-        assert consumer["clusters_read"][j] == best
+        j = next(j for j in range(len(consumer["out_sizes"])) if o_new < sum(consumer["out_sizes"][:j + 1]))
+        reads[o_old] = consumer["clusters_read"][j]
+    if rule == "mass":  # each output reads the cluster holding most of its trained weight mass
+        for o, j in reads.items():
+            assert j == max(range(3), key=lambda k: float(w[o, groups[k]].sum()))
+    else:  # 10 outputs over clusters of 4, 3, 5 channels: 3, 3 (largest remainder), 4 readers
+        assert [list(reads.values()).count(j) for j in range(3)] == capacities(10, sizes) == [3, 3, 4]
+
+
+def test_capacities_follow_cluster_sizes_and_sum_to_the_outputs():
+    assert capacities(64, [14, 11, 18, 21]) == [14, 11, 18, 21]
+    assert capacities(10, [1, 1, 1]) == [4, 3, 3]  # equal remainders: the earlier cluster first
+    g = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        sizes = torch.randint(1, 30, (int(torch.randint(1, 8, (1,), generator=g)),), generator=g).tolist()
+        out = int(torch.randint(0, 200, (1,), generator=g))
+        caps = capacities(out, sizes)
+        assert sum(caps) == out and all(abs(c - out * n / sum(sizes)) < 1 for c, n in zip(caps, sizes))
+    with pytest.raises(SparsenetError, match="capacities need clusters"):
+        capacities(5, [0, 0])
+
+
+def test_balanced_assignment_keeps_the_most_mass_any_assignment_with_those_capacities_keeps():
+    import itertools
+
+    g = torch.Generator().manual_seed(3)
+    sizes, starts = [3, 2, 1], [0, 3, 5]
+    for trial in range(5):
+        w = torch.randn(6, 6, 3, 3, generator=g) * torch.rand(6, 6, 1, 1, generator=g)
+        mass = cluster_mass(w, starts, sizes)
+        caps = capacities(6, sizes)
+        best = max(sum(float(mass[o, j]) for o, j in enumerate(a))
+                   for a in set(itertools.permutations([j for j, c in enumerate(caps) for _ in range(c)])))
+        got = assign_outputs(w, starts, sizes, rule="balanced")
+        assert [got.count(j) for j in range(3)] == caps
+        assert abs(sum(float(mass[o, j]) for o, j in enumerate(got)) - best) < 1e-9
+        assert assign_outputs(w, starts, sizes, rule="mass") == mass.argmax(1).tolist()
+    with pytest.raises(SparsenetError, match="unknown output assignment 'nearest'.*balanced, mass"):
+        assign_outputs(w, starts, sizes, rule="nearest")
+
+
+def test_a_planted_consumer_is_recovered_where_the_mass_rule_collapses():
+    """Outputs that each read one cluster (readers in proportion to cluster size), plus weaker weights
+    of every output on the largest cluster (a strong, shared signal): the balanced rule recovers the
+    planted readers; the mass rule sends most outputs to the largest cluster."""
+    g = torch.Generator().manual_seed(0)
+    sizes = [6, 4, 8, 12]
+    starts = [sum(sizes[:j]) for j in range(4)]
+    planted = [j for j, c in enumerate(capacities(60, sizes)) for _ in range(c)]
+    planted = [planted[i] for i in torch.randperm(60, generator=g).tolist()]
+    w = torch.zeros(60, 30, 3, 3)
+    for o, j in enumerate(planted):
+        w[o, starts[j]:starts[j] + sizes[j]] = torch.randn(sizes[j], 3, 3, generator=g)
+        if j != 3:
+            w[o, starts[3]:] = 0.8 * torch.randn(sizes[3], 3, 3, generator=g)
+    assert assign_outputs(w, starts, sizes, rule="balanced") == planted
+    collapsed = assign_outputs(w, starts, sizes, rule="mass")
+    assert collapsed.count(3) > 30 and collapsed != planted
 
 
 @pytest.mark.parametrize("in_sizes,out_sizes", [([4, 4, 4], [3, 3, 3]), ([5, 3, 4], [2, 6, 1])])

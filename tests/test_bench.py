@@ -102,6 +102,9 @@ def test_inference_fields(tiny):
     for row in r["batches"].values():
         _timing_fields(row["discovered"])
         assert row["per_mac_ratio"] > 0
+        laid = row["discovered_laid_out"]  # the same network laid out as grow builds it, forms measured
+        _timing_fields(laid)
+        assert laid["per_mac_ratio"] > 0 and len(laid["forms"]) == r["discovered"]["modules"]
 
 
 def test_figures_written(tiny):

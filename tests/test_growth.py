@@ -104,3 +104,31 @@ def test_significance_rule_respects_the_permutation_floor():
     assert not looks_significant({"z": -31.6, "p": 1.0, "n_permutations": 10})
     assert not looks_significant({"z": 1.0, "p": 0.04, "n_permutations": 100})
     assert looks_significant({})  # not tested: nothing to warn about
+
+
+def test_grown_modules_read_contiguous_slices_of_a_producer_that_keeps_its_function(grown, digits):
+    """Each step lays its producer out in the order the new module reads (builder/layout.py): the
+    trained, frozen layers compute the same channels, renamed, and the clusters are views."""
+    import torch
+
+    from sparsenet.builder.modules import build_network
+    from sparsenet.training.checkpoint import load_checkpoint
+
+    out, _ = grown
+    x = torch.as_tensor(digits.x_test[:8]).float()
+    models = []
+    for step in (0, 1, 2):
+        net = build_network(load_spec(out / f"step{step}" / "network.json", kind="network")).eval()
+        net.load_state_dict(load_checkpoint(out / f"step{step}" / "checkpoint.pt")["state_dict"])
+        models.append(net)
+    with torch.no_grad():
+        for step in (1, 2):
+            order = load_spec(out / f"step{step}" / "module.json", kind="module").provenance["input_order"]
+            before, after = models[step - 1], models[step]
+            y0 = before.stem(x) if step == 1 else before.blocks[0](before.stem(x))
+            y1 = after.stem(x) if step == 1 else after.blocks[0](after.stem(x))
+            assert (y1 - y0[:, order]).abs().max() < 1e-5, step
+    final = models[2]
+    for block in final.blocks:
+        for bucket in block.buckets:  # a gather only where the groups read unequal numbers of channels
+            assert (bucket.index is None) == (len({n for n, _, _ in bucket._groups}) == 1)

@@ -344,3 +344,10 @@ def test_tiny_preregistered_run_recomputes_and_resumes_from_records(tmp_path, ca
     assert "grown vs plain-matched" in capsys.readouterr().out
     assert main(["compare", "--summarise", str(tmp_path)]) == 2
     assert "holds no config.json" in capsys.readouterr().err
+
+
+def test_missing_runs_grouped_by_candidate_with_seed_ranges():
+    from sparsenet.compare.report import missing_runs
+    missing = [f"{n}/seed{s}" for s in (1, 2, 3, 5, 9) for n in ("grown", "plain-matched")] + ["googlenet-matched/seed4"]
+    assert missing_runs(missing) == "grown seeds 1-3, 5, 9; plain-matched seeds 1-3, 5, 9; googlenet-matched seed 4"
+    assert missing_runs(["a-b/seed0"]) == "a-b seed 0"

@@ -151,19 +151,24 @@ def plot_inference(result: dict, path: Path) -> Path:
     data = result["measurements"]["inference"]
     d, h = data["discovered"], data["googlenet_small"]
     batches = list(data["batches"])
-    fig, axes = _figure(ncols=len(batches), width=4.2)
-    per = {"discovered": d["macs"], "googlenet_small": h["macs"]}
+    fig, axes = _figure(ncols=len(batches), width=5.2)
+    per = {"discovered": d["macs"], "discovered_laid_out": d["macs"], "googlenet_small": h["macs"]}
     names = {"discovered": f"discovered\n({d['macs'] / 1e6:.2f}M MACs)",
+             "discovered_laid_out": "discovered,\nlaid out,\nforms measured",
              "googlenet_small": f"googlenet_small@{h['width_mult']:.3f}\n({h['macs'] / 1e6:.2f}M MACs)"}
+    colours = {"discovered": "tab:blue", "discovered_laid_out": "tab:green", "googlenet_small": "tab:orange"}
     for ax, b in zip(axes, batches):
         row = data["batches"][b]
-        vals = [row[n]["ms_per_image"] / (per[n] / 1e6) for n in per]
-        ax.bar([0, 1], vals, color=["tab:blue", "tab:orange"], width=0.6)
-        ax.set_xticks([0, 1], [names[n] for n in per], fontsize=8)
+        shown = [n for n in per if n in row]  # results from before the layout have no laid-out row
+        vals = [row[n]["ms_per_image"] / (per[n] / 1e6) for n in shown]
+        ax.bar(range(len(shown)), vals, color=[colours[n] for n in shown], width=0.6)
+        ax.set_xticks(range(len(shown)), [names[n] for n in shown], fontsize=8)
         ax.set_ylim(0, max(vals) * 1.25)
         ax.set_ylabel("ms per image per million MACs")
-        ax.set_title(f"batch {b}: ratio {row['per_mac_ratio']:.3f} "
-                     f"(target <= {data['target_max']:.2f})", fontsize=10)
+        laid = row.get("discovered_laid_out")
+        ax.set_title(f"batch {b}: ratio {row['per_mac_ratio']:.3f}"
+                     + (f", laid out {laid['per_mac_ratio']:.3f}" if laid else "")
+                     + f"\n(target <= {data['target_max']:.2f})", fontsize=10)
     fig.suptitle("Discovered vs hand-designed at inference, latency per multiply-add\n"
                  + _subtitle(result), fontsize=10)
     return save_figure(fig, path)

@@ -15,7 +15,8 @@ loads into any form, and every form computes the same function.  The forms are t
                             padding each with its own first channel at zero weight);
 ``grouped_channels_last``   the same on a channels-last copy of the input;
 ``per_cluster``             one small dense convolution per group on a view of its slice;
-``per_cluster_channels_last`` the same after one channels-last copy of the input.
+``per_cluster_channels_last`` the same on a channels-last copy of each slice (a channel
+                            slice of one channels-last copy is strided: measured 1.3x slower).
 
 :func:`choose_form` times them on the module's shapes (batch, map size) and keeps the fastest,
 cached per shape for the process, like cuDNN's benchmark mode; with measurement off it returns
@@ -113,13 +114,14 @@ class ClusterConv2d(nn.Module):
         return torch.cat([y[:, r] for r in self.rows], 1)
 
     def _per_cluster(self, x: torch.Tensor, channels_last: bool) -> torch.Tensor:
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
         outs = []
         for s, nj, r in zip(self.starts, self.in_sizes, self.rows):
             w = self.weight[r, :nj]
             b = self.bias[r] if self.bias is not None else None
-            outs.append(F.conv2d(x.narrow(1, s, nj), w, b, self.stride, self.padding, self.dilation))
+            xj = x.narrow(1, s, nj)
+            if channels_last:  # each slice on its own: a channel slice of a channels-last whole is strided
+                xj = xj.contiguous(memory_format=torch.channels_last)
+            outs.append(F.conv2d(xj, w, b, self.stride, self.padding, self.dilation))
         return outs[0] if len(outs) == 1 else torch.cat(outs, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -185,7 +187,7 @@ def clear_form_cache() -> None:
     _CACHE.clear()
 
 
-def choose_form(module, input_shape, *, measure: bool = True, repeats: int = 5) -> str:
+def choose_form(module, input_shape, *, measure: bool = True, repeats: int = 7) -> str:
     """The fastest form for ``module`` (a ``ClusterConv2d``, or any module with ``FORMS``,
     ``run_form(x, form)``, ``shape_key()`` and ``fallback_form()``) on inputs of ``input_shape``
     (N, C, H, W), timed side by side on this machine (cached per shape and thread count), or its

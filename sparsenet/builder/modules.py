@@ -268,13 +268,13 @@ class _FusedBranches(nn.Module):
         return self.conv(x)  # N x g*w x H x W
 
     def _per_cluster(self, x: torch.Tensor, channels_last: bool) -> torch.Tensor:
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
         outs = []
         r, w = self.reduce[0].out_channels // len(self._groups) if self.reduce is not None else 0, \
             self.conv[0].out_channels // len(self._groups)
         for j, ((n, rj, wj), where) in enumerate(zip(self._groups, self._slices)):
             xj = x.narrow(1, *where) if where is not None else x.index_select(1, getattr(self, f"index{j}"))
+            if channels_last:  # each slice on its own: a channel slice of a channels-last whole is strided
+                xj = xj.contiguous(memory_format=torch.channels_last)
             if self.reduce is not None:
                 xj = _unit_slice(self.reduce, xj, slice(j * r, j * r + rj), n)
                 outs.append(_unit_slice(self.conv, xj, slice(j * w, j * w + wj), rj))
@@ -296,9 +296,13 @@ class _PoolBranch(nn.Module):
 
     def __init__(self, spec: ModuleSpec, pool: PoolSpec):
         super().__init__()
-        index = None
+        index, self.window = None, None
         if pool.inputs is not None and list(pool.inputs) != list(range(spec.in_channels)):
-            index = torch.tensor(pool.inputs, dtype=torch.long)
+            ins = list(pool.inputs)
+            if ins == list(range(ins[0], ins[0] + len(ins))):
+                self.window = (ins[0], len(ins))  # contiguous (a laid-out producer): a view
+            else:
+                index = torch.tensor(ins, dtype=torch.long)
         self.register_buffer("index", index, persistent=False)
         self.pool = nn.MaxPool2d(pool.kernel_size, stride=1, padding=pool.kernel_size // 2)
         self.proj = _ConvUnit(pool.n_inputs(spec.in_channels), pool.projection, 1, 1, spec.batch_norm)
@@ -306,6 +310,8 @@ class _PoolBranch(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.index is not None:
             x = x.index_select(1, self.index)
+        elif self.window is not None:
+            x = x.narrow(1, *self.window)
         return self.proj(self.pool(x))
 
 
@@ -336,6 +342,18 @@ class SpecInception(nn.Module):
             else:
                 runs.append([b, start, width])
         self._runs = [tuple(r) for r in runs]
+        # spec.output_order: each run (and the pool) is copied straight to its permuted output
+        # positions -- the copies the concatenation makes anyway (builder/layout.py)
+        self._dest = None
+        if spec.output_order is not None and list(spec.output_order) != list(range(spec.out_channels)):
+            inverse = [0] * spec.out_channels
+            for new, old in enumerate(spec.output_order):
+                inverse[old] = new
+            sizes = [w for _, _, w in self._runs] + ([spec.pool.projection] if spec.pool is not None else [])
+            starts = [sum(sizes[:j]) for j in range(len(sizes))]
+            for j, (a, n) in enumerate(zip(starts, sizes)):
+                self.register_buffer(f"dest{j}", torch.tensor(inverse[a:a + n], dtype=torch.long), persistent=False)
+            self._dest = len(sizes)
         init_masked_weights(self)
         if measure_at is not None:
             choose_forms(self, measure_at)
@@ -356,6 +374,12 @@ class SpecInception(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pieces = self._pieces(x, self._runs)
+        if self._dest is not None:
+            n, _, h, w = pieces[0].shape
+            out = pieces[0].new_empty(n, self.out_channels, h, w)
+            for j, piece in enumerate(pieces):
+                out.index_copy_(1, getattr(self, f"dest{j}"), piece)
+            return out  # N x out_channels x H x W, in spec.output_order
         # a single piece (one bucket, no pool) needs no concatenation copy
         y = pieces[0] if len(pieces) == 1 else torch.cat(pieces, 1)
         return y.contiguous()  # N x out_channels x H x W, NCHW (channels-last buckets too)
@@ -367,9 +391,10 @@ class SpecInception(nn.Module):
 class SpecNetwork(nn.Module):
     """stem -> modules (with stride-2 max pools after ``pool_after``) -> global avg pool -> dropout -> fc."""
 
-    def __init__(self, spec: NetworkSpec, pad_tolerance: float = DEFAULT_PAD_TOLERANCE):
+    def __init__(self, spec: NetworkSpec, pad_tolerance: float = DEFAULT_PAD_TOLERANCE, measure_at=None):
         super().__init__()
         from sparsenet.models.inception import BasicConv2d
+        from sparsenet.builder.spec import module_input_sizes
 
         if not isinstance(spec, NetworkSpec):
             raise SparsenetError(f"build_network needs a NetworkSpec; got {type(spec).__name__}")
@@ -381,7 +406,10 @@ class SpecNetwork(nn.Module):
         if spec.stem.pool:
             stem.append(nn.MaxPool2d(3, stride=2, padding=1))
         self.stem = nn.Sequential(*stem)
-        self.blocks = nn.ModuleList(SpecInception(m, pad_tolerance) for m in spec.modules)
+        # measure_at = (batch, H, W) of the network's input: each module times its forms at its own input size
+        sizes = [None] * len(spec.modules) if measure_at is None else \
+            [(_measure_at(measure_at)[0], *hw) for hw in module_input_sizes(spec, _measure_at(measure_at)[1:])]
+        self.blocks = nn.ModuleList(SpecInception(m, pad_tolerance, at) for m, at in zip(spec.modules, sizes))
         self.pool_after = tuple(spec.pool_after)
         self.downsample = nn.MaxPool2d(3, stride=2, padding=1)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
@@ -437,9 +465,12 @@ def build_module(spec: ModuleSpec, *, in_channels: int | None = None,
     return SpecInception(spec, pad_tolerance, measure_at)
 
 
-def build_network(spec: NetworkSpec, *, pad_tolerance: float = DEFAULT_PAD_TOLERANCE) -> SpecNetwork:
-    """A runnable network for ``spec`` (each module's in_channels checked against its predecessor)."""
-    return SpecNetwork(spec, pad_tolerance)
+def build_network(spec: NetworkSpec, *, pad_tolerance: float = DEFAULT_PAD_TOLERANCE,
+                  measure_at=None) -> SpecNetwork:
+    """A runnable network for ``spec`` (each module's in_channels checked against its predecessor).
+    ``measure_at`` = (batch, H, W) of the network's input: every module times its realisation forms
+    at its own input size (``build_module``); None: the deterministic fallback."""
+    return SpecNetwork(spec, pad_tolerance, measure_at)
 
 
 # ---------------------------------------------------------------------------------- summary

@@ -13,13 +13,18 @@ Three steps, each a plain function on an ``nn.Module`` (weights change in place)
    input channels (for a ``Linear`` after ``flatten``, each channel's block of H*W features) by
    the same permutation.  The network computes the same function (to float rounding).
 3. :func:`cluster_consumers` gives each consumer cluster connectivity.  With the clusters in
-   contiguous slices, **each output channel reads the one cluster that holds most of its
-   trained weight mass** (the sum of squared weights over the cluster's input channels; ties go
-   to the first cluster); its weights on the other clusters are dropped.  Channels in no
-   cluster (inactive, label -1) are put after the clusters and read by no one.  The consumer's
-   output channels are then permuted so each cluster's readers are adjacent (propagated into
-   the consumer's own consumers, as in step 2); where that is refused the original order is
-   restored by one gather at the output.  The consumer becomes a ``ClusterConv2d`` (in the form
+   contiguous slices, each output channel reads one cluster; its weights on the other clusters
+   are dropped.  Which cluster (:func:`assign_outputs`, rule ``balanced``, the default): each
+   cluster gets a number of readers in proportion to its size (:func:`capacities`, the builder's
+   rule that widths follow cluster sizes), and under those numbers the outputs are assigned so
+   the squared weight mass kept is largest (the least-squares change of the weights), an
+   assignment problem solved exactly.  Rule ``mass``: each output reads the cluster holding most
+   of its own squared weight mass, with no numbers imposed; on trained networks that sends most
+   outputs to one large cluster (docs/apply.md).  Channels in no cluster (inactive, label -1)
+   are put after the clusters and read by no one.  The consumer's output channels are then
+   permuted so each cluster's readers are adjacent (propagated into the consumer's own
+   consumers, as in step 2); where that is refused the original order is restored by one gather
+   at the output.  The consumer becomes a ``ClusterConv2d`` (in the form
    :func:`~sparsenet.builder.cluster_conv.choose_form` measures fastest) or ``ClusterLinear``.
 
 The structural part of step 3 (which module becomes what shape) is a plain JSON value
@@ -36,9 +41,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from sparsenet.builder.cluster_conv import ClusterConv2d, ClusterLinear, choose_form
+from sparsenet.builder.spec import ASSIGNMENTS, DEFAULT_ASSIGNMENT
 from sparsenet.errors import SparsenetError
 
-__all__ = ["Site", "locate", "cluster_order", "permute_channels", "assign_outputs", "cluster_consumers",
+__all__ = ["Site", "locate", "cluster_order", "permute_channels", "capacities", "assign_outputs", "cluster_consumers",
            "rebuild", "Reordered"]
 
 # layers that act on each channel alone: a permutation of channels commutes with them
@@ -205,12 +211,47 @@ def permute_channels(model: nn.Module, site: Site, perm) -> None:
         mod.weight.copy_(mod.weight[:, cols])
 
 
-def assign_outputs(weight: torch.Tensor, starts, sizes, per: int = 1) -> list[int]:
-    """The cluster each output channel reads: the one holding most of its squared weight mass
+def capacities(outputs: int, sizes) -> list[int]:
+    """Readers per cluster in proportion to its size, summing to ``outputs`` (largest remainder:
+    each cluster gets the floor of its share, the outputs left go to the largest remainders,
+    ties to the earlier cluster)."""
+    total = sum(sizes)
+    if total <= 0 or outputs < 0:
+        raise SparsenetError(f"capacities need clusters with channels and outputs >= 0; got sizes {list(sizes)}, "
+                             f"outputs {outputs}")
+    share = [outputs * n / total for n in sizes]
+    caps = [int(q) for q in share]
+    left = outputs - sum(caps)
+    for j in sorted(range(len(sizes)), key=lambda j: (-(share[j] - caps[j]), j))[:left]:
+        caps[j] += 1
+    return caps
+
+
+def cluster_mass(weight: torch.Tensor, starts, sizes, per: int = 1) -> torch.Tensor:
+    """(outputs x clusters) squared weight mass of each output on each cluster's input channels
     (``weight`` is the consumer's, input channels already in cluster order)."""
     w = weight.detach().double().reshape(weight.shape[0], -1, per * (weight[0, 0].numel() if weight.dim() > 2 else 1))
-    mass = torch.stack([w[:, s:s + n].pow(2).sum((1, 2)) for s, n in zip(starts, sizes)], 1)
-    return mass.argmax(1).tolist()  # argmax keeps the first of ties
+    return torch.stack([w[:, s:s + n].pow(2).sum((1, 2)) for s, n in zip(starts, sizes)], 1)
+
+
+def assign_outputs(weight: torch.Tensor, starts, sizes, per: int = 1, rule: str = DEFAULT_ASSIGNMENT) -> list[int]:
+    """The cluster each output channel reads, by ``rule`` (see the module docstring): ``balanced``
+    keeps the most squared weight mass with :func:`capacities` readers per cluster; ``mass`` gives
+    each output the cluster holding most of its own mass (ties: the first cluster)."""
+    if rule not in ASSIGNMENTS:
+        raise SparsenetError(f"unknown output assignment {rule!r}; accepted: {', '.join(ASSIGNMENTS)}")
+    mass = cluster_mass(weight, starts, sizes, per)
+    if rule == "mass":
+        return mass.argmax(1).tolist()  # argmax keeps the first of ties
+    from scipy.optimize import linear_sum_assignment
+
+    # one column per reader slot of each cluster: a square assignment problem, solved exactly
+    slots = [j for j, c in enumerate(capacities(weight.shape[0], sizes)) for _ in range(c)]
+    rows, cols = linear_sum_assignment(mass[:, slots].numpy(), maximize=True)
+    out = [0] * weight.shape[0]
+    for r, c in zip(rows.tolist(), cols.tolist()):
+        out[r] = slots[c]
+    return out
 
 
 class Reordered(nn.Module):
@@ -257,15 +298,17 @@ def rebuild(model: nn.Module, record: dict) -> nn.Module:
 
 
 def cluster_consumers(model: nn.Module, site: Site, sizes, starts, input_shape, *, measure: bool = True,
-                      batch: int = 64) -> dict:
+                      batch: int = 64, assign: str = DEFAULT_ASSIGNMENT) -> dict:
     """Step 3 (see the module docstring), in place; returns the rewrite record (plain values)."""
+    if assign not in ASSIGNMENTS:  # before any layer is changed
+        raise SparsenetError(f"unknown output assignment {assign!r}; accepted: {', '.join(ASSIGNMENTS)}")
     consumers = []
     for name, per in site.consumers:
         old = _get(model, name)
-        assign = assign_outputs(old.weight, starts, sizes, per)
-        read = [j for j in range(len(sizes)) if j in assign]         # clusters some output reads
-        order = [o for j in read for o in range(len(assign)) if assign[o] == j]
-        out_sizes = [assign.count(j) for j in read]
+        reads = assign_outputs(old.weight, starts, sizes, per, assign)
+        read = [j for j in range(len(sizes)) if j in reads]         # clusters some output reads
+        order = [o for j in read for o in range(len(reads)) if reads[o] == j]
+        out_sizes = [reads.count(j) for j in read]
         new = _cluster_layer(old, [starts[j] for j in read], [sizes[j] for j in read], out_sizes, per, "grouped")
         new.load_dense(old.weight.detach(), None if old.bias is None else old.bias.detach(), order)
         new.to(old.weight.device)
@@ -290,7 +333,7 @@ def cluster_consumers(model: nn.Module, site: Site, sizes, starts, input_shape, 
                           "starts": [starts[j] for j in read], "in_sizes": [sizes[j] for j in read],
                           "out_sizes": out_sizes, "clusters_read": read, "per": per, "form": new.form,
                           "restore": restore, "output_order": order})
-    return {"producer": site.producer, "batch_norms": site.batch_norms, "consumers": consumers}
+    return {"producer": site.producer, "batch_norms": site.batch_norms, "assignment": assign, "consumers": consumers}
 
 
 def _input_shape_of(model: nn.Module, name: str, input_shape, batch: int) -> tuple[int, ...]:

@@ -27,6 +27,10 @@ FORMAT = "sparsenet.spec"
 VERSION = 1
 CONNECTIVITIES = ("cluster", "full")  # each branch reads its cluster (Arora) | every channel (GoogLeNet)
 DEFAULT_CONNECTIVITY = "cluster"
+# how `apply` gives a rewritten layer's output channels to clusters (builder/rewrite.py, docs/apply.md):
+# outputs per cluster in proportion to its size, the most weight mass under that | each output's own argmax
+ASSIGNMENTS = ("balanced", "mass")
+DEFAULT_ASSIGNMENT = "balanced"
 KINDS = ("module", "network")
 
 
@@ -142,6 +146,9 @@ class ModuleSpec:
     pool: PoolSpec | None = None              # pool branch, concatenated after the conv branches
     connectivity: str = "full"                # "full": every branch reads all inputs; "cluster": its own
     batch_norm: bool = False                  # BatchNorm after every conv (convs then have no bias)
+    # output channel i is channel output_order[i] of the concatenated branches (None: as concatenated);
+    # grow sets it so the next module's clusters are contiguous slices (builder/layout.py)
+    output_order: tuple[int, ...] | None = None
     provenance: dict = field(default_factory=dict, compare=False, repr=False)  # where it came from
 
     def __post_init__(self):
@@ -161,6 +168,13 @@ class ModuleSpec:
         _check_bool(where, "batch_norm", self.batch_norm)
         if not isinstance(self.provenance, dict):
             raise SpecError(where, "provenance", self.provenance, "expected an object (dict)")
+        if self.output_order is not None:
+            order = self.output_order
+            if not isinstance(order, (list, tuple)) or not all(_is_int(i) for i in order) \
+                    or sorted(order) != list(range(self.out_channels)):
+                raise SpecError(where, "output_order", order, f"expected null or a permutation of "
+                                f"0..{self.out_channels - 1} (each output channel once)")
+            object.__setattr__(self, "output_order", tuple(order))
         for name, part in self._parts():
             if part.inputs is None:
                 continue
@@ -410,6 +424,7 @@ def _module_body(spec: ModuleSpec) -> dict[str, Any]:
             "kernel_size": spec.pool.kernel_size, "projection": spec.pool.projection,
             "inputs": _plain(spec.pool.inputs)},
         "out_channels": spec.out_channels,
+        **({} if spec.output_order is None else {"output_order": list(spec.output_order)}),
         "provenance": spec.provenance,
     }
 
@@ -473,7 +488,7 @@ def _list(where: str, name: str, value: Any) -> list:
 def _module_from(data: Any, where: str, top_level: bool) -> ModuleSpec:
     extra = ("format", "version", "kind") if top_level else ()
     d = _fields(where, data, ("in_channels", "branches"),
-                ("connectivity", "batch_norm", "pool", "out_channels", "provenance", *extra))
+                ("connectivity", "batch_norm", "pool", "out_channels", "output_order", "provenance", *extra))
     branches = []
     for i, b in enumerate(_list(where, "branches", d["branches"])):
         bw = _join(where, f"branches[{i}]")
@@ -483,7 +498,7 @@ def _module_from(data: Any, where: str, top_level: bool) -> ModuleSpec:
         pw = _join(where, "pool")
         pool = _make(PoolSpec, pw, _fields(pw, pool, ("projection",), ("kernel_size", "inputs")))
     kwargs = {"in_channels": d["in_channels"], "branches": branches, "pool": pool}
-    for name in ("connectivity", "batch_norm", "provenance"):
+    for name in ("connectivity", "batch_norm", "output_order", "provenance"):
         if name in d:
             kwargs[name] = d[name]
     spec = _make(ModuleSpec, where, kwargs)

@@ -6,6 +6,7 @@ import shlex
 import sys
 
 from sparsenet.apply import CONTROL_SEED, FINETUNE_LR
+from sparsenet.builder.spec import ASSIGNMENTS, DEFAULT_ASSIGNMENT
 from sparsenet.cli.options import add_device_argument
 
 
@@ -26,6 +27,10 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="fine-tuning seed (default 0)")
     p.add_argument("--control-seed", type=int, default=CONTROL_SEED,
                    help=f"seed of the random-cluster control (default {CONTROL_SEED})")
+    p.add_argument("--assign", choices=ASSIGNMENTS, default=DEFAULT_ASSIGNMENT,
+                   help="which cluster each output channel of a rewritten layer reads (both arms): balanced = "
+                        "readers per cluster in proportion to its size, the most squared weight mass under that; "
+                        f"mass = each output's largest-mass cluster (default {DEFAULT_ASSIGNMENT}; docs/apply.md)")
     p.add_argument("--no-measure", action="store_true",
                    help="do not time the realisation forms; use the deterministic fallback")
     add_device_argument(p)
@@ -37,7 +42,7 @@ def run(args) -> int:
 
     m = run_apply(args.checkpoint, args.discovery, args.out, finetune_epochs=args.finetune_epochs, lr=args.lr,
                   layer=args.layer, data=args.data, data_root=args.data_root, device=args.device, seed=args.seed,
-                  control_seed=args.control_seed, measure=not args.no_measure,
+                  control_seed=args.control_seed, measure=not args.no_measure, assign=args.assign,
                   command="sparsenet " + shlex.join(sys.argv[1:]))
     c = m["control"]
     print(f"{'':<12}{'accuracy before':>16}{'applied':>10}{'after':>10}{'MACs kept':>11}{'params kept':>13}")

@@ -75,7 +75,7 @@ def _draw(ax, candidates: list[dict[str, Any]], x_key: str) -> None:
             # a width close to the previous one (in log x) goes on the other side, so labels do not overlap
             close = i > 0 and x > 0 and xs[i - 1] > 0 and math.log(x / xs[i - 1]) < 0.15
             above = close and not above
-            ax.annotate(f"×{c['width_mult']:g}", (x, y), textcoords="offset points",
+            ax.annotate(f"×{c['width_mult']:.3g}", (x, y), textcoords="offset points",
                         xytext=(4, 6) if above else (4, -12), fontsize=8, color=colour[g])
     controls = [c for c in candidates if c["role"] == "control" and c.get(x_key)]
     for i, c in enumerate(controls):

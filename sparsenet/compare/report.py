@@ -138,8 +138,29 @@ def verdict_lines(result: dict[str, Any]) -> list[str]:
         lines.append("Learning rates chosen on validation: "
                      + ", ".join(f"{k} {v:g}" for k, v in result["sweep"].items()))
     if result.get("missing"):
-        lines.append(f"Runs without a record (not counted): {', '.join(result['missing'])}")
+        lines.append(f"Runs without a record (not counted): {missing_runs(result['missing'])}")
     return lines
+
+
+def _ranges(seeds: list[int]) -> str:
+    """1, 2, 3, 5 -> '1-3, 5'."""
+    out, start = [], None
+    for i, s in enumerate(seeds):
+        if start is None:
+            start = s
+        if i + 1 == len(seeds) or seeds[i + 1] != s + 1:
+            out.append(str(start) if start == s else f"{start}-{s}")
+            start = None
+    return ", ".join(out)
+
+
+def missing_runs(missing: list[str]) -> str:
+    """``['a/seed1', 'a/seed2', 'b/seed1']`` -> 'a seeds 1-2; b seed 1' (a long grid stays one readable line)."""
+    by: dict[str, list[int]] = {}
+    for m in missing:
+        name, _, seed = m.rpartition("/seed")
+        by.setdefault(name, []).append(int(seed))
+    return "; ".join(f"{name} seed{'s' if len(s) > 1 else ''} {_ranges(sorted(s))}" for name, s in by.items())
 
 
 def render_report(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
