@@ -6,9 +6,10 @@ and ``LOCAL_WORLD_SIZE``; ``torch.distributed`` (gloo on CPU, NCCL on GPU) carri
 Without torchrun a process is rank 0 of a world of one.
 
 :func:`world` reads the environment only (no torch import: the CLI parser stays light).
-:func:`process_group` joins the group for the commands that exchange data (``discover``,
-``train``); ``compare --parallel runs`` needs none: its ranks coordinate through claim files in
-the shared output directory (:mod:`sparsenet.claims`), so a rank that dies cannot hang the others.
+:func:`process_group` joins the group for the commands that exchange data (``discover``, and the
+data-parallel trainings of ``train``, ``grow`` and ``compare``); ``compare --parallel runs`` needs
+none: its ranks coordinate through claim files in the shared output directory
+(:mod:`sparsenet.claims`), so a rank that dies cannot hang the others.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from dataclasses import dataclass
 from sparsenet.errors import SparsenetError
 
 __all__ = ["World", "world", "process_group", "threads_per_process", "shard_bounds", "shard_batches",
-           "merge_stats_to_main", "gather_samples_to_main"]
+           "merge_stats_to_main", "gather_samples_to_main", "data_parallel", "barrier", "on_main", "all_sum",
+           "all_equal", "broadcast_buffers", "per_rank_batch", "solo", "writes_here"]
 
 _VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
 
@@ -84,7 +86,7 @@ def threads_per_process(requested: int | None, here: World | None = None) -> int
 
 @contextmanager
 def process_group(device=None):
-    """Join torchrun's process group for the block (gloo for CPU, NCCL for CUDA); yields the World.
+    """Join torchrun's process group for the block (gloo for CPU; for CUDA, NCCL and gloo); yields the World.
 
     With one process nothing is initialised.  The group is created once per process and kept until
     it exits (destroying and re-creating it between two calls races: one rank may still be
@@ -92,14 +94,16 @@ def process_group(device=None):
     at once, so a failing rank exits instead of leaving the others hanging in a later collective.
     """
     here = world()
-    if here.world_size == 1:
-        yield here
+    if here.world_size == 1 or _solo:
+        yield here if here.world_size == 1 else World()
         return
     import torch.distributed as dist
 
     if not dist.is_available():
         raise SparsenetError("this torch build has no torch.distributed; run one process")
-    backend = "nccl" if device is not None and getattr(device, "type", str(device)).startswith("cuda") else "gloo"
+    # with CUDA: NCCL for the GPU tensors (gradients), gloo still for the few CPU ones (counts, sums)
+    backend = "cpu:gloo,cuda:nccl" if device is not None and getattr(device, "type", str(device)).startswith("cuda") \
+        else "gloo"
     for name in ("MASTER_ADDR", "MASTER_PORT"):
         if name not in os.environ:
             raise SparsenetError(f"WORLD_SIZE={here.world_size} but {name} is not set: start the processes with "
@@ -112,6 +116,21 @@ def process_group(device=None):
     except BaseException:
         _destroy_group()
         raise
+
+
+_solo = 0   # > 0 inside solo(): this process works alone although torchrun started several
+
+
+@contextmanager
+def solo():
+    """Within the block this process trains and records alone, as a world of one, although it is a
+    torchrun rank: ``compare --parallel runs`` gives each rank its own runs (no group, no DDP)."""
+    global _solo
+    _solo += 1
+    try:
+        yield
+    finally:
+        _solo -= 1
 
 
 def _destroy_group() -> None:
@@ -197,3 +216,94 @@ def gather_samples_to_main(values, here: World):
         return None
     rest = tuple(values.shape[1:])
     return torch.cat([p.reshape(-1, *rest) for p in parts])
+
+
+# ----------------------------------------------------------------------------- data-parallel training
+
+def per_rank_batch(batch_size: int, here: World | None = None) -> int:
+    """Each rank's share of the recipe's batch: the global batch stays the single process's, so the
+    SGD steps (and the learning rate that suits them) are the same with any number of processes."""
+    here = here or world()
+    if batch_size % here.world_size:
+        raise SparsenetError(f"batch size {batch_size} cannot be shared by {here.world_size} processes: the global "
+                             "batch stays the single process's, so each rank takes batch size / processes; give a "
+                             f"batch size that is a multiple of {here.world_size}, or another number of processes")
+    return batch_size // here.world_size
+
+
+def data_parallel() -> World | None:
+    """This process's World when it is one of several in a joined process group (the trainings are
+    then data-parallel: every rank runs the same pipeline, rank 0 writes); None otherwise (one
+    process, or ``compare --parallel runs``, whose ranks join no group)."""
+    here = world()
+    if here.world_size == 1 or _solo:
+        return None
+    import torch.distributed as dist
+
+    return here if dist.is_available() and dist.is_initialized() else None
+
+
+def writes_here() -> bool:
+    """Whether this process writes results: always, but in a data-parallel job rank 0 alone."""
+    here = data_parallel()
+    return here is None or here.main
+
+
+def barrier() -> None:
+    """Wait for every rank (nothing with one process)."""
+    if data_parallel() is not None:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def on_main(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` on rank 0 only (the steps that write files which every rank then
+    reads: a discovery, a module spec), then a barrier, so no rank reads before rank 0 has written.
+    Returns fn's value on rank 0, None on the others; with one process it is a plain call."""
+    here = data_parallel()
+    if here is None:
+        return fn(*args, **kwargs)
+    value = fn(*args, **kwargs) if here.main else None
+    barrier()
+    return value
+
+
+def all_sum(values) -> list[float]:
+    """The sums over the ranks of a few numbers (float64), in the same order on every rank."""
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor([float(v) for v in values], dtype=torch.float64)
+    if data_parallel() is not None:
+        dist.all_reduce(t)
+    return t.tolist()
+
+
+def all_equal(value: int, what: str) -> None:
+    """Refuse (on every rank) when the ranks hold different integers for ``what``: a rank that
+    read other files would otherwise train something else and hang the others."""
+    import torch
+    import torch.distributed as dist
+
+    here = data_parallel()
+    if here is None:
+        return
+    t = torch.tensor([int(value), -int(value)], dtype=torch.int64)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    if int(t[0]) != -int(t[1]):
+        raise SparsenetError(f"the {here.world_size} processes disagree about {what} (from {-int(t[1])} to "
+                             f"{int(t[0])}): every rank must see the same --out directory (a shared filesystem "
+                             "when the ranks run on several machines)")
+
+
+def broadcast_buffers(model) -> None:
+    """Rank 0's buffers (batch-norm running statistics) copied to every rank: each rank's last
+    training forward updated its own from its own batch, and every rank must evaluate the network
+    rank 0 saves."""
+    import torch.distributed as dist
+
+    if data_parallel() is None:
+        return
+    for buf in model.buffers():
+        dist.broadcast(buf.data, src=0)

@@ -166,8 +166,17 @@ def grow(dataset, config: GrowthConfig, train_config, analysis, out_dir: str | P
     DataLoaders; every step records from and trains on its splits through DataLoaders
     (``num_workers`` workers).  Training and recording run on ``device`` (``auto``/None: CUDA
     when available)."""
+    from sparsenet.device import resolve_device
+    from sparsenet.distributed import process_group
+
+    with process_group(resolve_device(device)):   # under torchrun every step trains data-parallel
+        return _grow(dataset, config, train_config, analysis, out_dir, progress, device, ablation, num_workers)
+
+
+def _grow(dataset, config, train_config, analysis, out_dir, progress, device, ablation, num_workers):
     from sparsenet.data.training_data import as_training_data
     from sparsenet.device import resolve_device
+    from sparsenet.distributed import barrier, on_main, writes_here
     from sparsenet.io import check_out_dir, entries, roll_back
 
     config.validate()
@@ -193,24 +202,26 @@ def grow(dataset, config: GrowthConfig, train_config, analysis, out_dir: str | P
     if (out / "growth.json").exists():
         _check_settings(out, settings)
     before = entries(out)
+    barrier()   # every rank has looked at --out before rank 0 writes into it
+    progress = progress and writes_here()   # rank 0 tells
     try:
         out.mkdir(parents=True, exist_ok=True)
-        _check_settings(out, settings)
+        on_main(_check_settings, out, settings)
         return _grow_steps(out, dataset, config, train_config, analysis, target, progress, device, ablation,
                            num_workers)
     except SparsenetError:
-        roll_back(out, before)  # a refused growth leaves --out as it was; an interrupted one stays to resume
+        if writes_here():
+            roll_back(out, before)  # a refused growth leaves --out as it was; an interrupted one stays to resume
         raise
 
 
 def _grow_steps(out: Path, dataset, config: GrowthConfig, train_config, analysis, target, progress: bool, device,
                 ablation, num_workers: int):
-    from sparsenet.builder.layout import contiguous_inputs, permute_stem_state
+    from sparsenet.builder.layout import permute_stem_state
     from sparsenet.builder.modules import build_network
     from sparsenet.training.checkpoint import load_checkpoint
-    from sparsenet.discover import Activations, analyse, write_run
-    from sparsenet.recording import record
     from sparsenet.builder.spec import load_spec, save_spec, spec_to_dict
+    from sparsenet.distributed import on_main
     from sparsenet.training.loop import train
     import torch
 
@@ -229,31 +240,15 @@ def _grow_steps(out: Path, dataset, config: GrowthConfig, train_config, analysis
             model = build_network(network)
             model.load_state_dict(state)
             layer = _newest_layer(network)
-            if not (step_dir / "module.json").exists():
-                acts = record(model.to(device), layer, dataset.train, batch_size=250, max_samples=analysis.max_samples,
-                              device=device).cpu()  # the first max_samples training images, in order
-                acts_info = Activations(acts, {"model": "specnet", "layer": layer, "data": dataset.name,
-                                               "split": "train", "growth_step": step,
-                                               "layer_shape": list(acts.shape[1:])})
-                analyzer, discovery = analyse(acts_info, analysis)
-                if progress and not looks_significant(discovery.significance):
-                    print(f"step {step}: warning: the clusters of {layer} are not significant "
-                          f"({discovery.significance}); the module is built from them all the same")
-                write_run(analyzer, discovery, step_dir / "discovery")
-                if ablation not in (None, "none"):
-                    from sparsenet.discovery.ablation import ablate
-
-                    discovery = ablate(discovery, ablation, seed=train_config.seed * 1000 + step)
-                    discovery.save(step_dir / "ablated_discovery.json")
-                module = _next_module(discovery, network, dataset, config, target)
-                laid = contiguous_inputs(module)  # clusters as slices of the producer: no gather
-                save_spec(module if laid is None else laid[1], step_dir / "module.json")
+            # rank 0 records, discovers and writes the module; in a data-parallel growth the others read it
+            on_main(_discover_module, model, layer, step, step_dir, dataset, network, config, train_config,
+                    analysis, target, ablation, progress, device)
             module = load_spec(step_dir / "module.json", kind="module")
             order = module.provenance.get("input_order")
             if order is not None and not network.modules:  # the stem makes the channels: permute its weights
                 state = permute_stem_state(state, network, order)
             network = _append(network, module, config)
-        save_spec(network, step_dir / "network.json")
+        on_main(save_spec, network, step_dir / "network.json")
         torch.manual_seed(train_config.seed + step)
         model = build_network(network)
         if state is not None:
@@ -267,7 +262,37 @@ def _grow_steps(out: Path, dataset, config: GrowthConfig, train_config, analysis
                         extra={"growth_step": step, "mode": config.mode}, device=device, num_workers=num_workers)
         state = model.state_dict()
         steps.append(metrics)
-    return _finish(out, network, steps, config, dataset, target)
+    return on_main(_finish, out, network, steps, config, dataset, target)   # None on the other ranks
+
+
+def _discover_module(model, layer, step, step_dir, dataset, network, config, train_config, analysis, target,
+                     ablation, progress, device) -> None:
+    """Record the newest layer, discover its clusters and write the next module (unless written earlier)."""
+    from sparsenet.builder.layout import contiguous_inputs
+    from sparsenet.builder.spec import save_spec
+    from sparsenet.discover import Activations, analyse, write_run
+    from sparsenet.recording import record
+
+    if (step_dir / "module.json").exists():
+        return
+    acts = record(model.to(device), layer, dataset.train, batch_size=250, max_samples=analysis.max_samples,
+                  device=device).cpu()  # the first max_samples training images, in order
+    acts_info = Activations(acts, {"model": "specnet", "layer": layer, "data": dataset.name,
+                                   "split": "train", "growth_step": step,
+                                   "layer_shape": list(acts.shape[1:])})
+    analyzer, discovery = analyse(acts_info, analysis)
+    if progress and not looks_significant(discovery.significance):
+        print(f"step {step}: warning: the clusters of {layer} are not significant "
+              f"({discovery.significance}); the module is built from them all the same")
+    write_run(analyzer, discovery, step_dir / "discovery")
+    if ablation not in (None, "none"):
+        from sparsenet.discovery.ablation import ablate
+
+        discovery = ablate(discovery, ablation, seed=train_config.seed * 1000 + step)
+        discovery.save(step_dir / "ablated_discovery.json")
+    module = _next_module(discovery, network, dataset, config, target)
+    laid = contiguous_inputs(module)  # clusters as slices of the producer: no gather
+    save_spec(module if laid is None else laid[1], step_dir / "module.json")
 
 
 def looks_significant(sig: dict) -> bool:

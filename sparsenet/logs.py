@@ -12,8 +12,12 @@ def start_logging(path: str | None, argv: list[str]):
 
     if not path:
         return None
+    from sparsenet.distributed import world
+
+    here = world()
+    tag = f"[{here.label}] " if here.world_size > 1 else ""   # torchrun ranks append to one file
     handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s {tag}%(name)s: %(message)s"))
     root = logging.getLogger("sparsenet")
     root.addHandler(handler)
     root.setLevel(logging.INFO)

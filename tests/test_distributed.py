@@ -1,4 +1,5 @@
-"""Scale-out: claim files, `compare --parallel runs` under torchrun against the serial grid, a killed worker."""
+"""Scale-out: claim files, `compare --parallel runs` under torchrun against the serial grid, a killed worker,
+sharded discover, and data-parallel (DDP) trainings of train and compare."""
 
 import json
 import os
@@ -14,7 +15,7 @@ from sparsenet.claims import Claims
 from sparsenet.compare.experiment import load_experiment, parse_experiment
 from sparsenet.compare.grid import _Grid, grid_tasks
 from sparsenet.compare.run import run_comparison
-from sparsenet.distributed import World, threads_per_process, world
+from sparsenet.distributed import World, per_rank_batch, threads_per_process, world
 from sparsenet.errors import SparsenetError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -160,7 +161,7 @@ def test_a_killed_worker_leaves_a_grid_that_two_ranks_resume_into_the_serial_one
            "--parallel", "runs"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300   # under heavy load start-up and the first epoch took over 120 s
         while not list(out.glob("**/checkpoint.pt")) and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
@@ -255,3 +256,133 @@ def _same_discovery(one: Path, two: Path):
             np.testing.assert_allclose(sb[k], sa[k], rtol=1e-10, atol=1e-10 * max(1.0, float(np.abs(sa[k]).max(initial=0))))
         else:
             assert np.array_equal(sa[k], sb[k]), k
+
+
+# ----------------------------------------------------------------------------- data-parallel trainings
+
+# Run by two torchrun ranks (one launch for three trainings): U, uninterrupted, rank 1 given a
+# directory of its own that must stay empty; C, a one-run comparison; F, the same recipe as U whose
+# rank 1 fails after the first epoch's checkpoint is written (the launch then fails, as it should).
+DDP_SCRIPT = """
+import json, sys
+from pathlib import Path
+import torch.distributed as dist
+from sparsenet.compare.experiment import load_experiment
+from sparsenet.compare.run import run_comparison
+from sparsenet.data import load_dataset
+from sparsenet.distributed import world
+from sparsenet.training.config import TrainConfig
+from sparsenet.training.loop import train_named
+
+base, here = Path(sys.argv[1]), world()
+data = load_dataset("digits", seed=0)
+recipe = TrainConfig(epochs=2, batch_size=32, seed=0)
+_, metrics = train_named("plaincnn", data, recipe, {"width": 4}, out_dir=base / ("U" if here.main else "U-rank1"),
+                         progress=False)
+summary = run_comparison(load_experiment(base / "one.toml"), base / "C", progress=False, plots=False)
+if here.main:
+    (base / "ok.json").write_text(json.dumps({"accuracy": metrics["final_test_accuracy"], "summary": summary}))
+
+def fail_on_rank1(epoch, row):
+    dist.barrier()   # rank 0 has written this epoch's checkpoint
+    if here.rank == 1:
+        raise RuntimeError("rank 1 fails on purpose")
+
+train_named("plaincnn", data, recipe, {"width": 4}, out_dir=base / "F", progress=False, on_epoch=fail_on_rank1)
+"""
+
+ONE_RUN = """
+[experiment]
+name = "one-run"
+seeds = [0]
+threads = 1
+[data]
+name = "digits"
+image_size = 8
+[train]
+epochs = 1
+batch_size = 32
+[latency]
+threads = 1
+warmup = 0
+repeats = 1
+[[candidates]]
+name = "plain"
+kind = "plaincnn"
+width = 4
+"""
+
+
+def _weights(path: Path):
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def test_ddp_trains_writes_on_rank_0_only_and_a_failed_rank_resumes_bit_identically(tmp_path):
+    import torch
+
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT)
+    (tmp_path / "one.toml").write_text(ONE_RUN)
+    launch = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                             str(script), str(tmp_path)], capture_output=True, text=True, env=_env(), timeout=600)
+    assert launch.returncode != 0 and "rank 1 fails on purpose" in launch.stderr, launch.stderr[-3000:]
+    assert (tmp_path / "ok.json").exists(), launch.stderr[-3000:]
+    # U: rank 0 wrote both files, rank 1 nothing; world_size recorded
+    assert sorted(p.name for p in (tmp_path / "U").iterdir()) == ["checkpoint.pt", "metrics.json"]
+    assert not (tmp_path / "U-rank1").exists()
+    metrics = json.loads((tmp_path / "U" / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and len(metrics["epochs"]) == 2
+    # C: the comparison's run trained data-parallel, its outputs written by rank 0
+    run = json.loads((tmp_path / "C" / "runs" / "plain" / "seed0" / "metrics.json").read_text())
+    assert run["world_size"] == 2
+    ok = json.loads((tmp_path / "ok.json").read_text())
+    assert ok["summary"]["data_parallel"] == {"world_size": 2} and (tmp_path / "C" / "report.md").exists()
+    assert [r["accuracy"] for r in json.loads((tmp_path / "C" / "results.json").read_text())] \
+        == [run["final_test_accuracy"]]
+    # F: rank 1 failed after epoch 1: a whole epoch-1 checkpoint, no metrics, no staging file left
+    failed = tmp_path / "F"
+    assert sorted(p.name for p in failed.iterdir()) == ["checkpoint.pt"]
+    assert torch.load(failed / "checkpoint.pt", map_location="cpu", weights_only=True)["epoch"] == 1
+    # the CLI resumes it under torchrun and ends bit-identical to the uninterrupted run
+    resume = subprocess.run(_torchrun(2, "train", "--data", "digits", "--model-arg", "width=4", "--epochs", "2",
+                                      "--batch-size", "32", "--seed", "0", "--out", str(failed), "--resume", "--quiet"),
+                            capture_output=True, text=True, env=_env(), timeout=600)
+    assert resume.returncode == 0, resume.stderr[-3000:]
+    assert resume.stdout.count("wrote ") == 1 and "(2 processes)" in resume.stdout
+    resumed = json.loads((failed / "metrics.json").read_text())
+    assert resumed["world_size"] == 2 and resumed["epochs"] == metrics["epochs"]
+    a, b = _weights(tmp_path / "U" / "checkpoint.pt"), _weights(failed / "checkpoint.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_batch_the_ranks_cannot_share_is_refused(monkeypatch, tmp_path, capsys):
+    from sparsenet.cli import main
+
+    assert per_rank_batch(64, World(1, 4)) == 16 and per_rank_batch(64, World()) == 64
+    with pytest.raises(SparsenetError, match="batch size 64 cannot be shared by 3 processes.*multiple of 3"):
+        per_rank_batch(64, World(0, 3))
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    monkeypatch.setenv("RANK", "0")
+    assert main(["train", "--data", "digits", "--batch-size", "64", "--out", str(tmp_path / "t")]) == 2
+    assert "cannot be shared by 3 processes" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()
+
+
+def test_the_log_option_has_a_name_torchrun_leaves_alone(tmp_path, capsys):
+    from torch.distributed.run import get_args_parser
+
+    from sparsenet.cli import main
+
+    launcher = ["--standalone", "--nproc_per_node=2", "-m", "sparsenet", "compare", "--config", "x.toml"]
+    for given in (["--log", "f.log"], ["--log=f.log"]):   # torchrun takes --log for its --log-dir / --logs-specs
+        with pytest.raises(SystemExit):
+            get_args_parser().parse_args(launcher + given)
+    assert "ambiguous option: --log" in capsys.readouterr().err
+    assert get_args_parser().parse_args(launcher + ["--log-file", "f.log"]).training_script_args[-2:] \
+        == ["--log-file", "f.log"]
+    for option in ("--log-file", "--log"):   # both name the same log for sparsenet
+        log = tmp_path / f"{option.strip('-')}.txt"
+        assert main(["datasets", option, str(log)]) == 0
+        assert "command: sparsenet datasets" in log.read_text()

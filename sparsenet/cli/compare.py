@@ -24,7 +24,8 @@ def add_parser(sub) -> None:
     p.add_argument("--parallel", choices=["runs"], default=None,
                    help="runs: share the candidate x seed runs out among workers (torchrun ranks, or processes on "
                         "machines that see the same --out), each run claimed in --out/claims/; the worker that "
-                        "finishes last writes the summary (docs/distributed.md)")
+                        "finishes last writes the summary; without --parallel, under torchrun every network is "
+                        "trained data-parallel by all the ranks (docs/distributed.md)")
     add_device_argument(p)
     p.add_argument("--trust-model", action="append", default=[], metavar="IMPORT_PATH",
                    help="run the code of a model candidate's import path (package.module:callable or "
@@ -66,6 +67,8 @@ def run(args) -> int:
                + (f" --parallel {args.parallel}" if args.parallel else ""))
     summary = run_comparison(experiment, out, config_text=Path(args.config).read_text(), progress=not args.quiet,
                              command=command, device=device, trusted=args.trust_model, parallel=args.parallel)
+    if summary.get("data_parallel") is True:   # a rank other than 0 of a data-parallel comparison
+        return 0
     if not summary.get("finished", True):
         print(f"rank {summary['rank']}/{summary['world_size']}: {summary['trained']} run(s) done here; the worker "
               f"that finishes last writes {out / 'report.md'}")
@@ -74,7 +77,9 @@ def run(args) -> int:
         print(f"rank {summary['parallel']['finished_by_rank']}/{summary['parallel']['world_size']} wrote the summary; "
               f"{summary['trained']} run(s) done by this worker, the others by other workers or earlier")
     else:
-        print(f"{summary['trained']} network(s) trained now, {summary['reused']} run(s) reused")
+        dp = summary.get("data_parallel")
+        print(f"{summary['trained']} network(s) trained now, {summary['reused']} run(s) reused"
+              + (f", each data-parallel on {dp['world_size']} processes" if dp else ""))
     for c in summary["candidates"]:  # a candidate whose every run diverged has no accuracy (or cost)
         macs = "n/a" if c["macs"] is None else f"{c['macs']:,.0f}"
         print(f"  {c['candidate']:<28} {c['role']:<10} n={c['n']}  "

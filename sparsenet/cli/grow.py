@@ -48,11 +48,13 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from sparsenet.data import load_dataset
     from sparsenet.device import resolve_device
+    from sparsenet.distributed import per_rank_batch
     from sparsenet.grow import grow
     from sparsenet.io import check_out_dir
 
     check_out_dir(args.out)
     device = resolve_device(args.device)  # refused before anything loads
+    per_rank_batch(args.batch_size)       # under torchrun: a batch the ranks cannot share is refused now
 
     try:
         pool_after = tuple(int(v) for v in args.pool_after.split(",") if v.strip())
@@ -70,6 +72,8 @@ def run(args) -> int:
     dataset = load_dataset(args.data, args.data_root, seed=args.seed)
     summary = grow(dataset, config, train_config, analysis, args.out, progress=not args.quiet, device=device,
                    num_workers=args.workers)
+    if summary is None:   # a torchrun rank other than 0: rank 0 wrote the growth and reports it
+        return 0
     print(f"grown {summary['modules']} modules on {summary['data']}: test accuracy "
           f"{summary['final_test_accuracy']:.4f}, params {summary['params']:,}, mult-adds {summary['macs']:,}")
     for s in summary["steps"]:

@@ -1,5 +1,6 @@
 """Options shared by the commands that run a model: --model (a registered name or an import
-path), --model-arg, --weights, --device, --workers and the recipe's stability settings; --log is added to every command by ``cli/__init__``.
+path), --model-arg, --weights, --device, --workers and the recipe's stability settings; --log / --log-file is added
+to every command by ``cli/__init__``.
 
 The choice lists come from the library (``sparsenet.device.DEVICES``); nothing here imports torch.
 """
@@ -47,5 +48,9 @@ def add_stability_arguments(parser, recipe) -> None:
 
 
 def add_log_argument(parser) -> None:
-    parser.add_argument("--log", default=None, metavar="FILE", help="also write a log (Python logging) to FILE")
+    # --log-file too: torchrun's own parser rejects --log (and --log=FILE) anywhere on its command line
+    # as an ambiguous abbreviation of its --log-dir / --logs-specs
+    parser.add_argument("--log-file", "--log", dest="log", default=None, metavar="FILE",
+                        help="also write a log (Python logging) to FILE (under torchrun: --log-file; every rank "
+                             "appends its lines, tagged with its rank)")
 

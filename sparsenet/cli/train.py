@@ -33,6 +33,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from sparsenet.data import load_dataset
     from sparsenet.device import resolve_device
+    from sparsenet.distributed import per_rank_batch, world
     import sparsenet.builder.specnet  # noqa: F401  (registers "specnet")
     from sparsenet.io import check_out_dir
     from sparsenet.models import model_info
@@ -47,13 +48,21 @@ def run(args) -> int:
                          augment=args.augment, warmup_steps=args.warmup_steps,
                          clip_grad_norm=args.clip_grad_norm).validate()
     model_kwargs = parse_key_values(args.model_arg, "--model-arg")  # refused before any data is loaded
+    per_rank_batch(config.batch_size)  # under torchrun: a batch the ranks cannot share is refused now
     dataset = load_dataset(args.data, args.data_root, seed=args.seed, image_size=args.image_size)
-    print(f"training {args.model} on {dataset.name}: {len(dataset.x_train)} train / {len(dataset.x_test)} test "
-          f"images of {'x'.join(map(str, dataset.input_shape))}, {config.epochs} epochs")
+    here = world()
+    if here.main:
+        print(f"training {args.model} on {dataset.name}: {len(dataset.x_train)} train / {len(dataset.x_test)} test "
+              f"images of {'x'.join(map(str, dataset.input_shape))}, {config.epochs} epochs"
+              + (f", data-parallel on {here.world_size} processes (batch {config.batch_size // here.world_size} each)"
+                 if here.world_size > 1 else ""))
     _, metrics = train_named(args.model, dataset, config, model_kwargs,
                              out_dir=args.out, resume=args.resume, progress=not args.quiet, device=device,
                              num_workers=args.workers)
+    if not here.main:
+        return 0   # rank 0 reports and writes
     print(f"final test accuracy {metrics['final_test_accuracy']:.4f}  params {metrics['params']:,}  "
-          f"mult-adds {metrics['macs']:,}  wall {metrics['wall_time_s']:.1f}s")
+          f"mult-adds {metrics['macs']:,}  wall {metrics['wall_time_s']:.1f}s"
+          + (f"  ({metrics['world_size']} processes)" if metrics.get("world_size", 1) > 1 else ""))
     print(f"wrote {args.out}/metrics.json and {args.out}/checkpoint.pt")
     return 0

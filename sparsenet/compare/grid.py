@@ -35,7 +35,7 @@ from sparsenet.claims import Claims
 from sparsenet.compare.candidates import skeleton_name
 from sparsenet.compare.experiment import Experiment, Point
 from sparsenet.compare.records import read_record, read_records, write_record
-from sparsenet.compare.runs import claim_output_dir, run_directory, run_point
+from sparsenet.compare.runs import claim_output_dir, config_record, run_directory, run_point
 from sparsenet.compare.sweep import family_choice, representatives, run_sweep, sweep_directory, sweep_run, with_lr
 from sparsenet.distributed import World, threads_per_process, world
 from sparsenet.errors import SparsenetError
@@ -168,12 +168,8 @@ def _started(grid: _Grid, t: Task) -> bool:
 
 def _write_config(experiment: Experiment, out: Path, config_text: str | None) -> None:
     """config.json (and config.toml) written once, by the first worker; the others check it is theirs."""
-    from sparsenet.compare.results import utc_now
-
     out.mkdir(parents=True, exist_ok=True)
-    created = atomic_create_json(out / "config.json", {"format": "sparsenet.compare.config", "version": 1,
-                                                       "source": experiment.source, "started_at": utc_now(),
-                                                       "config": experiment.normalized})
+    created = atomic_create_json(out / "config.json", config_record(experiment))
     if not created:
         claim_output_dir(out, experiment)   # another worker's: refused if it is another configuration
     if config_text is not None:

@@ -35,6 +35,12 @@ left out of the means, named in the report, and not retried on a rerun.
 Rerunning the same configuration into the same DIR reuses every finished run
 (``metrics.json`` present) and resumes interrupted ones from their epoch checkpoint; the
 latency phase is reused when it covers every run with the same settings.
+
+Under torchrun without ``--parallel`` every network is trained data-parallel by all the ranks
+(``DistributedDataParallel``, see :mod:`sparsenet.training.loop`): every rank walks the same runs
+and holds the same metrics; rank 0 alone writes, the discoveries of skeleton candidates and the
+latency phase run on rank 0, and the others wait for it (:func:`sparsenet.distributed.on_main`).
+With ``--parallel runs`` each rank trains its own runs alone instead (:mod:`sparsenet.compare.grid`).
 """
 
 from __future__ import annotations
@@ -49,9 +55,10 @@ from sparsenet.compare.experiment import Experiment
 from sparsenet.compare.finish import comparison_meta, finish_comparison
 from sparsenet.compare.latency import torch_threads
 from sparsenet.compare.records import reusable_record, write_record
-from sparsenet.compare.results import utc_now, write_outputs
-from sparsenet.compare.runs import claim_output_dir, run_directory, run_point
+from sparsenet.compare.results import write_outputs
+from sparsenet.compare.runs import claim_output_dir, config_record, run_directory, run_point
 from sparsenet.compare.sweep import run_sweep, with_lr
+from sparsenet.distributed import barrier, on_main, per_rank_batch, process_group, solo, writes_here
 from sparsenet.errors import SparsenetError
 from sparsenet.io import atomic_write_json, atomic_write_text, entries, roll_back
 
@@ -81,17 +88,31 @@ def run_comparison(experiment: Experiment, out_dir: str | Path, *, config_text: 
     that finishes last writes the outputs, and an error leaves the other workers' files in place.
     """
     from sparsenet.device import resolve_device
-    from sparsenet.distributed import world
 
     if parallel not in (None, "runs"):
         raise SparsenetError(f"parallel={parallel!r}: expected 'runs' (the runs shared out among workers) or None")
-    if parallel is None and world().world_size > 1:
-        raise SparsenetError(f"compare runs as {world().world_size} processes (torchrun): give --parallel runs to "
-                             "share the runs out among them")
     device = resolve_device(device)
+    if parallel is not None:
+        with solo():   # each worker trains its own runs alone
+            return _compare(experiment, out_dir, config_text, progress, log, plots, command, device, trusted,
+                            parallel)
+    with process_group(device):   # several torchrun ranks: every training data-parallel
+        return _compare(experiment, out_dir, config_text, progress, log, plots, command, device, trusted, parallel)
+
+
+def _compare(experiment, out_dir, config_text, progress, log, plots, command, device, trusted, parallel):
+    from sparsenet.distributed import data_parallel
+
+    here = data_parallel()
+    progress = progress and writes_here()
+    if log is None and not writes_here():
+        log = lambda msg: None   # noqa: E731  (rank 0 tells)
     log = log or (lambda msg: print(msg, flush=True))
     out = Path(out_dir)
+    if here is not None:   # refused before anything loads
+        per_rank_batch(experiment.train_config(experiment.seeds[0]).batch_size, here)
     resuming = claim_output_dir(out, experiment)
+    barrier()   # every rank has read --out before rank 0 writes into it
     dataset = load_data(experiment)
     preflight(experiment, dataset, trusted)
     if parallel is not None:
@@ -101,21 +122,23 @@ def run_comparison(experiment: Experiment, out_dir: str | Path, *, config_text: 
                         command=command, device=device)
     before = entries(out)
     try:
-        return _run(experiment, out, dataset, resuming, config_text, progress, log, plots, command, device)
+        summary = _run(experiment, out, dataset, resuming, config_text, progress, log, plots, command, device)
     except SparsenetError:
-        roll_back(out, before)  # a refused comparison leaves --out as it was; an interrupted one stays to resume
+        if writes_here():
+            roll_back(out, before)  # a refused comparison leaves --out as it was; an interrupted one stays to resume
         raise
+    if summary is None:   # a rank other than 0 of a data-parallel comparison: rank 0 wrote the outputs
+        return {"finished": False, "data_parallel": True, "rank": here.rank, "world_size": here.world_size}
+    if here is not None:
+        summary["data_parallel"] = {"world_size": here.world_size}
+    return summary
 
 
 def _run(experiment: Experiment, out: Path, dataset, resuming: bool, config_text, progress, log, plots,
          command, device) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     if not resuming:
-        atomic_write_json(out / "config.json", {"format": "sparsenet.compare.config", "version": 1,
-                                                "source": experiment.source, "started_at": utc_now(),
-                                                "config": experiment.normalized})
-        if config_text is not None:
-            atomic_write_text(out / "config.toml", config_text)
+        on_main(_write_config, experiment, out, config_text)
     meta = comparison_meta(experiment, out, dataset, command)
     rows: list[dict[str, Any]] = []
     trained = reused = 0
@@ -147,7 +170,7 @@ def _run(experiment: Experiment, out: Path, dataset, resuming: bool, config_text
                                    and r["seed"] == seed and r.get("macs") is not None), None)
                     new_rows, n = run_point(point, seed, dataset, setting, out, progress, log, device,
                                             target_macs=target)
-                    write_record(out, point.name, seed, new_rows)
+                    on_main(write_record, out, point.name, seed, new_rows)
                 if n:
                     busy_s, runs_timed = busy_s + time.perf_counter() - t_run, runs_timed + 1
                 recorded[(point.name, seed)] = [(r["candidate"], r["seed"]) for r in new_rows]
@@ -159,7 +182,13 @@ def _run(experiment: Experiment, out: Path, dataset, resuming: bool, config_text
                     log(f"    accuracy {new_rows[0]['accuracy']:.4f}, {new_rows[0]['macs']:,} mult-adds, "
                         f"{new_rows[0]['train_time_s']:.0f} s")
                 if n:
-                    write_outputs(out, rows, {**meta, "complete": False, "runs_missing": total - step},
-                                  plots=False)  # partial, no latency yet, nothing decided
-    return finish_comparison(experiment, out, dataset, rows, recorded, meta, log, plots, device,
-                             trained=trained, reused=reused, t_start=t_start)
+                    on_main(write_outputs, out, rows, {**meta, "complete": False, "runs_missing": total - step},
+                            plots=False)  # partial, no latency yet, nothing decided
+    return on_main(finish_comparison, experiment, out, dataset, rows, recorded, meta, log, plots, device,
+                   trained=trained, reused=reused, t_start=t_start)
+
+
+def _write_config(experiment: Experiment, out: Path, config_text: str | None) -> None:
+    atomic_write_json(out / "config.json", config_record(experiment))
+    if config_text is not None:
+        atomic_write_text(out / "config.toml", config_text)

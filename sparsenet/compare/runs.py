@@ -30,6 +30,7 @@ from sparsenet.compare.experiment import Experiment, Point, diff_configs, parse_
 from sparsenet.compare.skeleton import discover_and_swap
 from sparsenet.errors import SparsenetError, TrainingDiverged
 from sparsenet.grow import grow
+from sparsenet.distributed import on_main
 from sparsenet.io import atomic_write_json
 from sparsenet.models.accounting import measure
 from sparsenet.models.external import parse_model_spec
@@ -54,6 +55,14 @@ def config_from_stored(config: Any) -> Any:
     if isinstance(out, dict) and isinstance(out.get("experiment"), dict) and out["experiment"].get("description") == "":
         del out["experiment"]["description"]   # stored at its default, ""
     return out
+
+
+def config_record(experiment: Experiment) -> dict[str, Any]:
+    """What config.json holds: the normalised configuration an output directory belongs to."""
+    from sparsenet.compare.results import utc_now
+
+    return {"format": "sparsenet.compare.config", "version": 1, "source": experiment.source,
+            "started_at": utc_now(), "config": experiment.normalized}
 
 
 def claim_output_dir(out: Path, experiment: Experiment) -> bool:
@@ -120,7 +129,7 @@ def _train(model_name: str, kwargs: dict[str, Any], dataset, experiment: Experim
         cost = measure(model, dataset.input_shape)  # the architecture's; the NaN weights do not matter
         record = {"status": "diverged", "error": str(exc), "model": model_name, "params": cost.params,
                   "macs": cost.macs, "time_s": elapsed, **extra}
-        atomic_write_json(failed, record)
+        on_main(atomic_write_json, failed, record)
         raise Diverged(str(exc), record, fresh=True) from None
     return metrics, True
 
@@ -217,10 +226,10 @@ def _run_skeleton(point, seed, dataset, experiment, out, run_dir, progress, log,
     if not (run_dir / "network.json").exists():
         log(f"  discovering the input of stage {o['stage']} in the trained skeleton {control_name}")
         model, _ = model_from_checkpoint(skel_dir / "checkpoint.pt")
-        swap = discover_and_swap(model, skeleton, o["stage"], dataset, analysis_settings(point, seed), run_dir,
-                                 connectivity=o["connectivity"], tolerance=o["tolerance"], device=device)
-    else:
-        swap = json.loads((run_dir / "swap.json").read_text())
+        # rank 0 discovers and writes; in a data-parallel comparison the other ranks then read its files
+        on_main(discover_and_swap, model, skeleton, o["stage"], dataset, analysis_settings(point, seed), run_dir,
+                connectivity=o["connectivity"], tolerance=o["tolerance"], device=device)
+    swap = json.loads((run_dir / "swap.json").read_text())
     swapped = load_spec(run_dir / "network.json", kind="network")
     details = {"stage": o["stage"], "connectivity": o["connectivity"], "control": control_name,
                "hand_module_macs": swap["hand_module_macs"], "module_macs": swap["module_macs"],
@@ -257,7 +266,7 @@ def _run_grown(point, seed, dataset, experiment, out, run_dir, progress, log, ex
         except TrainingDiverged as exc:
             record = {"status": "diverged", "error": f"while growing: {exc}", "model": "specnet",
                       "time_s": time.perf_counter() - t0, **extra}
-            atomic_write_json(failed, record)
+            on_main(atomic_write_json, failed, record)
             log(f"    FAILED: {record['error']} (recorded in {failed}; not retried)")
             return [_failed_row(point, seed, record)], 1
         grown_now = 1

@@ -21,6 +21,7 @@ from sparsenet.compare.experiment import Experiment, Point
 from sparsenet.compare.records import read_record, reusable_record, write_record
 from sparsenet.compare.runs import run_point
 from sparsenet.errors import SparsenetError
+from sparsenet.distributed import on_main
 from sparsenet.io import atomic_write_json
 
 __all__ = ["with_lr", "representatives", "run_sweep", "sweep_run", "family_choice", "sweep_directory"]
@@ -67,7 +68,7 @@ def sweep_run(experiment: Experiment, family: str, lr: float, seed: int, dataset
             target = family_choice(experiment, out, target_family)["macs"].get(seed)
         rows, _ = run_point(point, seed, dataset, with_lr(experiment, lr), sub, progress, log, device,
                             target_macs=target)
-        write_record(sub, point.name, seed, rows)
+        on_main(write_record, sub, point.name, seed, rows)   # then every rank reads it
     return rows
 
 
@@ -110,8 +111,7 @@ def run_sweep(experiment: Experiment, dataset, out: Path, progress: bool,
         chosen[family] = choice["lr"]
         table[family] = {k: choice[k] for k in ("representative", "lrs", "chosen_lr")}
         log(f"sweep {family}: chose lr {choice['lr']:g} (mean validation accuracy {choice['val_accuracy_mean']:.4f})")
-    atomic_write_json(out / "sweep.json", {"rule": "highest mean validation accuracy over the sweep seeds "
-                                                   "(diverged = 0; ties: first listed)",
-                                           "lrs": sweep["lrs"], "seeds": sweep["seeds"], "families": table,
-                                           "chosen": chosen})
+    on_main(atomic_write_json, out / "sweep.json",
+            {"rule": "highest mean validation accuracy over the sweep seeds (diverged = 0; ties: first listed)",
+             "lrs": sweep["lrs"], "seeds": sweep["seeds"], "families": table, "chosen": chosen})
     return chosen

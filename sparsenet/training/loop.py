@@ -10,6 +10,15 @@ Model selection: when the dataset carries a validation split (``x_val``, see
 selected epoch is the first with the highest validation accuracy (:func:`select_epoch`), and with
 ``patience`` > 0 training stops once that many epochs have passed without a new best.  The
 selection reads validation only; the test accuracy reported for the run is the selected epoch's.
+
+Data-parallel under ``torchrun`` (:func:`train` joins the process group): the model is wrapped in
+``DistributedDataParallel``; a ``DistributedSampler`` seeded like the single process's shuffle
+deals rank r the positions r, r + W, ... of the same permutation, and each rank's batch is
+batch_size / W, so each SGD step averages the gradient of the same global batch one process
+would use (only dropout and augmentation draw differently: each rank from its own seed).
+Evaluation is sharded and reduced: each rank counts the correct predictions on a contiguous block
+of the split with rank 0's weights and buffers, and the counts are summed, so every rank holds the
+same metrics (``compare`` and ``grow`` decide from them on every rank).  Only rank 0 writes.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from sparsenet.version import __version__
+from sparsenet.distributed import World, all_equal, all_sum, barrier, broadcast_buffers, data_parallel, per_rank_batch
 from sparsenet.training.checkpoint import load_checkpoint, load_state, save_checkpoint
 from sparsenet.training.config import TrainConfig
 from sparsenet.errors import CheckpointError, SparsenetError, TrainingDiverged
@@ -60,22 +70,32 @@ def evaluate(model: torch.nn.Module, split, batch_size: int = 500, *, num_worker
              pin_memory: bool = False) -> float:
     """Accuracy of ``model`` on ``split`` (a ``Dataset`` of (image, label), read in order, or a
     ``DataLoader`` of (images, labels)), in eval mode, on the model's device; the previous
-    mode is restored."""
+    mode is restored.  In a data-parallel job each rank reads a contiguous block of a ``Dataset``
+    and the counts are summed over the ranks (a ``DataLoader`` is read whole by every rank)."""
+    from torch.utils.data import DataLoader
+
     from sparsenet.data.training_data import pairs, split_batches
     from sparsenet.recording import model_device
 
+    here = data_parallel()
+    shard = None
+    if here is not None and not isinstance(split, DataLoader):
+        n = len(split)
+        shard = range(n * here.rank // here.world_size, n * (here.rank + 1) // here.world_size)
     was_training = model.training
     model.eval()
     device = model_device(model)
     try:
         correct, count = 0, 0
-        for xb, yb in pairs(split_batches(split, batch_size, num_workers=num_workers, pin_memory=pin_memory),
-                            "evaluation"):
+        for xb, yb in pairs(split_batches(split, batch_size, sampler=shard, num_workers=num_workers,
+                                          pin_memory=pin_memory), "evaluation"):
             xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
             correct += (_logits(model(xb)).argmax(1) == yb).sum().item()
             count += len(yb)
     finally:
         model.train(was_training)
+    if shard is not None:
+        correct, count = all_sum([correct, count])
     return correct / max(count, 1)
 
 
@@ -94,25 +114,50 @@ def _stop_early(history: list[dict[str, float]], patience: int) -> bool:
     return bool(patience) and chosen is not None and len(history) - chosen["epoch"] >= patience
 
 
-def _train_batches(data, config: TrainConfig, epoch: int, generator, sampler, num_workers: int, pin_memory: bool):
+def _train_batches(data, config: TrainConfig, epoch: int, generator, sampler, num_workers: int, pin_memory: bool,
+                   batch_size: int):
     """The training split's batches for one epoch: sparsenet's seeded loader over a Dataset
     (or the caller's ``sampler``, told the epoch), or the caller's DataLoader as it is."""
     from sparsenet.data.training_data import split_batches
 
     if sampler is not None and hasattr(sampler, "set_epoch"):
         sampler.set_epoch(epoch)
-    return split_batches(data.train, config.batch_size, shuffle=True, generator=generator, sampler=sampler,
+    return split_batches(data.train, batch_size, shuffle=True, generator=generator, sampler=sampler,
                          num_workers=num_workers, pin_memory=pin_memory, worker_seed=config.seed * 100_003 + epoch)
 
 
-def _check_loader_batch_size(data, config: TrainConfig) -> None:
+def _check_loader_batch_size(data, config: TrainConfig, here: World | None) -> None:
     from torch.utils.data import DataLoader
 
+    if here is not None and isinstance(data.train, DataLoader):
+        raise SparsenetError(f"training on {here.world_size} processes needs the training Dataset, not a DataLoader: "
+                             "sparsenet shards a Dataset among the ranks with a DistributedSampler (a DataLoader "
+                             "would give every rank the same batches)")
     size = getattr(data.train, "batch_size", None) if isinstance(data.train, DataLoader) else None
     if size is not None and size != config.batch_size:
         raise SparsenetError(f"the training DataLoader makes batches of {size} but the recipe says batch_size "
                              f"{config.batch_size}; give TrainConfig(batch_size={size}), or pass the Dataset "
                              "itself (sparsenet batches and shuffles it)")
+
+
+def _rank_seed(base: int, here: World | None) -> int:
+    """The seed of this rank's dropout and augmentation draws: ``base`` with one process (as
+    always), else ``base`` and the rank mixed (each rank draws its own masks and crops)."""
+    if here is None:
+        return base
+    import numpy as np
+
+    hi, lo = np.random.SeedSequence([base, here.rank]).generate_state(2, np.uint32).tolist()
+    return (hi << 32 | lo) >> 1
+
+
+def _distributed_sampler(data, config: TrainConfig, here: World):
+    """Rank ``here.rank``'s share of each epoch's permutation: torch draws it from seed + epoch, the
+    seed the single process's shuffle uses, so the ranks' batches make up its global batches."""
+    from torch.utils.data.distributed import DistributedSampler
+
+    return DistributedSampler(data.train, num_replicas=here.world_size, rank=here.rank, shuffle=True,
+                              seed=config.seed * 100_003, drop_last=False)
 
 
 def train(
@@ -148,7 +193,27 @@ def train(
     continues from ``out_dir/checkpoint.pt``.  ``extra`` is merged into metrics.json and the
     checkpoint (provenance of the caller).  ``patience`` (needs a validation split): stop after
     that many epochs without a better validation accuracy (0: run every epoch).
+
+    Under ``torchrun`` (several processes) the training is data-parallel (see the module
+    docstring): every rank calls ``train`` with the same arguments, rank 0 alone writes
+    ``out_dir``, every rank returns the same metrics (``world_size`` records the processes).
     """
+    from sparsenet.device import resolve_device
+    from sparsenet.distributed import process_group, world
+
+    dev = resolve_device(device)
+    here = world()
+    if here.world_size > 1 and dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", here.local_rank)   # one GPU per process on its machine
+        torch.cuda.set_device(dev)
+    with process_group(dev):
+        return _train(model, dataset, config, model_name=model_name, model_kwargs=model_kwargs, out_dir=out_dir,
+                      resume=resume, progress=progress, extra=extra, on_epoch=on_epoch, device=dev,
+                      num_workers=num_workers, patience=patience, sampler=sampler)
+
+
+def _train(model, dataset, config: TrainConfig, *, model_name, model_kwargs, out_dir, resume, progress, extra,
+           on_epoch, device, num_workers, patience, sampler) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     from sparsenet.models.accounting import measure
@@ -169,9 +234,13 @@ def train(
     if patience and not has_val:
         raise SparsenetError("early stopping (patience > 0) needs a validation split (dataset.x_val, or "
                              "TrainingData(val=...))")
-    _check_loader_batch_size(data, config)
+    here = data_parallel()  # None with one process
+    _check_loader_batch_size(data, config, here)
     validate_input(model, data.input_shape)
     dev = resolve_device(device)
+    batch_size = per_rank_batch(config.batch_size, here) if here else config.batch_size
+    if here is not None and sampler is None:
+        sampler = _distributed_sampler(data, config, here)
     pin = dev.type == "cuda"
     out = Path(out_dir) if out_dir is not None else None
     cost = measure(model, data.input_shape)  # on the CPU, before the model moves
@@ -184,8 +253,20 @@ def train(
     if resume:
         start_epoch, history, wall_before, step = _restore(out, model, optimizer, config, model_name, data.name,
                                                            model_kwargs, list(data.input_shape))
+    all_equal(start_epoch, "the epoch to resume from")
+    net = model
+    if here is not None:
+        from torch.nn.parallel import DistributedDataParallel
+
+        import warnings
+
+        # a weight with a channel dimension of 1 has other (equivalent) strides than DDP's bucket; harmless
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+        net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    main = here is None or here.main
 
     def accuracy(split) -> float:
+        broadcast_buffers(model)
         return evaluate(model, split, config.eval_batch_size, num_workers=num_workers, pin_memory=pin)
 
     log.info("train %s on %s (%s): %s", model_name, data.name, dev, asdict(config))
@@ -193,16 +274,16 @@ def train(
     for epoch in range(start_epoch, config.epochs):
         if _stop_early(history, patience):
             break
-        torch.manual_seed(config.seed * 100_003 + epoch)
-        generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        torch.manual_seed(_rank_seed(config.seed * 100_003 + epoch, here))
+        generator = torch.Generator().manual_seed(_rank_seed(config.seed * 100_003 + epoch, here))
         model.train()
         total, count = 0.0, 0
-        batches = _train_batches(data, config, epoch, generator, sampler, num_workers, pin)
+        batches = _train_batches(data, config, epoch, generator, sampler, num_workers, pin, batch_size)
         n_steps = split_length(batches)
         if step is None:  # the SGD steps before this epoch (a checkpoint of an older version did not count them)
             step = epoch * (n_steps or 0)
         bar = tqdm(batches, total=n_steps, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
-                   disable=None if progress else True)  # None: off when not a terminal
+                   disable=None if progress and main else True)  # None: off when not a terminal
         for xb, yb in pairs(bar, "training"):
             if augment is not None:
                 xb = augment(xb, generator)
@@ -210,19 +291,24 @@ def train(
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(config, epoch) * warmup_factor(config, step)
             optimizer.zero_grad(set_to_none=True)
-            loss = _loss(model(xb), yb)
-            if not torch.isfinite(loss):
+            loss = _loss(net(xb), yb)
+            if here is None:
+                finite, batch_loss, batch_count = bool(torch.isfinite(loss)), loss.item() * len(yb), len(yb)
+            else:  # the global batch's loss, so that every rank stops together when it is not finite
+                batch_loss, batch_count = all_sum([loss.item() * len(yb), len(yb)])
+                finite = math.isfinite(batch_loss)
+            if not finite:
                 raise TrainingDiverged(
-                    f"training diverged at epoch {epoch + 1} (loss {loss.item()}); lower the learning rate "
-                    f"(now {config.lr}), or add warmup_steps (now {config.warmup_steps}) or clip_grad_norm "
+                    f"training diverged at epoch {epoch + 1} (loss {batch_loss / batch_count}); lower the learning "
+                    f"rate (now {config.lr}), or add warmup_steps (now {config.warmup_steps}) or clip_grad_norm "
                     f"(now {config.clip_grad_norm})")
             loss.backward()
             if config.clip_grad_norm > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
             optimizer.step()
             step += 1
-            total += loss.item() * len(yb)
-            count += len(yb)
+            total += batch_loss
+            count += batch_count
             bar.set_postfix(loss=f"{total / count:.4f}")
         if count == 0:
             raise SparsenetError(f"the training split gave no batches in epoch {epoch + 1}; accepted: a split "
@@ -232,11 +318,11 @@ def train(
                         "lr": lr_at(config, epoch)})
         if has_val:
             history[-1]["val_accuracy"] = accuracy(data.val)
-        if progress:
+        if progress and main:
             val = f", validation accuracy {history[-1]['val_accuracy']:.4f}" if has_val else ""
             print(f"epoch {epoch + 1}/{config.epochs}: train loss {total / count:.4f}, test accuracy {acc:.4f}{val}")
         wall = wall_before + time.perf_counter() - t0
-        if out is not None:
+        if out is not None and main:
             save_checkpoint(out / "checkpoint.pt", model=model_name, model_kwargs=model_kwargs,
                             state_dict=model.state_dict(), optimizer=optimizer.state_dict(),
                             epoch=epoch + 1, steps=step, history=history, wall_time_s=wall, config=asdict(config),
@@ -249,15 +335,16 @@ def train(
         "config": asdict(config), "epochs": history,
         "final_test_accuracy": history[-1]["test_accuracy"] if history else accuracy(data.test),
         "params": cost.params, "macs": cost.macs, "macs_note": "multiply-adds of convolutions and linear layers (1 MAC = 2 FLOPs), batch 1",
-        "input_shape": list(data.input_shape),
+        "input_shape": list(data.input_shape), "world_size": here.world_size if here else 1,
         "wall_time_s": wall_before + time.perf_counter() - t0,
         "train_samples": split_length(data.train), "test_samples": split_length(data.test),
         **({"val_samples": split_length(data.val), "patience": patience, "selection": select_epoch(history)}
            if has_val else {}),
         "sparsenet_version": __version__, **(extra or {}),
     }
-    if out is not None:
+    if out is not None and main:
         atomic_write_json(out / "metrics.json", metrics)
+    barrier()  # the other ranks may read what rank 0 wrote as soon as train returns
     return metrics
 
 
