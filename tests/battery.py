@@ -501,7 +501,7 @@ CHECKPOINTS = [
     ("keys.pt", "weights do not fit.*missing"),
     ("hugeck.pt", "at most 100,000,000 parameters"),
     ("acts.npy", "not a file written by torch.save"),
-    ("emptydir", "checkpoint not found"),
+    ("emptydir", "is a directory without a checkpoint.pt"),
     ("missing.pt", "checkpoint not found"),
 ]
 

@@ -39,6 +39,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir() and (path / "checkpoint.pt").is_file():
         path = path / "checkpoint.pt"
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a directory without a checkpoint.pt; {_ACCEPTED}")
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path} (train one with `sparsenet train --out DIR`; "
                               "the checkpoint is DIR/checkpoint.pt)")
