@@ -24,6 +24,17 @@ TIMING = {"train_time_s", "latency_ms", "pipeline_time_s", "grow_time_s"}
 
 # A grid with every kind of dependency but the skeleton's: a learning-rate sweep (2 rates), a
 # matched candidate (waits for its target at the same seed); eight tiny trainings of about a second.
+# the tail every test grid shares: untimed latency and one tiny plain CNN
+PLAIN = """[latency]
+threads = 1
+warmup = 0
+repeats = 1
+[[candidates]]
+name = "plain"
+kind = "plaincnn"
+width = 4
+"""
+
 TINY = """
 [experiment]
 name = "tiny-grid"
@@ -39,15 +50,7 @@ batch_size = 64
 [sweep]
 lrs = [0.05, 0.1]
 seeds = [0]
-[latency]
-threads = 1
-warmup = 0
-repeats = 1
-[[candidates]]
-name = "plain"
-kind = "plaincnn"
-width = 4
-[[candidates]]
+""" + PLAIN + """[[candidates]]
 name = "plain-matched"
 kind = "plaincnn"
 family = "matched"
@@ -302,15 +305,7 @@ image_size = 8
 [train]
 epochs = 1
 batch_size = 32
-[latency]
-threads = 1
-warmup = 0
-repeats = 1
-[[candidates]]
-name = "plain"
-kind = "plaincnn"
-width = 4
-"""
+""" + PLAIN
 
 
 def _weights(path: Path):
