@@ -1,5 +1,5 @@
 """Scale-out: claim files, `compare --parallel runs` under torchrun against the serial grid, a killed worker,
-sharded discover, and data-parallel (DDP) trainings of train and compare."""
+sharded discover, and data-parallel (DDP) trainings of train, compare and grow."""
 
 import json
 import os
@@ -381,3 +381,39 @@ def test_the_log_option_has_a_name_torchrun_leaves_alone(tmp_path, capsys):
         log = tmp_path / f"{option.strip('-')}.txt"
         assert main(["datasets", option, str(log)]) == 0
         assert "command: sparsenet datasets" in log.read_text()
+
+
+GROW = ["grow", "--data", "digits", "--modules", "1", "--epochs", "1", "--batch-size", "32", "--stem-width", "8",
+        "--budget-macs", "40000", "--max-samples", "150", "--permutations", "2", "--resamples", "2", "--seed", "0",
+        "--quiet"]
+
+
+def test_ddp_grow_writes_once_builds_one_network_on_every_rank_and_resumes(tmp_path):
+    from sparsenet.builder.modules import build_network
+    from sparsenet.builder.spec import load_spec
+
+    two = tmp_path / "two"
+    launch = subprocess.run(_torchrun(2, *GROW, "--out", str(two)), capture_output=True, text=True, env=_env(),
+                            timeout=600)
+    assert launch.returncode == 0, launch.stderr[-3000:]
+    for step in (0, 1):
+        assert json.loads((two / f"step{step}" / "metrics.json").read_text())["world_size"] == 2
+    assert (two / "step1" / "discovery" / "discovery.json").exists()
+    assert not list(two.rglob("*.tmp*")), "a staging file was left behind"
+    # rank 1 built its network from the module rank 0 wrote (DDP refuses ranks whose parameters differ),
+    # and the final checkpoint loads into the spec rank 0 wrote
+    network = load_spec(two / "network.json", kind="network")
+    build_network(network).load_state_dict(_weights(two / "checkpoint.pt"))
+    final = json.loads((two / "metrics.json").read_text())
+    # interrupted inside step 2 of 2 (step 1's result and the final files never written): a torchrun
+    # rerun retrains that step alone and ends as the uninterrupted growth did
+    for name in ("network.json", "checkpoint.pt", "metrics.json", "network.png"):
+        (two / name).unlink()
+    (two / "step1" / "metrics.json").unlink()
+    (two / "step1" / "checkpoint.pt").unlink()
+    stem = (two / "step0" / "checkpoint.pt").stat().st_mtime_ns
+    rerun = subprocess.run(_torchrun(2, *GROW, "--out", str(two)), capture_output=True, text=True, env=_env(),
+                           timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert (two / "step0" / "checkpoint.pt").stat().st_mtime_ns == stem   # not retrained
+    assert json.loads((two / "metrics.json").read_text())["final_test_accuracy"] == final["final_test_accuracy"]
