@@ -37,6 +37,7 @@ from sparsenet.version import __version__
 from sparsenet.analyser.settings import FIELDS, AnalysisSettings
 from sparsenet.discovery.fitted import FittedDiscovery, from_analyzer, write_run
 from sparsenet.errors import SparsenetError
+from sparsenet.io import why_no_file
 
 __all__ = ["discover", "analyse", "analyse_stats", "make_analyzer", "load_model", "write_run",
            "load_activations", "default_layer", "Activations"]
@@ -102,7 +103,7 @@ def load_activations(path: str | Path) -> Activations:
     """A saved array: .npy/.npz (numpy, no pickle) or .pt (a tensor, read with weights_only)."""
     path = Path(path)
     if not path.is_file():
-        raise SparsenetError(f"activations file not found: {path} (expected .npy, .npz or .pt, shape N x C x H x W "
+        raise SparsenetError(f"activations file {path} {why_no_file(path)} (expected .npy, .npz or .pt, shape N x C x H x W "
                              "or N x C)")
     if path.suffix not in ACTIVATION_SUFFIXES:
         raise SparsenetError(f"activations file {path} has suffix {path.suffix!r}; accepted: "

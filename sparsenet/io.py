@@ -142,6 +142,11 @@ def roll_back(directory: str | os.PathLike, before: set[Path] | None) -> None:
             _remove(entry)
 
 
+def why_no_file(path: str | os.PathLike) -> str:
+    """Why ``path`` cannot be read as a file, for an error message: a directory is named as one."""
+    return "is a directory, not a file" if Path(path).is_dir() else "not found"
+
+
 def make_parent(path: Path) -> None:
     """``mkdir -p`` of ``path``'s folder, with a message (not an OSError) when a file is in the way."""
     blocker = _blocking_file(path.parent)

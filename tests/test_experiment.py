@@ -120,7 +120,7 @@ def test_toml_syntax_error_names_the_line(tmp_path):
     path.write_text('[experiment]\nname = "x"\nseeds = [0 1]\n')
     with pytest.raises(ConfigError, match=r"broken\.toml: not valid TOML: .*line 3"):
         load_experiment(path)
-    with pytest.raises(ConfigError, match="no experiment configuration at"):
+    with pytest.raises(ConfigError, match="experiment configuration .* not found"):
         load_experiment(tmp_path / "missing.toml")
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from sparsenet.errors import SparsenetError
-from sparsenet.io import atomic_write_json, read_json
+from sparsenet.io import atomic_write_json, read_json, why_no_file
 from sparsenet.limits import MAX_CHANNELS, MAX_KERNEL_SIZE, MAX_MODEL_PARAMS, MAX_MODULE_PARAMS
 
 FORMAT = "sparsenet.spec"
@@ -550,7 +550,7 @@ def load_spec(path: str | Path, kind: str | None = None) -> ModuleSpec | Network
     """Read and validate a spec file; ``kind`` ('module' or 'network') insists on one kind."""
     path = Path(path)
     if not path.is_file():
-        raise SparsenetError(f"no spec file at {path}; make one with `sparsenet build --discovery ... --out {path.name}`")
+        raise SparsenetError(f"spec file {path} {why_no_file(path)}; make one with `sparsenet build --discovery ... --out {path.name}`")
     data = read_json(path, "a spec file")
     spec = spec_from_dict(data, source=str(path))
     if kind is not None and spec_kind(spec) != kind:

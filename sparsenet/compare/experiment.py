@@ -85,6 +85,7 @@ from sparsenet.compare.values import (
     model_value, stage_value, str_value, threshold_value,
 )
 from sparsenet.errors import SparsenetError
+from sparsenet.io import why_no_file
 from sparsenet.limits import MAX_SEED
 from sparsenet.training.config import TrainConfig
 
@@ -448,7 +449,8 @@ def load_experiment(path: str | Path) -> Experiment:
     """Read and validate an experiment configuration (TOML)."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"no experiment configuration at {path} (see experiments/*.toml)")
+        raise ConfigError(f"experiment configuration {path} {why_no_file(path)}; accepted: a TOML file such as "
+                          "experiments/smoke.toml")
     try:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:

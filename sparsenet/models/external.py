@@ -31,8 +31,9 @@ import torch
 from torch import nn
 
 from sparsenet.errors import SparsenetError
-from sparsenet.io import unreadable_torch_file
+from sparsenet.io import unreadable_torch_file, why_no_file
 from sparsenet.models.registry import get_model
+from sparsenet.models.state import load_state
 
 __all__ = ["ModelSource", "parse_model_spec", "build_from_spec", "load_factory", "accepted_kwargs",
            "check_same_source", "load_weights", "MODEL_FORMS"]
@@ -81,7 +82,7 @@ def parse_model_spec(spec: str) -> ModelSource:
 def _import_file(path: str, spec: str):
     file = Path(path)
     if not file.is_file():
-        raise SparsenetError(f"model {spec!r}: file {file} not found; accepted: {MODEL_FORMS}")
+        raise SparsenetError(f"model {spec!r}: file {file} {why_no_file(file)}; accepted: {MODEL_FORMS}")
     stem = re.sub(r"\W", "_", file.stem)
     name = f"sparsenet_user_{stem}_{hashlib.sha1(path.encode()).hexdigest()[:8]}"
     if name in sys.modules:
@@ -190,7 +191,7 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
     """Load a plain ``state_dict`` file (``torch.save(model.state_dict(), path)``) into ``model``."""
     path = Path(path)
     if not path.is_file():
-        raise SparsenetError(f"weights file {path} not found; accepted: a file written by "
+        raise SparsenetError(f"weights file {path} {why_no_file(path)}; accepted: a file written by "
                              "torch.save(model.state_dict(), PATH)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -202,9 +203,6 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
                              "accepts a plain state_dict; use --checkpoint for sparsenet checkpoints")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise SparsenetError(f"{path} holds a {type(state).__name__}, not a state_dict (a dict of tensors)")
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise SparsenetError(f"{path}: the weights do not fit the model: {str(exc).splitlines()[0][:300]} "
-                             "... (check --model and --model-arg)") from None
+    load_state(model, state, f"{path}: the weights do not fit the model {type(model).__name__} (check --model and "
+               "--model-arg)")
     return model

@@ -13,6 +13,7 @@ import torch
 
 from sparsenet.errors import CheckpointError
 from sparsenet.io import atomic_torch_save, unreadable_torch_file
+from sparsenet.models.state import load_state
 
 FORMAT = "sparsenet.checkpoint"  # the on-disk format name (the module moved; the files did not change)
 VERSION = 1
@@ -65,34 +66,6 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def state_dict_mismatch(model: torch.nn.Module, state: dict) -> str | None:
-    """What keeps ``state`` from loading into ``model`` (missing, unexpected or differently shaped
-    tensors, the first few named), or None when it fits."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} is {'x'.join(map(str, state[k].shape)) or 'scalar'} in the file, "
-              f"{'x'.join(map(str, own[k].shape)) or 'scalar'} in the model"
-              for k in own if k in state and (not isinstance(state[k], torch.Tensor) or state[k].shape != own[k].shape)
-              ] if all(isinstance(state[k], torch.Tensor) for k in own if k in state) else ["it holds non-tensors"]
-    parts = ([f"{len(shapes)} tensor(s) differ in shape ({'; '.join(shapes[:3])})"] if shapes else []) \
-        + ([f"{len(missing)} missing ({', '.join(missing[:3])})"] if missing else []) \
-        + ([f"{len(unexpected)} unexpected ({', '.join(unexpected[:3])})"] if unexpected else [])
-    return "; ".join(parts) or None
-
-
-def load_state(model: torch.nn.Module, state: dict, what: str) -> None:
-    """``model.load_state_dict(state)`` with our own message naming what does not fit."""
-    problem = state_dict_mismatch(model, state)
-    if problem is None:
-        try:
-            model.load_state_dict(state)
-            return
-        except (RuntimeError, TypeError, ValueError):
-            problem = "its tensors cannot be copied into the model"
-    raise CheckpointError(f"{what}: {problem}")
-
-
 def model_from_checkpoint(path: str | Path, model: str | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Rebuild the model named in a checkpoint and load its weights (eval mode).
 
@@ -103,5 +76,6 @@ def model_from_checkpoint(path: str | Path, model: str | None = None) -> tuple[t
 
     data = load_checkpoint(path)
     net, _ = build_from_spec(check_same_source(data["model"], model, path), data["model_kwargs"])
-    load_state(net, data["state_dict"], f"{path}: weights do not fit model {data['model']!r} {data['model_kwargs']}")
+    load_state(net, data["state_dict"], f"{path}: weights do not fit model {data['model']!r} {data['model_kwargs']}",
+               CheckpointError)
     return net.eval(), data

@@ -36,7 +36,8 @@ import torch.nn.functional as F
 
 from sparsenet.version import __version__
 from sparsenet.distributed import World, all_equal, all_sum, barrier, broadcast_buffers, data_parallel, per_rank_batch
-from sparsenet.training.checkpoint import load_checkpoint, load_state, save_checkpoint
+from sparsenet.models.state import load_state
+from sparsenet.training.checkpoint import load_checkpoint, save_checkpoint
 from sparsenet.training.config import TrainConfig
 from sparsenet.errors import CheckpointError, SparsenetError, TrainingDiverged
 from sparsenet.io import atomic_write_json
@@ -375,7 +376,7 @@ def _restore(out, model, optimizer, config, model_name, dataset_name, model_kwar
         raise CheckpointError(f"{path} was trained on inputs of shape {'x'.join(map(str, saved_shape))}, "
                               f"now {'x'.join(map(str, input_shape))}; resume with the same --image-size "
                               "or start a new --out directory")
-    load_state(model, ckpt["state_dict"], f"{path}: the saved weights do not fit the model")
+    load_state(model, ckpt["state_dict"], f"{path}: the saved weights do not fit the model", CheckpointError)
     try:
         optimizer.load_state_dict(ckpt["optimizer"])
     except (KeyError, ValueError, TypeError, RuntimeError):
