@@ -230,3 +230,27 @@ def test_significance_sentence_reads_the_numbers(planted, tmp_path, p, n, std, e
     text = write_report(discovery, {}, tmp_path).read_text()
     assert expected in text
     assert f"| {p:.3g} | {n} |" in text
+
+
+def test_comparison_plots_ring_a_candidate_that_would_hide_under_an_earlier_one(tmp_path, monkeypatch):
+    """Two arms with the same point (e.g. a random-kernel ablation that drew the discovered kernels)
+    must both be visible: the later one is a hollow ring, and its legend entry names the earlier one."""
+    import matplotlib.pyplot as plt
+
+    from sparsenet.compare import plots
+
+    labels = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: labels.extend(
+        t.get_text() for t in fig.axes[0].get_legend().get_texts()) or plt.close(fig) or path)
+    arm = dict(role="discovered", kind="grown", accuracy_mean=0.849, accuracy_ci_half=0.008, macs=1.19e6)
+    cands = [dict(arm, candidate="grown"), dict(arm, candidate="grown-random-kernels"),
+             dict(arm, candidate="grown-random-clusters", accuracy_mean=0.842)]
+    plots.plot_pareto(cands, tmp_path / "p.png")
+    assert labels == ["grown (grown network)", "grown-random-kernels (grown network; the same as grown)",
+                      "grown-random-clusters (grown network)"]
+    labels.clear()
+    roles = {c["candidate"]: ("discovered", "grown") for c in cands}
+    curves = {"grown": [[0.5, 0.6]], "grown-random-kernels": [[0.5, 0.6]], "grown-random-clusters": [[0.5, 0.61]]}
+    plots.plot_curves(curves, roles, tmp_path / "c.png", style_of=plots.styles(cands))
+    assert labels == ["grown (discovered, 1 seed)", "grown-random-kernels (discovered, 1 seed; the same as grown)",
+                      "grown-random-clusters (discovered, 1 seed)"]

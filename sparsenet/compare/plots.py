@@ -58,6 +58,17 @@ def _err(c) -> float:
     return 0.0 if h is None or (isinstance(h, float) and math.isnan(h)) else 100 * h
 
 
+def _coinciding(style: dict[str, Any], label: str, point, drawn: dict) -> tuple[dict[str, Any], str]:
+    """A point (or curve) equal to one drawn earlier would hide it: draw it as a larger hollow ring
+    around the earlier one and say so in the legend. ``drawn`` maps each point to its first name."""
+    earlier = drawn.setdefault(point, label.split(" (")[0])
+    if earlier == label.split(" (")[0]:
+        return style, label
+    ring = {**style, "markerfacecolor": "none", "markeredgewidth": 1.8,
+            "markersize": style.get("markersize", 7) + 7}
+    return ring, label[:-1] + f"; the same as {earlier})" if label.endswith(")") else f"{label} (the same as {earlier})"
+
+
 def _draw(ax, candidates: list[dict[str, Any]], x_key: str) -> None:
     candidates = [c for c in candidates if c.get("accuracy_mean") is not None]   # all seeds failed: nothing to draw
     groups = sorted({c["group"] for c in candidates if c["role"] == "hand"})
@@ -83,7 +94,7 @@ def _draw(ax, candidates: list[dict[str, Any]], x_key: str) -> None:
                     markerfacecolor="none", color=_HAND_COLOURS[0],
                     linestyle="none", capsize=3,
                     label="unswapped skeleton (GoogLeNet as spec)" if i == 0 else None)
-    style_of = styles(candidates)
+    style_of, drawn = styles(candidates), {}
     for c in candidates:
         if not c.get(x_key) or c["role"] not in ("discovered", "baseline"):
             continue
@@ -91,8 +102,9 @@ def _draw(ax, candidates: list[dict[str, Any]], x_key: str) -> None:
         style = dict(style_of[c["candidate"]])
         kind = {"discovered:skeleton": "discovered module in skeleton", "discovered:grown": "grown network",
                 "baseline": "plain baseline"}[key]
-        ax.errorbar([c[x_key]], [100 * c["accuracy_mean"]], yerr=[_err(c)], capsize=3,
-                    label=f"{c['candidate']} ({kind})", **style)
+        style, label = _coinciding(style, f"{c['candidate']} ({kind})",
+                                   (c[x_key], c["accuracy_mean"], _err(c)), drawn)
+        ax.errorbar([c[x_key]], [100 * c["accuracy_mean"]], yerr=[_err(c)], capsize=3, label=label, **style)
     _log_x(ax, human)
     _clamp_y(ax)
     ax.set_ylabel("test accuracy (%)")
@@ -155,7 +167,7 @@ def plot_curves(histories: dict[str, list[list[float]]], roles: dict[str, tuple[
     with plt.rc_context(_STYLE):
         fig, ax = plt.subplots(figsize=(10.5, 5))
         hand = [n for n in histories if roles.get(n, ("", ""))[0] == "hand"]
-        n_max = 1
+        n_max, drawn = 1, {}
         for name, runs in histories.items():
             runs = [r for r in runs if r]
             if not runs:
@@ -174,8 +186,9 @@ def plot_curves(histories: dict[str, list[list[float]]], roles: dict[str, tuple[
                 kw = dict(linestyle="--" if role == "discovered" else "-.", linewidth=2 if role == "discovered" else 1.5,
                           marker=ref["marker"], color=ref["color"])
             n_max = max(n_max, n_epochs)
-            ax.plot(range(1, n_epochs + 1), mean, label=f"{name} ({role}, {len(runs)} seed{'s' if len(runs) > 1 else ''})",
-                    **kw)
+            kw, label = _coinciding(kw, f"{name} ({role}, {len(runs)} seed{'s' if len(runs) > 1 else ''})",
+                                    tuple(mean), drawn)
+            ax.plot(range(1, n_epochs + 1), mean, label=label, **kw)
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"{split} accuracy (%), mean over seeds")
         ax.set_xticks(range(1, n_max + 1)) if n_max <= 12 else ax.xaxis.set_major_locator(MaxNLocator(integer=True))
