@@ -8,7 +8,9 @@ the adjusted Rand index (ARI) between the discovered labels and
 shuffled null (the branch labels permuted across channels, many times: null mean and standard
 deviation, z, and the permutation p-value ``(1 + #{null >= observed}) / (1 + n)``).
 
-Inactive channels (dead or constant, label -1) are left out of the ARI and the null.
+Purity (the share of channels in their cluster's majority branch) is scored against the same
+permutations: unlike the ARI it does not penalise clusters finer than the branches. Inactive
+channels (dead or constant, label -1) are left out of both scores and their nulls.
 
     python analysis/googlenet_structure.py --out runs/googlenet-structure
 
@@ -45,11 +47,20 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def null_ari(labels: np.ndarray, branches: np.ndarray, n: int, seed: int) -> np.ndarray:
+def purity(labels: np.ndarray, branches: np.ndarray) -> float:
+    """Share of channels whose branch is their cluster's most common branch. Unlike the ARI it does
+    not penalise clusters finer than the branches (a branch split into several pure clusters is pure)."""
+    return float(np.asarray(contingency(labels, branches)).max(axis=1).sum() / len(labels))
+
+
+def null_scores(labels: np.ndarray, branches: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """ARI and purity of the clusters against ``n`` permutations of the branch labels (the same draws)."""
     from sklearn.metrics import adjusted_rand_score
 
     rng = np.random.default_rng(seed)
-    return np.array([adjusted_rand_score(rng.permutation(branches), labels) for _ in range(n)])
+    shuffled = [rng.permutation(branches) for _ in range(n)]
+    return (np.array([adjusted_rand_score(b, labels) for b in shuffled]),
+            np.array([purity(labels, b) for b in shuffled]))
 
 
 def contingency(labels: np.ndarray, branches: np.ndarray) -> list[list[int]]:
@@ -114,8 +125,9 @@ def main(argv=None) -> int:
             labels = np.array(discovery.labels)
             active = labels >= 0
             obs = float(adjusted_rand_score(branches[active], labels[active]))
-            null = null_ari(labels[active], branches[active], args.null, args.seed)
+            null, null_purity = null_scores(labels[active], branches[active], args.null, args.seed)
             std_null = float(null.std(ddof=1))
+            pure = purity(labels[active], branches[active])
             entry["results"].append({
                 "clusters": k, "found_clusters": discovery.n_clusters, "active": int(active.sum()),
                 "ari": obs, "null_mean": float(null.mean()), "null_std": std_null,
@@ -123,10 +135,14 @@ def main(argv=None) -> int:
                 "p": float((1 + np.sum(null >= obs)) / (1 + len(null))), "permutations": args.null,
                 "kernel_sizes": [c.kernel_size for c in discovery.clusters],
                 "contingency": contingency(labels[active], branches[active]),
+                "purity": pure, "purity_null_mean": float(null_purity.mean()),
+                "purity_null_std": float(null_purity.std(ddof=1)),
+                "purity_p": float((1 + np.sum(null_purity >= pure)) / (1 + len(null_purity))),
             })
             r = entry["results"][-1]
             print(f"{name}: K={k} -> {r['found_clusters']} clusters, ARI {obs:.3f} vs null "
-                  f"{r['null_mean']:.3f} ± {std_null:.3f} (p = {r['p']:.4f})", flush=True)
+                  f"{r['null_mean']:.3f} ± {std_null:.3f} (p = {r['p']:.4f}); purity {pure:.3f} vs null "
+                  f"{r['purity_null_mean']:.3f} ± {r['purity_null_std']:.3f} (p = {r['purity_p']:.4f})", flush=True)
         modules.append(entry)
     result = {"settings": settings, "model": {"name": "googlenet_small", **kwargs,
                                               "test_accuracy": metrics["final_test_accuracy"],
@@ -157,13 +173,16 @@ def contingency_tables(result, clusters=4) -> list[str]:
 
 def table(result) -> list[str]:
     lines = ["| module | channels (1x1/3x3/5x5/pool) | K asked | K found | ARI with branches | "
-             "shuffled null (mean ± sd) | z | p |", "|---|---|---|---|---|---|---|---|"]
+             "shuffled null (mean ± sd) | z | p | purity | its null (mean ± sd) | p |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for m in result["modules"]:
         for r in m["results"]:
             z = "n/a" if r["z"] is None else f"{r['z']:.1f}"
             lines.append(f"| {m['module']} | {m['channels']} ({'/'.join(map(str, m['branch_widths']))}) | "
                          f"{r['clusters']} | {r['found_clusters']} | {r['ari']:.3f} | "
-                         f"{r['null_mean']:.3f} ± {r['null_std']:.3f} | {z} | {r['p']:.4f} |")
+                         f"{r['null_mean']:.3f} ± {r['null_std']:.3f} | {z} | {r['p']:.4f} | "
+                         + (f"{r['purity']:.3f} | {r['purity_null_mean']:.3f} ± {r['purity_null_std']:.3f} | "
+                            f"{r['purity_p']:.4f} |" if "purity" in r else "n/a | n/a | n/a |"))
     return lines
 
 
@@ -172,7 +191,8 @@ def render(result) -> str:
     lines = ["# Does a trained GoogLeNet show the structure the paper assumes?", "",
              f"googlenet_small (width x{m['width_mult']:g}, {m['num_modules']} modules) trained on "
              f"{result['dataset']}: test accuracy {100 * m['test_accuracy']:.2f} %. Each Inception module's "
-             "output channels clustered by correlation; adjusted Rand index against the hand-made branches, "
+             "output channels clustered by correlation; adjusted Rand index and purity (share of channels in "
+             "their cluster's majority branch) against the hand-made branches, "
              f"null from {result['modules'][0]['results'][0]['permutations']} permutations of the branch labels.",
              "", *table(result), "", f"Command: `{result['command']}`", ""]
     return "\n".join(lines)
