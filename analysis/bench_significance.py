@@ -5,7 +5,9 @@ The target of issue 11: 99 permutations plus the stability resamples at 1,024 ch
 ``planted_groups``, 8 groups, 128 images of 8 x 8, so 8,192 rows per copy).  Beside each
 timing the script measures the machine's own speed on the same work unit, one float32
 ``Z^T Z`` of 8,192 x 1,024 (the product every shuffled copy needs), so that runs on a machine
-shared with other jobs can be compared as a ratio.
+shared with other jobs can be compared as a ratio, and the process's CPU seconds (``cpu_s``,
+all threads), which other jobs inflate much less than the wall time: on an idle 2-core
+machine the wall time cannot be below ``cpu_s / 2``.
 
 To compare with an older sparsenet, run the same script with that tree first on PYTHONPATH
 (it uses only the public ``CorrelationAnalyzer``), interleaved with this one:
@@ -61,13 +63,13 @@ def main() -> None:
     data = planted(args.channels)
     for _ in range(args.repeats):
         gram = gram_seconds()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         est = CorrelationAnalyzer(n_permutations=args.permutations, n_resamples=args.resamples,
                                   random_state=0).fit(data.X)
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         row = {"sparsenet": os.path.dirname(sparsenet.__file__), "channels": args.channels,
                "permutations": args.permutations, "resamples": args.resamples,
-               "seconds": round(seconds, 2), "gram_s": round(gram, 4),
+               "seconds": round(seconds, 2), "cpu_s": round(cpu, 2), "gram_s": round(gram, 4),
                "seconds_in_grams": round(seconds / gram, 1), "k": int(est.n_clusters_),
                "ari": round(float(adjusted_rand_score(data.labels, est.labels_)), 3),
                "p": est.significance_["p"] if est.significance_ else None,

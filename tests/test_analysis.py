@@ -310,6 +310,24 @@ def test_permuted_rows_keep_each_channel_and_its_maps():
     assert np.array_equal(Z[:, 1].reshape(6, 9), X[perms[1], 1].reshape(6, 9))
 
 
+@pytest.mark.parametrize("shape,max_rows", [((12, 5, 9), 10_000), ((12, 5, 9), 40), ((30, 4, 1), 10)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_shuffled_rows_gather_what_sample_rows_does(shape, max_rows, dtype):
+    """The null's batched gather (one take from a shared channel-major copy, or one fancy index
+    with a row subset) gives the per-channel gather's values and memory layout (so the products
+    that follow run the same BLAS path)."""
+    from sparsenet.analyser.significance import row_index, shuffled_rows
+
+    X3 = np.random.RandomState(0).standard_normal(shape).astype(dtype)
+    rows, _ = row_index(np.arange(shape[0]), shape[2], max_rows, np.random.RandomState(1))
+    gather = shuffled_rows(X3, rows)
+    for seed in range(3):
+        perms = np.stack([np.random.RandomState(seed * 10 + c).permutation(shape[0]) for c in range(shape[1])])
+        expected, got = sample_rows(X3, rows, perms, dtype=np.float32), gather(perms)
+        assert got.dtype == np.float32 and got.strides == expected.strides
+        assert np.array_equal(got, expected)
+
+
 def test_stability_needs_four_images():
     X = np.random.RandomState(0).standard_normal((3, 4))
     assert stability(X, lambda Z: (np.eye(4), np.zeros(4, int)), 3, np.random.RandomState(0)) is None

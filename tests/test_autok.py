@@ -78,6 +78,26 @@ def test_auto_k_separates_blocks_that_share_a_common_factor(n_sub, size, r_commo
     assert edge_n_clusters(est.eigenvalues_, est.shuffle_edge_, X.shape[1]) == 2  # the rule before
 
 
+def test_noise_edge_is_what_the_estimator_records():
+    """analyser.noise_edge on the fit's affinity and draws gives the estimator's three edges; a
+    data set that cannot be split into two parts of two rows has none (the eigengap decides)."""
+    from sklearn.utils import check_random_state
+
+    from sparsenet.analyser.noise_edge import NO_EDGE, noise_edge
+    from sparsenet.stats import ChannelStats
+
+    X, _ = nested_blocks(3, 8, 0.3, 0.2, 6, 600, 0)
+    est = CorrelationAnalyzer(n_permutations=0, n_resamples=0, random_state=3).fit(X)
+    stats = ChannelStats(max_radius=0).partial_fit(X)
+    edge = noise_edge(X, est.affinity_, est.inactive_, est.affinity, stats.thresholds_, est.graph_threshold,
+                      check_random_state(3))
+    assert (edge.edge, edge.matched, edge.shuffled) == (est.k_edge_, est.matched_edge_, est.shuffle_edge_)
+    assert edge.edge == max(edge.matched, edge.shuffled)
+    two = X[:2].reshape(2, X.shape[1])
+    assert noise_edge(two, est.affinity_, est.inactive_, est.affinity, stats.thresholds_, est.graph_threshold,
+                      check_random_state(0)) == NO_EDGE
+
+
 def test_auto_k_stays_one_on_structureless_data():
     """K > 1 on independent channels at about the copies' 5% (40 data sets: at most 6 expected
     with probability 0.99 at 5%), and never with a single common factor's strong block."""

@@ -14,41 +14,14 @@ Choice of K (``n_clusters="auto"``): *the eigenvalues below the noise edge*,
     K = #{i : l_i < edge},   clipped to 1..bound,
 
 (l_1 = 0 always counts), the edge being where the noise bulk of the data's spectrum begins
-when the data has no cluster structure.  Two references measure it; the edge is the higher.
-
-- *Shuffled copies* (no co-firing at all): the same pipeline on ``REFERENCE_COPIES``
-  channel-shuffled copies of the data (each channel permuted across images independently:
-  every channel keeps its values, its distribution and its spatial structure within an image;
-  co-firing is destroyed); their lowest l_2.  On structureless data the data and the copies are
-  exchangeable, so the data's l_2 falls below all of the copies' with probability
-  1 / (REFERENCE_COPIES + 1): ``REFERENCE_COPIES = 19`` makes K > 1 a 5% event.  This is Horn's
-  (1965) parallel analysis in its permutation form (Buja & Eyuboglu 1992) on the Laplacian.
-- *Degree-matched references* (``matched_second_eigenvalue``): data with the data's degrees
-  and no cluster structure.  A copy has no structure, so its degrees are small (noise only);
-  the Laplacian divides each affinity by the degrees, so the copies' bulk is wide.  Data whose
-  channels share a common factor have large degrees, which squeeze their own noise into a
-  narrow bulk near 1: sub-blocks inside such a block lie above the copies' edge and below the
-  data's bulk, and the copies alone count them as one cluster (Dobriban & Owen 2019 call this
-  "shadowing" in parallel analysis).  The reference is ``d d^T / vol + E`` normalised by the
-  data's degrees ``d``: ``d d^T / vol`` is the structure-free graph with those degrees (the
-  null of modularity, Newman 2004; its normalised Laplacian has 0 once and 1 elsewhere) and
-  ``E`` a sample of the affinity's sampling noise, ``c (W_A - W_B)`` from a random split of
-  the images into two parts (``W_A``, ``W_B``: the affinity on each; ``c`` makes its variance
-  that of the full data's noise; the first part holds ``SPLIT_FRACTION`` of the images so that
-  its third moment matches too, see there).  The split keeps whatever makes the noise what it
-  is (dependent positions within an image, heavy tails, the noise at each pair's correlation),
-  and ``W_A - W_B`` has no structure in expectation.  Lowest l_2 of ``REFERENCE_COPIES`` splits.
-
-Why the higher: adding structure only adds affinity, so the data's degrees are at least the
-copies' and its noise bulk can begin no lower than theirs; where the split's noise is a poor
-sample (channels so heavy-tailed or sparse that the clipped affinity's noise is far from its
-linearisation) the degree-matched edge falls below the copies' and the copies decide.  On
-structureless data the two are close and K > 1 stays near the 5% of the copies
-(docs/significance.md measures it); the permutation null, whose copies are structureless,
-uses the shuffled edge.  No constant is fitted to a generator.  A block of s channels with
-within-block affinity a separates from the bulk when its own eigenvalue does, whatever the
-number of blocks, which is why many small groups are found (the eigengap instead compares
-l_2 - l_1 with all later gaps, and the first gap, against l_1 = 0, wins on weak structure).
+when the data has no cluster structure.  :mod:`sparsenet.analyser.noise_edge` measures it from
+the data (the higher of two references: channel-shuffled copies, Horn's parallel analysis in its
+permutation form, and degree-matched references, the data's degrees without cluster structure
+plus a sample of the affinity's noise); on structureless data K > 1 in about 5%.  A block of s
+channels with within-block affinity a separates from the bulk when its own eigenvalue does,
+whatever the number of blocks, which is why many small groups are found (the eigengap instead
+compares l_2 - l_1 with all later gaps, and the first gap, against l_1 = 0, wins on weak
+structure).
 
 The bound: ``max_clusters="auto"`` is ``n // 2`` (a group needs two channels to co-fire), an
 int caps it further.  Without samples (fitting a ``ChannelStats``) there is nothing to shuffle
@@ -69,17 +42,6 @@ from sparsenet.analyser.settings import METHODS
 from sparsenet.blas import one_blas_thread
 from sparsenet.errors import SparsenetError
 
-
-# Channel-shuffled copies whose lowest l_2 is the noise edge of the automatic K (module docstring):
-# K > 1 on structureless data with probability 1 / (REFERENCE_COPIES + 1) = 0.05.
-REFERENCE_COPIES = 19
-
-# Share of the images in the first part of the split that samples the affinity's noise for the
-# degree-matched reference (module docstring): with weights proportional to +1/f on that part and
-# -1/(1 - f) on the rest, (1 - 2f) / sqrt(f (1 - f)) = 1 makes the noise sample's third moment equal
-# to that of the data's own noise (Mammen's 1993 wild-bootstrap weights), which sets the order-p/N
-# shift of the noise bulk's edge (Marchenko-Pastur: 2 sqrt(p/N) + p/N); halves (f = 1/2) miss it.
-SPLIT_FRACTION = (5.0 - 5.0 ** 0.5) / 10.0
 
 # Added to every off-diagonal affinity before spectral steps so that a graph with isolated
 # parts stays connected (no "graph is not fully connected" warnings, well-defined embedding);
@@ -131,7 +93,7 @@ def laplacian_eigenpairs(affinity: np.ndarray, k: int, seed: int = 0):
     dd = np.sqrt(S.sum(axis=1))
     S /= dd[:, None]
     S /= dd[None, :]
-    mu, vectors = _leading_eigenpairs(S, k, seed)
+    mu, vectors = leading_eigenpairs(S, k, seed)
     return np.clip(1.0 - mu, 0.0, 2.0), vectors / dd[:, None]
 
 
@@ -142,22 +104,7 @@ def degrees(affinity: np.ndarray) -> np.ndarray:
     return W.sum(axis=1) - np.diag(W) + _EPS * (W.shape[0] - 1)
 
 
-def matched_second_eigenvalue(degree: np.ndarray, noise: np.ndarray, seed: int = 0) -> float:
-    """l_2 of the degree-matched reference (module docstring): the Laplacian of
-    ``d d^T / vol + noise`` normalised by the data's degrees ``d``, self-loops dropped.
-    ``noise`` is a symmetric n x n sample of the affinity's sampling noise (zero mean)."""
-    root = np.sqrt(degree)
-    S = np.asarray(noise, dtype=np.float64) / root[:, None]
-    S /= root[None, :]
-    S += np.outer(root, root) / degree.sum()  # d_i d_j / vol, normalised
-    np.fill_diagonal(S, 0.0)
-    if S.shape[0] < 2:
-        return np.inf
-    mu, _ = _leading_eigenpairs(S, 2, seed)
-    return float(np.clip(1.0 - mu[1], 0.0, 2.0))
-
-
-def _leading_eigenpairs(S: np.ndarray, k: int, seed: int):
+def leading_eigenpairs(S: np.ndarray, k: int, seed: int):
     """The ``k`` largest eigenvalues of the symmetric ``S`` (descending) and their vectors:
     dense for small matrices or many pairs, Lanczos otherwise; one BLAS thread."""
     n = S.shape[0]
@@ -179,11 +126,6 @@ def _leading_eigenpairs(S: np.ndarray, k: int, seed: int):
 def edge_n_clusters(eigenvalues: np.ndarray, edge: float, bound: int) -> int:
     """K = #{i : l_i < edge} (l_1 = 0 counts), clipped to 1..bound (module docstring)."""
     return int(np.clip(np.sum(np.asarray(eigenvalues) < edge), 1, max(1, bound)))
-
-
-def reference_edge(second_eigenvalues) -> float:
-    """The noise edge: the lowest l_2 among the channel-shuffled copies."""
-    return float(np.min(second_eigenvalues))
 
 
 def eigengap_n_clusters(eigenvalues: np.ndarray, max_clusters: int) -> int:

@@ -12,23 +12,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from sparsenet.analyser.affinity import check_affinity_kind, compute_affinity, sample_affinity
 from sparsenet.analyser.arora import arora_step, binarise, check_alpha, primary_labels
-from sparsenet.analyser.clustering import (
-    REFERENCE_COPIES,
-    SPLIT_FRACTION,
-    check_method,
-    check_n_clusters,
-    cluster_affinity,
-    degrees,
-    expand_labels,
-    laplacian_eigenpairs,
-    matched_second_eigenvalue,
-    reference_edge,
-)
+from sparsenet.analyser.clustering import check_method, check_n_clusters, cluster_affinity, expand_labels
 from sparsenet.analyser.footprint import (check_mass_fraction, fit_channel_rings, fit_cluster_maps,
                                          kernel_set)
 from sparsenet.analyser.settings import ARORA_EXTENT_LEVEL, DISCOVER, SPATIAL_METHODS, check_graph_threshold
-from sparsenet.analyser.significance import (MAX_ROWS, modularity, permutation_test, random_parts,
-                                             row_index, shuffled_map, split_map, stability)
+from sparsenet.analyser.noise_edge import noise_edge
+from sparsenet.analyser.significance import modularity, permutation_test, stability
 from sparsenet.analyser.spatial import cluster_spatial_profiles, kernel_sizes_from_profiles
 from sparsenet.errors import SparsenetError
 from sparsenet.stats import ChannelStats, ClusterMapStats
@@ -52,7 +41,7 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         the affinity among active channels that lie below the noise edge (``k_edge_``), the
         higher of the lowest ``l_2`` of 19 channel-shuffled copies and of 19 degree-matched
         references (the data's degrees without cluster structure, plus the affinity's noise
-        from a random split of the images; see :mod:`sparsenet.analyser.clustering`: K > 1 on
+        from a random split of the images; see :mod:`sparsenet.analyser.noise_edge`: K > 1 on
         structureless data in about 5%), at most ``max_clusters``; fitted on
         a ``ChannelStats`` (nothing to shuffle), the eigengap.  An int larger than the number of active channels
         raises ``SparsenetError``.  With ``method="communities"`` an int is an upper bound:
@@ -296,10 +285,9 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
             stats, self.affinity, graph_threshold=self.graph_threshold
         )
         if self.n_clusters == "auto" and samples is not None:
-            self.matched_edge_ = self._matched_edge(samples, stats.thresholds_, rng)
-            if self.matched_edge_ is not None:
-                self.shuffle_edge_ = self._shuffle_edge(samples, stats.thresholds_, rng)
-                self.k_edge_ = max(self.matched_edge_, self.shuffle_edge_)
+            edge = noise_edge(samples, self.affinity_, self.inactive_, self.affinity, stats.thresholds_,
+                              self.graph_threshold, rng)
+            self.k_edge_, self.matched_edge_, self.shuffle_edge_ = edge.edge, edge.matched, edge.shuffled
         self._seed = seed = rng.randint(_SEED_MAX)
         result = self._cluster(self.affinity_, self.inactive_, self.n_clusters, seed, edge=self.k_edge_)
         self.labels_ = expand_labels(result.labels, self.inactive_)
@@ -343,55 +331,6 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         k = n_clusters if n_clusters == "auto" else min(n_clusters, sub.shape[0])
         return cluster_affinity(sub, self.method, k, self.max_clusters, seed, spectrum=spectrum,
                                 edge=edge)
-
-    def _matched_edge(self, samples, thresholds, rng) -> float | None:
-        """The noise edge of the automatic K: the lowest l_2 of ``REFERENCE_COPIES``
-        degree-matched references, the data's degrees without cluster structure plus a sample of
-        the affinity's sampling noise, ``c (W_A - W_B)`` from a random split of the images into
-        a share ``SPLIT_FRACTION`` and the rest, scaled to the full data's noise
-        (``analyser.clustering``); None (the eigengap) when the images cannot be split into two
-        parts of at least two rows each."""
-        X3 = samples.reshape(samples.shape[0], samples.shape[1], -1)
-        n_images, n_positions = X3.shape[0], X3.shape[2]
-        if n_images < 2 or max(1, round(SPLIT_FRACTION * n_images)) * n_positions < 2:
-            return None
-        active = ~self.inactive_
-        degree = degrees(self.affinity_[np.ix_(active, active)])
-        n_rows = n_images * n_positions
-        parts = [random_parts(n_images, n_positions, MAX_ROWS, rng, SPLIT_FRACTION)
-                 for _ in range(REFERENCE_COPIES)]
-        seed = rng.randint(_SEED_MAX)
-
-        def second_eigenvalue(A, B):
-            # var(W_A - W_B) = v / M_A + v / M_B; the full data's noise has v / n_rows
-            scale = 1.0 / np.sqrt(n_rows * (1.0 / A.shape[0] + 1.0 / B.shape[0]))
-            W_A, W_B = (sample_affinity(Z, self.affinity, thresholds, graph_threshold=self.graph_threshold,
-                                        overwrite=True)[0][np.ix_(active, active)] for Z in (A, B))
-            W_A -= W_B
-            W_A *= scale
-            return matched_second_eigenvalue(degree, W_A, seed)
-
-        return reference_edge(split_map(X3, parts, second_eigenvalue, desc="reference splits"))
-
-    def _shuffle_edge(self, samples, thresholds, rng) -> float:
-        """The noise edge of structure-free data, the K rule of the permutation null's copies:
-        the lowest l_2 of ``REFERENCE_COPIES`` channel-shuffled copies.  A copy has no
-        cluster structure, so its own degree-matched reference is distributed as the copies
-        themselves (``analyser.clustering``); the edge is the same for a shuffle of a shuffle."""
-        X3 = samples.reshape(samples.shape[0], samples.shape[1], -1)
-        rows, _ = row_index(np.arange(X3.shape[0]), X3.shape[2], MAX_ROWS, rng)
-        seed = rng.randint(_SEED_MAX)
-
-        def second_eigenvalue(Z):
-            affinity, inactive = sample_affinity(Z, self.affinity, thresholds,
-                                                 graph_threshold=self.graph_threshold, overwrite=True)
-            active = ~inactive
-            if active.sum() < 2:
-                return np.inf
-            return laplacian_eigenpairs(affinity[np.ix_(active, active)], 2, seed)[0][1]
-
-        seeds = rng.randint(_SEED_MAX, size=REFERENCE_COPIES)
-        return reference_edge(shuffled_map(X3, rows, second_eigenvalue, seeds))
 
     def _fit_spatial(self, stats, samples=None) -> None:
         if not stats.spatial_:
