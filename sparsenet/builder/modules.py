@@ -36,10 +36,18 @@ Grouped buckets of 5x5 (or larger) kernels convert their gathered input to chann
 where oneDNN's grouped kernels for the few channels per cluster are 1.1-1.8x faster, layout
 copies included; grouped 3x3 buckets stay NCHW (the copies cost what the kernel gains).  A
 module whose output is one bucket's output skips the concatenation; the output is NCHW.
-Other forms were measured and not adopted: one small dense conv stack per cluster (fastest
-single-threaded at batch 64, but G times the operations: slower at batch 1 and with several
-threads on a busy machine), a block-masked dense conv and batched matrix products over the
-unfolded input (both slower).
+Other forms were measured and not adopted as the fallback: one small dense conv stack per
+cluster (fastest single-threaded at batch 64, but G times the operations: slower at batch 1 and
+with several threads on a busy machine; ``measure_at`` picks it where it is faster), a
+block-masked dense conv and batched matrix products over the unfolded input (both slower).
+
+Cluster-major activations (docs/performance.md, section 7).  A per-cluster bucket can read a
+``ClusterMajor`` input (one channels-last tensor per cluster, as a per-cluster producer writes
+them) without copying a channel slice, and a module built with ``cluster_major_output`` (set by
+``choose_forms(..., cluster_major=True)`` or ``build_network(..., cluster_major=True)``) returns
+its clusters' outputs that way instead of concatenating them; any other reader gets the input
+concatenated once.  In inference (eval, no grad) the per-cluster forms fold batch norm into each
+group's conv and fuse its ReLU into the same oneDNN call (``cluster_conv.conv2d_fused``).
 """
 
 from __future__ import annotations
