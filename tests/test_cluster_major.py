@@ -126,6 +126,13 @@ def test_forms_chosen_per_batch_size():
         for n in (1, 3, 5):
             x = torch.randn(n, 12, 6, 6)
             assert (layer(x) - layer.run_form(x, "per_cluster")).abs().max() < 1e-4
+    # torch.fx traces with a proxy for the batch size: the main form, and the trace still runs
+    from torch import fx
+
+    traced = fx.symbolic_trace(layer)
+    with torch.no_grad():
+        x = torch.randn(2, 12, 6, 6)
+        assert (traced(x) - layer.run_form(x, "per_cluster")).abs().max() < 1e-4
     choose_form(layer, (4, 12, 6, 6), measure=False)
     assert layer.batch_forms is None and form_for_batch(layer, 1) == layer.form
 

@@ -127,7 +127,7 @@ def form_for_batch(module, batch: int) -> str:
     as :func:`choose_form` measured it) the one for the largest measured batch size not above
     ``batch`` (the smallest measured if all are above), else ``module.form``."""
     table = getattr(module, "batch_forms", None)
-    if not table:
+    if not table or not isinstance(batch, int):  # e.g. a torch.fx proxy while tracing: the main form
         return module.form
     below = [b for b in table if b <= batch]
     return table[max(below) if below else min(table)]
