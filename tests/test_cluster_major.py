@@ -156,3 +156,25 @@ def test_network_passes_cluster_major_between_modules():
     for h in hooks:
         h.remove()
     assert seen == ["ClusterMajor", "ClusterMajor", "Tensor"]  # the last block feeds the head: NCHW
+
+
+def test_threaded_form_keeps_the_function_and_restores_the_thread_count():
+    was = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        spec = contiguous_spec(cluster_spec(24, 3))
+        torch.manual_seed(0)
+        module = build_module(spec).eval()
+        (bucket,) = module.buckets
+        assert "per_cluster_threads" in bucket.FORMS
+        x = torch.randn(2, 24, 5, 5)
+        ref = bucket.run_form(x, "grouped").detach()
+        with torch.no_grad():
+            assert (bucket.run_form(x, "per_cluster_threads") - ref).abs().max() < 1e-4
+            module.cluster_major_output = True
+            bucket.form = "per_cluster_threads"
+            y = module(ClusterMajor.split(x, [8, 8, 8]))
+            assert isinstance(y, ClusterMajor) and (y.dense() - ref).abs().max() < 1e-4
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(was)

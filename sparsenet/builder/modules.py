@@ -77,6 +77,18 @@ __all__ = ["Bucket", "plan_buckets", "MaskedConv2d", "SpecInception", "SpecNetwo
 
 DEFAULT_PAD_TOLERANCE = 0.25
 CHANNELS_LAST_MIN_KERNEL = 5  # grouped buckets with kernels this large run channels-last
+# per-cluster buckets with several torch threads: the clusters split over the threads, each
+# cluster's convs one-threaded (one hand-off per bucket instead of a parallel region per conv)
+THREADED_FORM = "per_cluster_threads"
+_POOL: dict[int, object] = {}
+
+
+def _thread_pool(n: int):
+    from concurrent.futures import ThreadPoolExecutor
+
+    if n not in _POOL:
+        _POOL[n] = ThreadPoolExecutor(n, thread_name_prefix="sparsenet-cluster")
+    return _POOL[n]
 
 
 @dataclass(frozen=True)
@@ -246,6 +258,8 @@ class _FusedBranches(nn.Module):
             self.conv = _ConvUnit(g * r, g * w, k, g, bn, _block_mask(w, r, k, [(b.width, b.reduce) for b in branches]))
         # per-group forms need the grouped output layout unpadded (every width = w)
         self.FORMS = CLUSTER_FORMS if g > 1 and all(b.width == w for b in branches) else CLUSTER_FORMS[:2]
+        if len(self.FORMS) > 2 and torch.get_num_threads() > 1:
+            self.FORMS = self.FORMS + (THREADED_FORM,)
         self._groups = [(n, b.reduce, b.width) for b, n in zip(branches, n_in)]
         self._inputs = [None if b.inputs is None else list(b.inputs) for b in branches]
         self._slices = []
@@ -346,7 +360,7 @@ class _FusedBranches(nn.Module):
         found = [table.get(tuple(w)) for w in self._slices]
         return None if any(i is None for i in found) else found
 
-    def _per_cluster(self, x, channels_last: bool, as_list: bool = False):
+    def _per_cluster(self, x, channels_last: bool, as_list: bool = False, threads: bool = False):
         pieces = self.pieces_of(x)
         if isinstance(x, ClusterMajor) and pieces is None:
             x = x.dense()
@@ -355,11 +369,30 @@ class _FusedBranches(nn.Module):
             # inference: batch norm folded into each group's conv, ReLU fused into it (one oneDNN
             # call per conv where the input is channels-last), no weight slicing per call
             pad = self.conv[0].padding
-            for j, params in enumerate(self._inference_params()):
+            params = self._inference_params()
+
+            def group(j):
                 y = self._group_input(x, j, channels_last, pieces)
-                if len(params) == 2:
-                    y = conv2d_fused(y, *params[0], relu=True)
-                outs.append(conv2d_fused(y, *params[-1], padding=pad, relu=True))
+                if len(params[j]) == 2:
+                    y = conv2d_fused(y, *params[j][0], relu=True)
+                return conv2d_fused(y, *params[j][-1], padding=pad, relu=True)
+
+            n = torch.get_num_threads()
+            if threads and n > 1 and len(params) > 1:
+                # the groups dealt round-robin to n worker threads, every conv one-threaded
+                # (torch's thread count is process-wide: restored before returning)
+                def part(js):
+                    return [(j, group(j)) for j in js]
+
+                torch.set_num_threads(1)
+                try:
+                    futures = [_thread_pool(n).submit(part, range(i, len(params), n)) for i in range(n)]
+                    done = dict(pair for f in futures for pair in f.result())
+                finally:
+                    torch.set_num_threads(n)
+                outs = [done[j] for j in range(len(params))]
+            else:
+                outs = [group(j) for j in range(len(params))]
         else:
             r, w = self._group_rows()
             for j, (n, rj, wj) in enumerate(self._groups):
@@ -379,6 +412,8 @@ class _FusedBranches(nn.Module):
         if form.startswith("grouped"):
             y = self._grouped(x.dense() if isinstance(x, ClusterMajor) else x, form.endswith("channels_last"))
             return [y] if as_list else y
+        if form == THREADED_FORM:  # per_cluster_channels_last, the groups spread over the threads
+            return self._per_cluster(x, True, as_list, threads=True)
         return self._per_cluster(x, form.endswith("channels_last"), as_list)
 
     def forward(self, x, as_list: bool = False):
