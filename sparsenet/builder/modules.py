@@ -48,6 +48,10 @@ them) without copying a channel slice, and a module built with ``cluster_major_o
 its clusters' outputs that way instead of concatenating them; any other reader gets the input
 concatenated once.  In inference (eval, no grad) the per-cluster forms fold batch norm into each
 group's conv and fuse its ReLU into the same oneDNN call (``cluster_conv.conv2d_fused``).
+With several torch threads a per-cluster bucket also offers ``per_cluster_threads``: its
+clusters dealt to that many worker threads, each conv one-threaded (torch's process-wide thread
+count is set to 1 for the bucket and restored), one hand-off per bucket instead of one OpenMP
+parallel region per small conv; the chooser keeps it only where it measures faster.
 """
 
 from __future__ import annotations
