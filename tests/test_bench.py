@@ -81,8 +81,8 @@ def test_clustering_fields(tiny):
 
 def test_hardware_fields(tiny):
     r = tiny[0]["measurements"]["hardware"]
-    names = {"dense", "dense_channels_last", "masked_dense", "sparse_csr", "sparsenet",
-             "grouped_nchw", "grouped_channels_last", "per_cluster", "per_cluster_channels_last",
+    names = {"dense", "dense_channels_last", "dense_channels_last_fused", "masked_dense", "sparse_csr", "sparsenet",
+             "sparsenet_cluster_major", "sparsenet_cluster_major_nchw_out", "grouped_nchw", "grouped_channels_last", "per_cluster", "per_cluster_channels_last",
              "bmm_unfold"}
     assert names <= set(r["realisations"])
     for name, row in r["realisations"].items():
@@ -92,6 +92,7 @@ def test_hardware_fields(tiny):
             assert row["max_abs_difference_to_sparsenet"] < 1e-4
     assert r["module"]["kept_fraction"] == pytest.approx(0.5)
     assert r["sparse_over_sparsenet"] > 0 and r["fastest_form"] in names
+    assert r["cluster_major_over_ideal"] > 0 and r["cluster_major_nchw_out_over_ideal"] > 0
 
 
 def test_inference_fields(tiny):

@@ -9,7 +9,9 @@ batch N.  Realisations (all compute the same function; checked once):
 
 ``dense``
     the same two conv layers with full connectivity (1x1 C -> G r, 3x3 G r -> G w): what a
-    dense-only design would run.  Timed NCHW and channels-last; the faster is the reference.
+    dense-only design would run.  Timed NCHW, channels-last, and channels-last with each ReLU
+    fused into its conv (``dense_channels_last_fused``, the same oneDNN call the cluster-major
+    form uses); the fastest of the three is the reference.
 ``masked_dense``
     the cluster connectivity as a dense conv whose weight is multiplied by a 0/1 block mask in
     every forward (``MaskedConv2d``): all the zeros are computed.
@@ -19,6 +21,13 @@ batch N.  Realisations (all compute the same function; checked once):
     ``F.unfold`` im2col), as a sparse-matrix library would run it.
 ``sparsenet``
     ``build_module(spec)``: what the builder builds (``_FusedBranches``).
+``sparsenet_cluster_major``
+    the contiguous module (``contiguous_spec``) built with ``choose_forms(..., cluster_major=True)``:
+    it reads its input as a cluster-major producer writes it (one channels-last tensor per
+    cluster, ``ClusterMajor``) and returns its clusters' outputs the same way, for the next
+    cluster-major reader (no copy, no concatenation); forms measured in that layout.
+``sparsenet_cluster_major_nchw_out``
+    the same, its output concatenated to one NCHW tensor (for a dense consumer).
 forms (how the same grouped structure can be run; the builder uses the fastest):
     ``grouped_nchw`` (one gather, grouped 1x1 and 3x3 convs, NCHW), ``grouped_channels_last``
     (the same in channels-last, in-place ReLU), ``per_cluster`` and
@@ -97,7 +106,8 @@ def _weights(spec, module):
 
 def realisations(spec, batch: int, size: int, seed: int = 0):
     """name -> zero-argument callable computing the module on one fixed input batch."""
-    from sparsenet.builder.modules import build_module
+    from sparsenet.builder.cluster_conv import ClusterMajor, conv2d_fused
+    from sparsenet.builder.modules import build_module, choose_forms
 
     torch.manual_seed(seed)
     module = build_module(spec).eval()
@@ -122,6 +132,9 @@ def realisations(spec, batch: int, size: int, seed: int = 0):
 
     def dense_cl():
         return F.relu(F.conv2d(F.relu(F.conv2d(x_cl, D1, b1)), D3, b3, padding=pad))
+
+    def dense_cl_fused():
+        return conv2d_fused(conv2d_fused(x_cl, D1, b1, relu=True), D3, b3, padding=pad, relu=True)
 
     def masked_dense():
         y = F.relu(F.conv2d(x, W1 * M1, b1))
@@ -186,17 +199,34 @@ def realisations(spec, batch: int, size: int, seed: int = 0):
     contiguous.load_state_dict(module.state_dict())
     x_perm = x.index_select(1, index).contiguous()  # what a permuted producer writes
 
+    # the same, cluster-major in and out: the input as a cluster-major producer writes it
+    cspec = contiguous_spec(spec)
+    major = build_module(cspec).eval()
+    major.load_state_dict(module.state_dict())
+    choose_forms(major, (batch, size, size), cluster_major=True)
+    x_major = ClusterMajor.split(x_perm, [len(b.inputs) for b in cspec.branches])
+
     def sparsenet_measured():
         return measured(x)
 
     def sparsenet_contiguous():
         return contiguous(x_perm)
 
-    sparsenet_measured.forms, sparsenet_contiguous.forms = measured.forms(), contiguous.forms()
+    def sparsenet_cluster_major():
+        return major(x_major)
 
-    fns = {"dense": dense, "dense_channels_last": dense_cl, "masked_dense": masked_dense,
+    def sparsenet_cluster_major_nchw_out():
+        y = major(x_major)
+        return y.dense() if isinstance(y, ClusterMajor) else y
+
+    sparsenet_measured.forms, sparsenet_contiguous.forms = measured.forms(), contiguous.forms()
+    sparsenet_cluster_major.forms = major.forms()
+
+    fns = {"dense": dense, "dense_channels_last": dense_cl, "dense_channels_last_fused": dense_cl_fused,
+           "masked_dense": masked_dense,
            "sparse_csr": sparse_csr, "sparsenet": sparsenet, "sparsenet_measured": sparsenet_measured,
-           "sparsenet_contiguous": sparsenet_contiguous, "grouped_nchw": grouped_nchw,
+           "sparsenet_contiguous": sparsenet_contiguous, "sparsenet_cluster_major": sparsenet_cluster_major,
+           "sparsenet_cluster_major_nchw_out": sparsenet_cluster_major_nchw_out, "grouped_nchw": grouped_nchw,
            "grouped_channels_last": grouped_channels_last, "per_cluster": per_cluster,
            "per_cluster_channels_last": per_cluster_channels_last, "bmm_unfold": bmm_unfold}
     return fns, module
@@ -243,17 +273,24 @@ def run(*, channels: int, clusters: int, size: int, batch: int, repeats: int,
 
     spec = cluster_spec(channels, clusters)
     fns, module = realisations(spec, batch, size)
+    from sparsenet.builder.cluster_conv import ClusterMajor
+
     measured_forms, contiguous_forms = fns["sparsenet_measured"].forms, fns["sparsenet_contiguous"].forms
+    major_forms = fns["sparsenet_cluster_major"].forms
+
+    def dense_of(y):
+        return y.dense() if isinstance(y, ClusterMajor) else y
+
     with torch.no_grad():
         ref = fns["sparsenet"]()
-        max_diff = {n: float((f() - ref).abs().max()) for n, f in fns.items() if not n.startswith("dense")}
+        max_diff = {n: float((dense_of(f()) - ref).abs().max()) for n, f in fns.items() if not n.startswith("dense")}
         timings = time_side_by_side(fns, repeats=repeats, warmup=1)
     b = module.plan[0]
     kept_macs = module_macs(spec, (size, size))
     G, r, w, s = len(b.members), b.group_reduce, b.group_width, b.group_inputs
     dense_macs = (channels * G * r + 9 * G * r * G * w) * size * size
     kept = kept_macs / dense_macs
-    dense_name = min(("dense", "dense_channels_last"), key=lambda n: timings[n].median)
+    dense_name = min(("dense", "dense_channels_last", "dense_channels_last_fused"), key=lambda n: timings[n].median)
     dense = timings[dense_name]
     ideal_s = dense.median * kept
     rows = {}
@@ -276,7 +313,10 @@ def run(*, channels: int, clusters: int, size: int, batch: int, repeats: int,
         "sparsenet_over_ideal": rows["sparsenet"]["vs_ideal"],
         "measured_over_ideal": rows["sparsenet_measured"]["vs_ideal"],
         "contiguous_over_ideal": rows["sparsenet_contiguous"]["vs_ideal"],
-        "forms_chosen": {"sparsenet_measured": measured_forms, "sparsenet_contiguous": contiguous_forms},
+        "cluster_major_over_ideal": rows["sparsenet_cluster_major"]["vs_ideal"],
+        "cluster_major_nchw_out_over_ideal": rows["sparsenet_cluster_major_nchw_out"]["vs_ideal"],
+        "forms_chosen": {"sparsenet_measured": measured_forms, "sparsenet_contiguous": contiguous_forms,
+                         "sparsenet_cluster_major": major_forms},
         "fastest_form": fastest_form,
         "sparse_target_min": SPARSE_TARGET, "ideal_target_max": IDEAL_TARGET,
         "layout_sweep": layout_sweep(sweep, channels, size, repeats) if sweep else [],
@@ -298,7 +338,11 @@ def summary_rows(result: dict) -> list[dict]:
             summary_row("sparsenet time / ideal", case, result["sparsenet_over_ideal"], at_most=IDEAL_TARGET),
             summary_row("sparsenet, measured form / ideal", case, result["measured_over_ideal"], at_most=IDEAL_TARGET),
             summary_row("sparsenet, contiguous clusters, measured form / ideal", case,
-                        result["contiguous_over_ideal"], at_most=IDEAL_TARGET)]
+                        result["contiguous_over_ideal"], at_most=IDEAL_TARGET),
+            summary_row("sparsenet, cluster-major in and out, measured form / ideal", case,
+                        result["cluster_major_over_ideal"], at_most=IDEAL_TARGET),
+            summary_row("sparsenet, cluster-major in, NCHW out, measured form / ideal", case,
+                        result["cluster_major_nchw_out_over_ideal"], at_most=IDEAL_TARGET)]
     for n in ("masked_dense", "sparse_csr", "grouped_nchw", "grouped_channels_last", "per_cluster",
               "per_cluster_channels_last", "bmm_unfold"):
         rows.append(summary_row(f"{n} time / ideal", case, result["realisations"][n]["vs_ideal"]))

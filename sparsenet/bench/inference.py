@@ -115,7 +115,8 @@ def run(*, grown: str | Path | None, batches: tuple[int, ...], repeats: int,
     for b in batches:
         x = torch.randn(b, *input_shape, generator=torch.Generator().manual_seed(b))
         torch.manual_seed(0)
-        fast = build_network(laid, measure_at=(b, *input_shape[1:])).eval()  # forms timed at this batch
+        # forms timed at this batch; cluster-major activations between modules where a module can emit them
+        fast = build_network(laid, measure_at=(b, *input_shape[1:]), cluster_major=True).eval()
 
         def run_d(x=x):
             with torch.no_grad():

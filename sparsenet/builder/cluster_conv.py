@@ -22,6 +22,20 @@ loads into any form, and every form computes the same function.  The forms are t
 cached per shape for the process, like cuDNN's benchmark mode; with measurement off it returns
 the deterministic :func:`fallback_form`.  ``ClusterLinear`` is the same for a linear layer
 (one form: a product per group; linear layers are a small part of the cost).
+
+The fastest form depends on the batch size (at batch 1 ATen's own im2col kernel runs a
+per-group NCHW conv on a channel slice that is already contiguous, no copy; at batch 64 oneDNN's
+channels-last kernels win), so :func:`choose_form` can time the forms at several batch sizes
+(``batches``); ``module.batch_forms`` then maps each measured batch size to its form and
+``forward`` uses the form measured for the largest batch size not above its input's
+(:func:`form_for_batch`).
+
+Two helpers shared with the builder (``modules.py``): :func:`conv2d_fused` runs a convolution
+with its ReLU fused into the same oneDNN call when no gradient is needed (channels-last inputs
+only: those go to oneDNN anyway; the arithmetic is the same, tested equal), and
+:class:`ClusterMajor` is the cluster-major activation layout: a tuple of one channels-last
+tensor per cluster, so that a per-cluster consumer reads each cluster without a copy and a
+per-cluster producer writes them without a concatenation (docs/performance.md, section 7).
 """
 
 from __future__ import annotations
@@ -32,10 +46,91 @@ from torch import nn
 
 from sparsenet.errors import SparsenetError
 
-__all__ = ["FORMS", "ClusterConv2d", "ClusterLinear", "choose_form", "fallback_form", "clear_form_cache"]
+__all__ = ["FORMS", "ClusterConv2d", "ClusterLinear", "ClusterMajor", "choose_form", "fallback_form",
+           "clear_form_cache", "conv2d_fused", "form_for_batch"]
 
 FORMS = ("grouped", "grouped_channels_last", "per_cluster", "per_cluster_channels_last")
 _CACHE: dict[tuple, str] = {}
+_POINTWISE = None
+if torch.backends.mkldnn.is_available():
+    _POINTWISE = getattr(torch.ops.mkldnn, "_convolution_pointwise", None)
+
+
+def _pair(v) -> list[int]:
+    return [int(a) for a in v] if isinstance(v, (tuple, list)) else [int(v)] * 2
+
+
+def conv2d_fused(x: torch.Tensor, weight: torch.Tensor, bias, stride=1, padding=0, dilation=1, groups: int = 1,
+                 relu: bool = False) -> torch.Tensor:
+    """``F.conv2d`` then (if ``relu``) an in-place ReLU.  Where no gradient is needed and the input
+    is a channels-last float32 CPU tensor (it goes to oneDNN either way), one oneDNN call with the
+    ReLU as a post-op (``mkldnn._convolution_pointwise``, what inductor emits): no second pass over
+    the output.  Same arithmetic (tested equal); elsewhere the plain two calls."""
+    if (_POINTWISE is not None and x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4
+            and not isinstance(padding, str) and x.is_contiguous(memory_format=torch.channels_last)
+            and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
+                                                  or (bias is not None and bias.requires_grad)))):
+        try:
+            return _POINTWISE(x, weight.contiguous(), bias, _pair(padding), _pair(stride), _pair(dilation), groups,
+                              "relu" if relu else "none", [], "")
+        except RuntimeError:  # an unsupported case in this build: the plain calls below
+            pass
+    y = F.conv2d(x, weight, bias, stride, padding, dilation, groups)
+    return y.relu_() if relu else y
+
+
+class ClusterMajor(tuple):
+    """Activations in the cluster-major layout: a tuple of ``N x C_j x H x W`` tensors (each
+    contiguous, channels-last), together the channels ``0 .. sum(C_j)`` in order.  A per-cluster
+    consumer reads piece j as it is; :meth:`dense` is the usual NCHW tensor (one concatenation)."""
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return tuple(int(t.shape[1]) for t in self)
+
+    @property
+    def shape(self) -> torch.Size:
+        n, _, h, w = self[0].shape
+        return torch.Size((n, sum(self.sizes), h, w))
+
+    def slices(self) -> dict[tuple[int, int], int]:
+        """(start, size) of each piece -> its index."""
+        out, pos = {}, 0
+        for i, n in enumerate(self.sizes):
+            out[(pos, n)] = i
+            pos += n
+        return out
+
+    def dense(self) -> torch.Tensor:
+        """N x C x H x W, NCHW-contiguous."""
+        y = self[0] if len(self) == 1 else torch.cat(tuple(self), 1)
+        return y.contiguous()
+
+    def map(self, fn) -> "ClusterMajor":
+        """``fn`` (a channel-wise op: pooling, activation) applied to every piece."""
+        return ClusterMajor(fn(t) for t in self)
+
+    @staticmethod
+    def split(x: torch.Tensor, sizes) -> "ClusterMajor":
+        """An NCHW tensor laid out cluster-major (one channels-last copy per piece)."""
+        pos, out = 0, []
+        for n in sizes:
+            out.append(x.narrow(1, pos, n).contiguous(memory_format=torch.channels_last))
+            pos += n
+        if pos != x.shape[1]:
+            raise SparsenetError(f"cluster-major sizes {list(sizes)} do not add up to the {x.shape[1]} channels")
+        return ClusterMajor(out)
+
+
+def form_for_batch(module, batch: int) -> str:
+    """The form ``module`` runs at ``batch``: from ``module.batch_forms`` (batch size -> form,
+    as :func:`choose_form` measured it) the one for the largest measured batch size not above
+    ``batch`` (the smallest measured if all are above), else ``module.form``."""
+    table = getattr(module, "batch_forms", None)
+    if not table or not isinstance(batch, int):  # e.g. a torch.fx proxy while tracing: the main form
+        return module.form
+    below = [b for b in table if b <= batch]
+    return table[max(below) if below else min(table)]
 
 
 def _check_groups(in_channels: int, starts, in_sizes, out_sizes) -> None:
@@ -68,6 +163,7 @@ class ClusterConv2d(nn.Module):
         self.kernel_size = tuple(kernel_size) if isinstance(kernel_size, (tuple, list)) else (kernel_size,) * 2
         self.stride, self.padding, self.dilation = stride, padding, dilation
         self.form = form
+        self.batch_forms: dict[int, str] | None = None  # batch size -> form (choose_form with batches)
         G, m, n = len(starts), max(out_sizes), max(in_sizes)
         self.weight = nn.Parameter(torch.zeros(G * m, n, *self.kernel_size))
         self.bias = nn.Parameter(torch.zeros(G * m)) if bias else None
@@ -125,7 +221,7 @@ class ClusterConv2d(nn.Module):
         return outs[0] if len(outs) == 1 else torch.cat(outs, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.run_form(x, self.form)
+        return self.run_form(x, form_for_batch(self, x.shape[0]))
 
     def run_form(self, x: torch.Tensor, form: str) -> torch.Tensor:
         # N x in_channels x H x W -> N x out_channels x H' x W', groups in order
@@ -187,33 +283,51 @@ def clear_form_cache() -> None:
     _CACHE.clear()
 
 
-def choose_form(module, input_shape, *, measure: bool = True, repeats: int = 7) -> str:
+def choose_form(module, input_shape, *, measure: bool = True, repeats: int = 7, batches=None) -> str:
     """The fastest form for ``module`` (a ``ClusterConv2d``, or any module with ``FORMS``,
     ``run_form(x, form)``, ``shape_key()`` and ``fallback_form()``) on inputs of ``input_shape``
     (N, C, H, W), timed side by side on this machine (cached per shape and thread count), or its
-    deterministic fallback when ``measure`` is False.  Sets ``module.form`` and returns it."""
+    deterministic fallback when ``measure`` is False.  Sets ``module.form`` and returns it.
+
+    ``batches``: further batch sizes to time the forms at (e.g. ``(1,)``); then
+    ``module.batch_forms`` maps every measured batch size (``input_shape``'s included) to its
+    fastest form and ``forward`` picks by its input's batch size (:func:`form_for_batch`).
+    With ``measure`` False, ``batch_forms`` is cleared."""
     forms = getattr(module, "FORMS", FORMS)
     if not measure:
         module.form = module.fallback_form()
+        module.batch_forms = None
         return module.form
-    key = _key(module, input_shape)
-    if key not in _CACHE:
-        from sparsenet.timing import time_side_by_side  # ground floor: timing helpers only
-
-        x = torch.randn(*input_shape, device=next(module.parameters()).device)
-        was = module.training
-        module.eval()
-
-        def timed(form):
-            def call():
-                with torch.no_grad():
-                    return module.run_form(x, form)
-            return call
-
-        try:
-            t = time_side_by_side({f: timed(f) for f in forms}, repeats=repeats, warmup=1, min_time=0.01)
-        finally:
-            module.train(was)
-        _CACHE[key] = min(forms, key=lambda f: t[f].median)
-    module.form = _CACHE[key]
+    table = {}
+    for n in dict.fromkeys((int(input_shape[0]),) + tuple(int(b) for b in (batches or ()))):
+        shape = (n,) + tuple(input_shape[1:])
+        key = _key(module, shape)
+        if key not in _CACHE:
+            _CACHE[key] = _fastest(module, forms, shape, repeats)
+        table[n] = _CACHE[key]
+    module.form = table[int(input_shape[0])]
+    module.batch_forms = table if batches else None
     return module.form
+
+
+def _fastest(module, forms, input_shape, repeats: int) -> str:
+    from sparsenet.timing import time_side_by_side  # ground floor: timing helpers only
+
+    x = torch.randn(*input_shape, device=next(module.parameters()).device)
+    if hasattr(module, "example_input"):  # the layout the module reads (e.g. cluster-major)
+        x = module.example_input(x)
+    run = getattr(module, "time_form", module.run_form)
+    was = module.training
+    module.eval()
+
+    def timed(form):
+        def call():
+            with torch.no_grad():
+                return run(x, form)
+        return call
+
+    try:
+        t = time_side_by_side({f: timed(f) for f in forms}, repeats=repeats, warmup=1, min_time=0.01)
+    finally:
+        module.train(was)
+    return min(forms, key=lambda f: t[f].median)

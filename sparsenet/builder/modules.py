@@ -36,10 +36,22 @@ Grouped buckets of 5x5 (or larger) kernels convert their gathered input to chann
 where oneDNN's grouped kernels for the few channels per cluster are 1.1-1.8x faster, layout
 copies included; grouped 3x3 buckets stay NCHW (the copies cost what the kernel gains).  A
 module whose output is one bucket's output skips the concatenation; the output is NCHW.
-Other forms were measured and not adopted: one small dense conv stack per cluster (fastest
-single-threaded at batch 64, but G times the operations: slower at batch 1 and with several
-threads on a busy machine), a block-masked dense conv and batched matrix products over the
-unfolded input (both slower).
+Other forms were measured and not adopted as the fallback: one small dense conv stack per
+cluster (fastest single-threaded at batch 64, but G times the operations: slower at batch 1 and
+with several threads on a busy machine; ``measure_at`` picks it where it is faster), a
+block-masked dense conv and batched matrix products over the unfolded input (both slower).
+
+Cluster-major activations (docs/performance.md, section 7).  A per-cluster bucket can read a
+``ClusterMajor`` input (one channels-last tensor per cluster, as a per-cluster producer writes
+them) without copying a channel slice, and a module built with ``cluster_major_output`` (set by
+``choose_forms(..., cluster_major=True)`` or ``build_network(..., cluster_major=True)``) returns
+its clusters' outputs that way instead of concatenating them; any other reader gets the input
+concatenated once.  In inference (eval, no grad) the per-cluster forms fold batch norm into each
+group's conv and fuse its ReLU into the same oneDNN call (``cluster_conv.conv2d_fused``).
+With several torch threads a per-cluster bucket also offers ``per_cluster_threads``: its
+clusters dealt to that many worker threads, each conv one-threaded (torch's process-wide thread
+count is set to 1 for the bucket and restored), one hand-off per bucket instead of one OpenMP
+parallel region per small conv; the chooser keeps it only where it measures faster.
 """
 
 from __future__ import annotations
@@ -51,7 +63,7 @@ from torch import nn
 
 import torch.nn.functional as F
 
-from sparsenet.builder.cluster_conv import FORMS as CLUSTER_FORMS
+from sparsenet.builder.cluster_conv import FORMS as CLUSTER_FORMS, ClusterMajor, conv2d_fused, form_for_batch
 from sparsenet.errors import SparsenetError
 from sparsenet.models.googlenet import init_weights
 from sparsenet.builder.spec import (
@@ -69,6 +81,18 @@ __all__ = ["Bucket", "plan_buckets", "MaskedConv2d", "SpecInception", "SpecNetwo
 
 DEFAULT_PAD_TOLERANCE = 0.25
 CHANNELS_LAST_MIN_KERNEL = 5  # grouped buckets with kernels this large run channels-last
+# per-cluster buckets with several torch threads: the clusters split over the threads, each
+# cluster's convs one-threaded (one hand-off per bucket instead of a parallel region per conv)
+THREADED_FORM = "per_cluster_threads"
+_POOL: dict[int, object] = {}
+
+
+def _thread_pool(n: int):
+    from concurrent.futures import ThreadPoolExecutor
+
+    if n not in _POOL:
+        _POOL[n] = ThreadPoolExecutor(n, thread_name_prefix="sparsenet-cluster")
+    return _POOL[n]
 
 
 @dataclass(frozen=True)
@@ -188,6 +212,20 @@ def _unit_slice(unit: nn.Sequential, x: torch.Tensor, rows: slice, cols: int) ->
     return y.relu_()
 
 
+def _folded(unit: nn.Sequential, rows: slice, cols: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One group of a ``_ConvUnit`` as (weight, bias) of a plain conv, batch norm (eval mode:
+    running statistics) folded in: ``w * g / sqrt(v + eps)``, ``beta + (b - mean) * g / sqrt(v + eps)``."""
+    conv = unit[0]
+    w = conv.weight[rows, :cols].detach()
+    b = conv.bias[rows].detach() if conv.bias is not None else None
+    if len(unit) == 3:
+        bn = unit[1]
+        scale = bn.weight[rows].detach() / torch.sqrt(bn.running_var[rows] + bn.eps)
+        w = w * scale.view(-1, 1, 1, 1)
+        b = bn.bias[rows].detach() + ((b if b is not None else 0.0) - bn.running_mean[rows]) * scale
+    return w.contiguous(), (None if b is None else b.contiguous())
+
+
 class _FusedBranches(nn.Module):
     """One bucket: gather -> grouped 1x1 reduction -> grouped k x k conv (or a grouped 1x1).
 
@@ -224,6 +262,8 @@ class _FusedBranches(nn.Module):
             self.conv = _ConvUnit(g * r, g * w, k, g, bn, _block_mask(w, r, k, [(b.width, b.reduce) for b in branches]))
         # per-group forms need the grouped output layout unpadded (every width = w)
         self.FORMS = CLUSTER_FORMS if g > 1 and all(b.width == w for b in branches) else CLUSTER_FORMS[:2]
+        if len(self.FORMS) > 2 and torch.get_num_threads() > 1:
+            self.FORMS = self.FORMS + (THREADED_FORM,)
         self._groups = [(n, b.reduce, b.width) for b, n in zip(branches, n_in)]
         self._inputs = [None if b.inputs is None else list(b.inputs) for b in branches]
         self._slices = []
@@ -235,6 +275,7 @@ class _FusedBranches(nn.Module):
                 self._slices.append(None)
         self._shape = (spec.in_channels, k, g, s, r, w, tuple(self._groups), tuple(None if x is None else tuple(x) for x in self._inputs))
         self.form = self.fallback_form()
+        self.batch_forms: dict[int, str] | None = None  # batch size -> form (choose_form with batches)
 
     def fallback_form(self) -> str:
         # grouped 5x5 (and larger) convs run channels-last: there oneDNN's NHWC kernels beat
@@ -244,7 +285,23 @@ class _FusedBranches(nn.Module):
             else "grouped"
 
     def shape_key(self) -> tuple:
-        return self._shape
+        return self._shape + (self.cluster_major_io,)
+
+    # cluster-major in and out (SpecInception.cluster_major_output): the forms are timed on the
+    # input as a cluster-major producer writes it and with the groups' outputs left unconcatenated
+    cluster_major_io = False
+
+    def example_input(self, x: torch.Tensor):
+        if self.cluster_major_io and all(w is not None for w in self._slices):
+            starts = [w[0] for w in self._slices]
+            if starts == sorted(starts) and starts[0] == 0 and all(
+                    a[0] + a[1] == b[0] for a, b in zip(self._slices, self._slices[1:])) \
+                    and sum(w[1] for w in self._slices) == x.shape[1]:
+                return ClusterMajor.split(x, [w[1] for w in self._slices])
+        return x
+
+    def time_form(self, x, form: str):
+        return self.run_form(x, form, as_list=self.cluster_major_io)
 
     @property
     def channels_last(self) -> bool:
@@ -267,28 +324,104 @@ class _FusedBranches(nn.Module):
             x = self.reduce(x)  # N x g*r x H x W
         return self.conv(x)  # N x g*w x H x W
 
-    def _per_cluster(self, x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    def _group_rows(self):
+        r = self.reduce[0].out_channels // len(self._groups) if self.reduce is not None else 0
+        w = self.conv[0].out_channels // len(self._groups)
+        return r, w
+
+    def _inference_params(self):
+        """Per group: [(weight, bias) of the 1x1 reduction (if any), (weight, bias) of the k x k
+        conv], batch norm folded, contiguous; cached until a weight or statistic changes."""
+        tensors = [t for t in list(self.parameters()) + list(self.buffers()) if t is not None]
+        key = tuple((id(t), t._version) for t in tensors)
+        if getattr(self, "_params_key", None) != key:
+            r, w = self._group_rows()
+            params = []
+            for j, (n, rj, wj) in enumerate(self._groups):
+                if self.reduce is not None:
+                    params.append([_folded(self.reduce, slice(j * r, j * r + rj), n),
+                                   _folded(self.conv, slice(j * w, j * w + wj), rj)])
+                else:
+                    params.append([_folded(self.conv, slice(j * w, j * w + wj), n)])
+            self._params, self._params_key = params, key
+        return self._params
+
+    def _group_input(self, x, j: int, channels_last: bool, pieces):
+        where = self._slices[j]
+        if pieces is not None:  # cluster-major input: this group's channels are one piece, as stored
+            return x[pieces[j]]
+        xj = x.narrow(1, *where) if where is not None else x.index_select(1, getattr(self, f"index{j}"))
+        if channels_last:  # each slice on its own: a channel slice of a channels-last whole is strided
+            xj = xj.contiguous(memory_format=torch.channels_last)
+        return xj
+
+    def pieces_of(self, x) -> list[int] | None:
+        """For a ``ClusterMajor`` input whose pieces are exactly this bucket's group slices: the
+        piece each group reads; else None (the input is used dense)."""
+        if not isinstance(x, ClusterMajor) or any(w is None for w in self._slices):
+            return None
+        table = x.slices()
+        found = [table.get(tuple(w)) for w in self._slices]
+        return None if any(i is None for i in found) else found
+
+    def _per_cluster(self, x, channels_last: bool, as_list: bool = False, threads: bool = False):
+        pieces = self.pieces_of(x)
+        if isinstance(x, ClusterMajor) and pieces is None:
+            x = x.dense()
         outs = []
-        r, w = self.reduce[0].out_channels // len(self._groups) if self.reduce is not None else 0, \
-            self.conv[0].out_channels // len(self._groups)
-        for j, ((n, rj, wj), where) in enumerate(zip(self._groups, self._slices)):
-            xj = x.narrow(1, *where) if where is not None else x.index_select(1, getattr(self, f"index{j}"))
-            if channels_last:  # each slice on its own: a channel slice of a channels-last whole is strided
-                xj = xj.contiguous(memory_format=torch.channels_last)
-            if self.reduce is not None:
-                xj = _unit_slice(self.reduce, xj, slice(j * r, j * r + rj), n)
-                outs.append(_unit_slice(self.conv, xj, slice(j * w, j * w + wj), rj))
+        if not self.training and not torch.is_grad_enabled():
+            # inference: batch norm folded into each group's conv, ReLU fused into it (one oneDNN
+            # call per conv where the input is channels-last), no weight slicing per call
+            pad = self.conv[0].padding
+            params = self._inference_params()
+
+            def group(j):
+                y = self._group_input(x, j, channels_last, pieces)
+                if len(params[j]) == 2:
+                    y = conv2d_fused(y, *params[j][0], relu=True)
+                return conv2d_fused(y, *params[j][-1], padding=pad, relu=True)
+
+            n = torch.get_num_threads()
+            if threads and n > 1 and len(params) > 1:
+                # the groups dealt round-robin to n worker threads, every conv one-threaded
+                # (torch's thread count is process-wide: restored before returning)
+                def part(js):
+                    return [(j, group(j)) for j in js]
+
+                torch.set_num_threads(1)
+                try:
+                    futures = [_thread_pool(n).submit(part, range(i, len(params), n)) for i in range(n)]
+                    done = dict(pair for f in futures for pair in f.result())
+                finally:
+                    torch.set_num_threads(n)
+                outs = [done[j] for j in range(len(params))]
             else:
-                outs.append(_unit_slice(self.conv, xj, slice(j * w, j * w + wj), n))
+                outs = [group(j) for j in range(len(params))]
+        else:
+            r, w = self._group_rows()
+            for j, (n, rj, wj) in enumerate(self._groups):
+                xj = self._group_input(x, j, channels_last, pieces)
+                if self.reduce is not None:
+                    xj = _unit_slice(self.reduce, xj, slice(j * r, j * r + rj), n)
+                    outs.append(_unit_slice(self.conv, xj, slice(j * w, j * w + wj), rj))
+                else:
+                    outs.append(_unit_slice(self.conv, xj, slice(j * w, j * w + wj), n))
+        if as_list:
+            return outs
         return torch.cat(outs, 1)  # N x g*w x H x W (every width w: the grouped layout)
 
-    def run_form(self, x: torch.Tensor, form: str) -> torch.Tensor:
+    def run_form(self, x, form: str, as_list: bool = False):
+        """The bucket's output in ``form`` (``x``: an N x C x H x W tensor or a ``ClusterMajor``);
+        ``as_list``: per-cluster forms return the groups' outputs unconcatenated."""
         if form.startswith("grouped"):
-            return self._grouped(x, form.endswith("channels_last"))
-        return self._per_cluster(x, form.endswith("channels_last"))
+            y = self._grouped(x.dense() if isinstance(x, ClusterMajor) else x, form.endswith("channels_last"))
+            return [y] if as_list else y
+        if form == THREADED_FORM:  # per_cluster_channels_last, the groups spread over the threads
+            return self._per_cluster(x, True, as_list, threads=True)
+        return self._per_cluster(x, form.endswith("channels_last"), as_list)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.run_form(x, self.form)
+    def forward(self, x, as_list: bool = False):
+        return self.run_form(x, form_for_batch(self, x.shape[0]), as_list)
 
 
 class _PoolBranch(nn.Module):
@@ -354,6 +487,10 @@ class SpecInception(nn.Module):
             for j, (a, n) in enumerate(zip(starts, sizes)):
                 self.register_buffer(f"dest{j}", torch.tensor(inverse[a:a + n], dtype=torch.long), persistent=False)
             self._dest = len(sizes)
+        # True: forward returns a ClusterMajor (one tensor per cluster) where emits_cluster_major
+        # says it can, for a consumer that reads those clusters (cluster_conv.ClusterMajor)
+        self.cluster_major_output = False
+        self._dense_of = (None,)
         init_masked_weights(self)
         if measure_at is not None:
             choose_forms(self, measure_at)
@@ -361,19 +498,49 @@ class SpecInception(nn.Module):
     def forms(self) -> list[str]:
         return [b.form for b in self.buckets]
 
-    def _pieces(self, x: torch.Tensor, slices) -> list[torch.Tensor]:
-        # N x in_channels x H x W -> the (bucket, start, width) slices of the buckets' outputs, then the pool
-        fused = [bucket(x) for bucket in self.buckets]  # N x groups*group_width x H x W each
+    def _pieces(self, x, slices) -> list[torch.Tensor]:
+        # N x in_channels x H x W (or a ClusterMajor) -> the (bucket, start, width) slices of the
+        # buckets' outputs, then the pool
+        fused = [bucket(self._input_for(bucket, x)) for bucket in self.buckets]  # N x groups*group_width x H x W each
         pieces = [fused[b].narrow(1, start, width) for b, start, width in slices]
         if self.pool is not None:
-            pieces.append(self.pool(x))  # N x projection x H x W
+            pieces.append(self.pool(self._input_for(None, x)))  # N x projection x H x W
         return pieces
 
-    def _forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def _input_for(self, bucket, x):
+        """``x`` as ``bucket`` reads it: a ``ClusterMajor`` input stays so for a per-cluster form
+        whose groups are its pieces, every other reader gets it dense (concatenated once)."""
+        if not isinstance(x, ClusterMajor):
+            return x
+        if bucket is not None and form_for_batch(bucket, x.shape[0]).startswith("per_cluster") \
+                and bucket.pieces_of(x) is not None:
+            return x
+        if getattr(self, "_dense_of", (None,))[0] is not x:
+            self._dense_of = (x, x.dense())
+        return self._dense_of[1]
+
+    def emits_cluster_major(self, batch: int) -> bool:
+        """Whether ``forward`` returns a ``ClusterMajor`` at this batch size: asked for
+        (``cluster_major_output``), and the output is one bucket's per-cluster outputs in order
+        (no pool, no output order) in a per-cluster form."""
+        return (self.cluster_major_output and len(self.buckets) == 1 and self.pool is None and self._dest is None
+                and self._runs == [(0, 0, self.out_channels)]
+                and form_for_batch(self.buckets[0], batch).startswith("per_cluster"))
+
+    def _forward(self, x) -> list[torch.Tensor]:
         return self._pieces(x, self._where)  # one per branch, in spec order, then the pool
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pieces = self._pieces(x, self._runs)
+    def forward(self, x):
+        if self.emits_cluster_major(x.shape[0]):
+            # cluster-major output: each cluster's output as its conv wrote it, no concatenation
+            try:
+                return ClusterMajor(self.buckets[0](self._input_for(self.buckets[0], x), as_list=True))
+            finally:
+                self._dense_of = (None,)
+        try:
+            pieces = self._pieces(x, self._runs)
+        finally:
+            self._dense_of = (None,)
         if self._dest is not None:
             n, _, h, w = pieces[0].shape
             out = pieces[0].new_empty(n, self.out_channels, h, w)
@@ -391,7 +558,8 @@ class SpecInception(nn.Module):
 class SpecNetwork(nn.Module):
     """stem -> modules (with stride-2 max pools after ``pool_after``) -> global avg pool -> dropout -> fc."""
 
-    def __init__(self, spec: NetworkSpec, pad_tolerance: float = DEFAULT_PAD_TOLERANCE, measure_at=None):
+    def __init__(self, spec: NetworkSpec, pad_tolerance: float = DEFAULT_PAD_TOLERANCE, measure_at=None,
+                 cluster_major: bool = False):
         super().__init__()
         from sparsenet.models.inception import BasicConv2d
         from sparsenet.builder.spec import module_input_sizes
@@ -416,14 +584,21 @@ class SpecNetwork(nn.Module):
         self.dropout = nn.Dropout(spec.head.dropout)
         self.fc = nn.Linear(spec.features, spec.head.num_classes)
         self.in_channels, self.num_classes = spec.stem.in_channels, spec.head.num_classes
+        # cluster-major activations between modules (opt-in: a block's output is then a ClusterMajor
+        # where it can emit one, which hooks on that block see): every block but the last may emit
+        for block in list(self.blocks)[:-1]:
+            block.cluster_major_output = bool(cluster_major)
         init_masked_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)  # N x stem.out_channels x H' x W'
         for i, block in enumerate(self.blocks):
-            x = block(x)  # N x modules[i].out_channels x h x w
+            x = block(x)  # N x modules[i].out_channels x h x w (a ClusterMajor where block emits one)
             if i in self.pool_after:
-                x = self.downsample(x)  # h, w halved (rounded up)
+                # h, w halved (rounded up); channel-wise, so a ClusterMajor is pooled piece by piece
+                x = x.map(self.downsample) if isinstance(x, ClusterMajor) else self.downsample(x)
+        if isinstance(x, ClusterMajor):
+            x = torch.cat([self.avgpool(t) for t in x], 1)
         x = torch.flatten(self.avgpool(x), 1)  # N x features
         return self.fc(self.dropout(x))  # N x num_classes
 
@@ -436,13 +611,20 @@ def _measure_at(value) -> tuple[int, int, int]:
     return tuple(value)
 
 
-def choose_forms(module: SpecInception, measure_at) -> list[str]:
+def choose_forms(module: SpecInception, measure_at, *, cluster_major: bool = False) -> list[str]:
     """Time every bucket's forms at ``measure_at`` = (batch, H, W) and keep the fastest (cached
-    per shape; ``sparsenet.builder.cluster_conv.choose_form``)."""
+    per shape; ``sparsenet.builder.cluster_conv.choose_form``).  ``cluster_major``: the module
+    reads and writes the cluster-major layout (``cluster_major_output`` is set, and a single
+    bucket's forms are timed on a ``ClusterMajor`` input of its group slices, outputs unconcatenated)."""
     from sparsenet.builder.cluster_conv import choose_form
 
+    if cluster_major:
+        module.cluster_major_output = True
+        if len(module.buckets) == 1 and module.pool is None:
+            module.buckets[0].cluster_major_io = True
     n, h, w = _measure_at(measure_at)
-    return [choose_form(b, (n, module.in_channels, h, w)) for b in module.buckets]
+    # timed at batch 1 as well: the fastest form there differs (cluster_conv.form_for_batch)
+    return [choose_form(b, (n, module.in_channels, h, w), batches=(1,) if n > 1 else None) for b in module.buckets]
 
 
 def init_masked_weights(model: nn.Module) -> None:
@@ -466,11 +648,13 @@ def build_module(spec: ModuleSpec, *, in_channels: int | None = None,
 
 
 def build_network(spec: NetworkSpec, *, pad_tolerance: float = DEFAULT_PAD_TOLERANCE,
-                  measure_at=None) -> SpecNetwork:
+                  measure_at=None, cluster_major: bool = False) -> SpecNetwork:
     """A runnable network for ``spec`` (each module's in_channels checked against its predecessor).
     ``measure_at`` = (batch, H, W) of the network's input: every module times its realisation forms
-    at its own input size (``build_module``); None: the deterministic fallback."""
-    return SpecNetwork(spec, pad_tolerance, measure_at)
+    at its own input size (``build_module``); None: the deterministic fallback.  ``cluster_major``:
+    modules whose output is one per-cluster bucket pass it on cluster-major (``ClusterMajor``, no
+    concatenation; the next module reads its clusters without a copy where they are those pieces)."""
+    return SpecNetwork(spec, pad_tolerance, measure_at, cluster_major)
 
 
 # ---------------------------------------------------------------------------------- summary

@@ -291,6 +291,8 @@ def rebuild(model: nn.Module, record: dict) -> nn.Module:
             raise SparsenetError(f"applied network: {r['name']!r} is a {type(old).__name__} in the base model, "
                                  "not the Conv2d or Linear the rewrite was made for")
         new = _cluster_layer(old, r["starts"], r["in_sizes"], r["out_sizes"], r["per"], r.get("form", "grouped"))
+        if r.get("batch_forms") and isinstance(new, ClusterConv2d):  # [[batch, form], ...] as measured
+            new.batch_forms = {int(b): str(f) for b, f in r["batch_forms"]}
         if r.get("restore") is not None:
             new = Reordered(new, r["restore"])
         _replace(model, r["name"], new.to(old.weight.device))
@@ -328,10 +330,13 @@ def cluster_consumers(model: nn.Module, site: Site, sizes, starts, input_shape, 
         _replace(model, name, layer)
         if isinstance(new, ClusterConv2d):
             shape = _input_shape_of(model, name, input_shape, batch)
-            choose_form(new, shape, measure=measure)
+            # timed at batch 1 too: there the fastest form differs (cluster_conv.form_for_batch)
+            choose_form(new, shape, measure=measure, batches=(1,) if batch > 1 else None)
+        batch_forms = getattr(new, "batch_forms", None)
         consumers.append({"name": name, "kind": "conv" if isinstance(old, nn.Conv2d) else "linear",
                           "starts": [starts[j] for j in read], "in_sizes": [sizes[j] for j in read],
                           "out_sizes": out_sizes, "clusters_read": read, "per": per, "form": new.form,
+                          "batch_forms": None if not batch_forms else [[b, f] for b, f in sorted(batch_forms.items())],
                           "restore": restore, "output_order": order})
     return {"producer": site.producer, "batch_norms": site.batch_norms, "assignment": assign, "consumers": consumers}
 
