@@ -287,3 +287,38 @@ def test_group_by_leader_and_composites_match_sequential_loops():
         if 2 * len(covered) <= len(sets[k]):
             kept.append(k)
     assert drop_composites(sets, 10) == sorted(kept) == [0, 1, 3, 4]
+
+
+def test_drop_cousin_pairs_matches_a_loop_and_drops_cousins():
+    """Oracle: the both-sided reverse-membership test, counted triple by triple."""
+    from scipy.stats import binom
+
+    from sparsenet.analyser.arora import MEMBER_FRACTION, cofiring_counts, drop_cousin_pairs
+
+    net = arora_network(3000, 4, (8, 24), degree=(3, 1), top_sparsity=0.05, random_state=1)
+    Y = net.observed.astype(np.uint8)
+    C = Y.shape[1]
+    counts = cofiring_counts(Y)
+    graph = cofiring_graph(counts, Y.shape[0])
+    sets = _brute_pair_sets(Y, graph)
+    tests = []  # (u, v, p-value) seen from u's side
+    for (a, b), members in sets.items():
+        for u, v in ((a, b), (b, a)):
+            for w in members - {a, b}:
+                n_uw = sum(1 for row in Y if row[u] and row[w])
+                n_uvw = sum(1 for row in Y if row[u] and row[v] and row[w])
+                tests.append((u, v, binom.cdf(n_uvw, n_uw, MEMBER_FRACTION)))
+    rejected = {(u, v) for u, v, p in tests if p <= 0.05 / len(tests)}
+    expect = graph.copy()
+    for u, v in rejected:
+        if (v, u) in rejected:
+            expect[u, v] = expect[v, u] = False
+    pruned = drop_cousin_pairs(Y, graph, counts)
+    np.testing.assert_array_equal(pruned, expect)
+    # one parent per bottom unit: siblings share a middle unit, cousins only a top unit
+    mid = net.weights[1] > 0
+    sib = (mid.astype(int) @ mid.T.astype(int)) > 0
+    np.fill_diagonal(sib, False)
+    cousins = graph & ~sib
+    assert cousins.sum() > 0 and (pruned & cousins).sum() < cousins.sum() / 2  # most cousins dropped
+    assert (pruned & sib).sum() == (graph & sib).sum()  # no sibling pair lost

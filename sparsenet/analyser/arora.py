@@ -54,7 +54,7 @@ MEMBER_FRACTION = 0.75
 
 __all__ = ["AroraLayer", "cofiring_counts", "cofiring_graph", "pair_neighbourhoods", "merge_neighbourhoods",
            "decode_hidden", "arora_step", "binarise", "primary_labels",
-           "drop_explained_pairs", "drop_composites", "check_alpha"]
+           "drop_explained_pairs", "drop_cousin_pairs", "drop_composites", "check_alpha"]
 
 
 @dataclass(frozen=True)
@@ -149,6 +149,56 @@ def pair_neighbourhoods(Y: np.ndarray, graph: np.ndarray):
         sets[row:row + len(partners)] = member
         row += len(partners)
     return pairs, sets
+
+
+def drop_cousin_pairs(Y: np.ndarray, graph: np.ndarray, counts: np.ndarray, alpha: float = 0.05) -> np.ndarray:
+    """The related pairs whose co-firing is not explained by a unit closer to one of them.
+
+    In a deep network two bottom units that share only a grandparent g (*cousins*, through
+    parents a != a') co-fire when g is on, which the co-firing test rightly calls related.  The
+    pair's set T_uv (:func:`pair_neighbourhoods`) then holds the descendants of g, among them a
+    sibling w of u (through a).  Given u and w firing (a on, about ``M rho_a`` samples), v fires
+    only when g is on: with probability about ``rho_g / rho_a = 1 / k_a`` (k_a >= 2 excitatory
+    parents of a), at most 1/2, so v would *not* join the set of the pair (u, w).  For a sibling
+    pair (u, v) through a, every w of T_uv is another child of a and v fires with u and w unless
+    an inhibiting parent of v is on (about 1 - rho d_in): v joins T_uw.  So for each pair and
+    each w of T_uv the rule of :func:`pair_neighbourhoods` is tested the other way round, with
+    the exact binomial test of ``n_uvw`` against ``Binomial(n_uw, f)`` (f = MEMBER_FRACTION,
+    lower tail, Bonferroni over all the (pair, w) tests).  The pair is dropped if a test rejects
+    from u's side *and* one rejects from v's side: each cousin has its own siblings in T_uv,
+    while in a sibling pair a w that shares a second parent with u fails the test from u's side
+    only.
+
+    Returns the pruned graph (a copy).  Cost: one (deg x n_u) by (n_u x deg) product per unit.
+    """
+    check_alpha(alpha)
+    Y = np.asarray(Y)
+    C = graph.shape[0]
+    by_unit = sparse.csc_matrix(Y > 0)
+    counts = np.asarray(counts, dtype=np.float64)
+    worst = np.ones((C, C))  # smallest p-value over the w of each directed pair (u, v)
+    n_tests = 0
+    for u in range(C):
+        related = np.flatnonzero(graph[u])
+        if len(related) < 2:
+            continue
+        fired = by_unit.indices[by_unit.indptr[u]:by_unit.indptr[u + 1]]
+        sub = (Y[np.ix_(fired, related)] > 0).astype(np.float32)
+        triple = (sub.T @ sub).astype(np.float64)  # [v, w]: n_uvw; diagonal n_uv
+        n_pair = np.diag(triple)
+        member = graph[np.ix_(related, related)] & (triple > MEMBER_FRACTION * n_pair[:, None])
+        vi, wi = np.nonzero(member)
+        if not len(vi):
+            continue
+        n_tests += len(vi)
+        # v would not join the set of the pair (u, w): n_uvw significantly below f n_uw
+        pvalue = binom.cdf(triple[vi, wi], counts[u, related[wi]], MEMBER_FRACTION)
+        np.minimum.at(worst, (np.full(len(vi), u), related[vi]), pvalue)
+    if n_tests == 0:
+        return graph.copy()
+    explained = worst <= alpha / n_tests
+    explained = explained & explained.T  # from u's side and from v's
+    return graph & ~explained
 
 
 def merge_neighbourhoods(pairs: np.ndarray, sets: np.ndarray):
@@ -329,6 +379,7 @@ def arora_step(Y, alpha: float = 0.05) -> AroraLayer:
                              f"M >= 2 samples and C >= 2 units")
     cofiring = cofiring_counts(Y)
     graph = cofiring_graph(cofiring, Y.shape[0], alpha)
+    graph = drop_cousin_pairs(Y, graph, cofiring, alpha)
     pairs, sets = pair_neighbourhoods(Y, graph)
     neighbourhoods, support = merge_neighbourhoods(pairs, sets)
     neighbourhoods, support = drop_explained_pairs(Y, neighbourhoods, support, alpha)
