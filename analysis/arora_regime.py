@@ -47,15 +47,18 @@ def bottom_only(quick: bool) -> None:
 # "Per-layer degrees"): 8 parents above the two hidden layers whose cousins must be told from
 # siblings (k ~ 4 excitatory parents), 3 parents per bottom unit (few routes between bottom
 # units), widths growing 2x / 2x / 4x so that each unit drives 12-16 children (6-8 excitatory).
-DEEP = [(10000, 64, (128, 256, 1024), (8, 8, 3), 0.004)]
+# The second instance widens the top so that step 3 also meets (d0/2)^2 / n_T << 1
+# (16 / 256 = 0.06 against 0.25), each layer 1.5x / 1.5x / 2x wider than the one above.
+DEEP = [(10000, 64, (128, 256, 1024), (8, 8, 3), 0.004),
+        (10000, 256, (384, 576, 1152), (8, 8, 3), 0.004)]
 
 
-def deep(quick: bool) -> None:
+def deep(quick: bool, instances=None) -> None:
     """Per step of learn_layers: hidden count, neighbourhoods, Jaccard, edge P / R / F1, seconds."""
     print("| network (top -> bottom), parents per unit, top density, samples | seed | densities top -> bottom | "
           "step | hidden | neighbourhoods | mean best Jaccard | edge precision | edge recall | F1 | s |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for m, top, sizes, degrees, rho in DEEP:
+    for m, top, sizes, degrees, rho in [DEEP[i] for i in instances] if instances else DEEP:
         for seed in (0,) if quick else (0, 1):
             net = arora_network(m, top, sizes, degree=degrees, top_sparsity=rho, random_state=seed)
             dens = " / ".join(f"{layer.mean():.4f}" for layer in net.layers)
@@ -82,9 +85,11 @@ def main() -> None:
                         help="only the bottom-step quantities, on larger networks (no learning)")
     parser.add_argument("--deep", action="store_true",
                         help="3-layer networks with per-layer widths and degrees, step by step")
+    parser.add_argument("--instance", type=int, action="append",
+                        help="with --deep: index into DEEP (repeatable; default all)")
     args = parser.parse_args()
     if args.deep:
-        deep(args.quick)
+        deep(args.quick, args.instance)
         return
     if args.bottom:
         bottom_only(args.quick)
