@@ -17,6 +17,10 @@ The rules, each derived from the model (no constant tuned to a generator):
   (Bonferroni over all pairs).  The smallest count that makes an edge therefore grows with M
   like ``M p_u p_v + O(sqrt(M p_u p_v log C))``; independent units make an edge with
   probability at most ``alpha`` over the whole layer.
+* **Cousins dropped** (:func:`drop_cousin_pairs`): in a deep network a pair that shares only a
+  grandparent is genuinely dependent; for it, a sibling w of u in the pair's set fires with u
+  far more often than v does (v would not join the set of (u, w)), tested from both sides with
+  the member fraction below (exact binomial, Bonferroni over the tests).
 * **Neighbourhood of a pair** (:func:`pair_neighbourhoods`): for a related pair (u, v), the
   set ``{u, v} + {w related to both : n_uvw > n_uv / 2}``.  In the model u and v fire together
   almost only when a shared parent is on; given that parent, each of its other excitatory
