@@ -1,6 +1,7 @@
 """Where layer-wise Arora recovery holds: per-layer edge F1 against the model's regime quantities.
 
     python analysis/arora_regime.py [--quick] > table.md
+    python analysis/arora_regime.py --deep [--quick] > table.md   # per-layer degrees and widths
 
 For each ``arora_network`` instance (equal layer widths n, every unit with d random +-1 parents,
 top density rho, M samples, seeds 0 and 1 where they run in minutes) it prints, besides per-step edge F1, the quantities
@@ -42,12 +43,55 @@ def bottom_only(quick: bool) -> None:
               f"{r.strength_gap:.2f} | {time.perf_counter() - t:.0f} |", flush=True)
 
 
+# Per-layer widths and parents per unit (top -> bottom), chosen from the model (docs/arora.md,
+# "Per-layer degrees"): 8 parents above the two hidden layers whose cousins must be told from
+# siblings (k ~ 4 excitatory parents), 3 parents per bottom unit (few routes between bottom
+# units), widths growing 2x / 2x / 4x so that each unit drives 12-16 children (6-8 excitatory).
+# The second instance widens the top so that step 3 also meets (d0/2)^2 / n_T << 1
+# (16 / 256 = 0.06 against 0.25), each layer 1.5x / 1.5x / 2x wider than the one above.
+# Its step 1 did not finish within 25 minutes on the shared 2-core machine (2026-12-07).
+DEEP = [(10000, 64, (128, 256, 1024), (8, 8, 3), 0.004),
+        (10000, 256, (384, 576, 1152), (8, 8, 3), 0.004)]
+
+
+def deep(quick: bool, instances=None) -> None:
+    """Per step of learn_layers: hidden count, neighbourhoods, Jaccard, edge P / R / F1, seconds."""
+    print("| network (top -> bottom), parents per unit, top density, samples | seed | densities top -> bottom | "
+          "step | hidden | neighbourhoods | mean best Jaccard | edge precision | edge recall | F1 | s |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for m, top, sizes, degrees, rho in [DEEP[i] for i in instances] if instances else DEEP:
+        for seed in (0,) if quick else (0, 1):
+            net = arora_network(m, top, sizes, degree=degrees, top_sparsity=rho, random_state=seed)
+            dens = " / ".join(f"{layer.mean():.4f}" for layer in net.layers)
+            name = (f"{top}->{'->'.join(map(str, sizes))}, {'/'.join(map(str, degrees))}, {rho}, {m}")
+            current, scores, seconds = net.observed, [], []
+            for _ in range(len(sizes)):  # learn_layers, step by step to time each step
+                t = time.perf_counter()
+                step = learn_layers(current, 1)[0]
+                seconds.append(time.perf_counter() - t)
+                scores.append(step)
+                if len(step.neighbourhoods) < 2:
+                    break
+                current = step.hidden
+            for i, score in enumerate(score_network(net, scores)):
+                print(f"| {name if i == 0 else ''} | {seed} | {dens if i == 0 else ''} | {i + 1} | {score.n_true} | "
+                      f"{score.n_recovered} | {score.mean_jaccard:.3f} | {score.precision:.3f} | "
+                      f"{score.recall:.3f} | {score.f1:.3f} | {seconds[i]:.0f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the first two instances only")
     parser.add_argument("--bottom", action="store_true",
                         help="only the bottom-step quantities, on larger networks (no learning)")
+    parser.add_argument("--deep", action="store_true",
+                        help="3-layer networks with per-layer widths and degrees, step by step")
+    parser.add_argument("--instance", type=int, action="append",
+                        help="with --deep: index into DEEP (repeatable; default all)")
     args = parser.parse_args()
+    if args.deep:
+        deep(args.quick, args.instance)
+        return
     if args.bottom:
         bottom_only(args.quick)
         return

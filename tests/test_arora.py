@@ -82,7 +82,10 @@ def test_cofiring_threshold_grows_with_the_sample_count():
 def test_learn_layers_feeds_each_decoded_layer_to_the_next_step():
     net = arora_network(3000, 4, (12, 36), degree=2, top_sparsity=0.1, random_state=0)
     steps = learn_layers(net.observed, 3)
-    assert 1 <= len(steps) <= 2  # the network has two generated layers above the bottom
+    assert 1 <= len(steps) <= 3
+    assert all(len(s.neighbourhoods) >= 2 for s in steps[:-1])  # it goes on only from >= 2 units
+    if len(steps) < 3:
+        assert len(steps[-1].neighbourhoods) < 2  # and stops early only for that reason
     for below, above in zip(steps, steps[1:]):
         again = arora_step(below.hidden)
         assert [list(m) for m in again.neighbourhoods] == [list(m) for m in above.neighbourhoods]
@@ -220,3 +223,105 @@ def test_arora_refuses_channel_stats_and_structureless_data():
         CorrelationAnalyzer(method="arora").fit(ChannelStats().partial_fit(Y))
     with pytest.raises(SparsenetError, match="cofiring_alpha"):
         CorrelationAnalyzer(method="arora", cofiring_alpha=1.5).fit(Y)
+
+
+def _brute_pair_sets(Y, graph):
+    """Oracle for pair_neighbourhoods: every triple counted sample by sample."""
+    from sparsenet.analyser.arora import MEMBER_FRACTION
+
+    C = graph.shape[0]
+    out = {}
+    for u in range(C):
+        for v in range(u + 1, C):
+            if not graph[u, v]:
+                continue
+            n_uv = sum(1 for row in Y if row[u] and row[v])
+            members = {u, v}
+            for w in range(C):
+                if w not in (u, v) and graph[u, w] and graph[v, w]:
+                    n_uvw = sum(1 for row in Y if row[u] and row[v] and row[w])
+                    if n_uvw > MEMBER_FRACTION * n_uv:
+                        members.add(w)
+            out[(u, v)] = members
+    return out
+
+
+def test_fast_counts_and_pair_sets_match_a_loop_over_samples():
+    from sparsenet.analyser.arora import cofiring_counts, pair_neighbourhoods
+
+    net = arora_network(400, 3, (6, 14), degree=2, top_sparsity=0.2, random_state=5)
+    Y = net.observed.astype(np.uint8)
+    counts = cofiring_counts(Y)
+    loop = np.array([[sum(1 for row in Y if row[u] and row[v]) for v in range(14)] for u in range(14)])
+    np.testing.assert_array_equal(counts, loop)
+    graph = cofiring_graph(counts, Y.shape[0])
+    pairs, sets = pair_neighbourhoods(Y, graph)
+    oracle = _brute_pair_sets(Y, graph)
+    assert len(pairs) == len(oracle) > 3
+    assert any(len(m) > 2 for m in oracle.values())  # some sets hold a third unit: the rule is exercised
+    for (u, v), row in zip(pairs, sets):
+        assert set(np.flatnonzero(row)) == oracle[(int(u), int(v))]
+
+
+def test_group_by_leader_and_composites_match_sequential_loops():
+    from sparsenet.analyser.arora import _group_by_leader, drop_composites
+
+    rng = np.random.default_rng(0)
+    base = rng.random((12, 30)) < 0.2
+    rows = base[rng.integers(0, 12, 300)] ^ (rng.random((300, 30)) < 0.04)  # noisy copies
+    rows = rows[rows.sum(axis=1) > 0]
+    sizes = rows.sum(axis=1)
+    leaders, expect = [], []
+    for r, size in zip(rows, sizes):  # the rule as stated: first earlier leader with Jaccard > 1/2
+        hit = [g for g, lead in enumerate(leaders) if 2 * (lead & r).sum() > (lead | r).sum()]
+        if not hit:
+            leaders.append(r)
+        expect.append(hit[0] if hit else len(leaders) - 1)
+    got = _group_by_leader(rows, sizes, block=16)  # small blocks: leaders found in earlier blocks and the same block
+    np.testing.assert_array_equal(got, expect)
+    assert len(leaders) > 12
+
+    sets = [np.array([0, 1, 2]), np.array([3, 4, 5]), np.arange(6), np.array([0, 1, 2, 6, 7, 8, 9]),
+            np.array([5, 6])]
+    kept = []
+    for k in sorted(range(len(sets)), key=lambda k: len(sets[k])):
+        inside = [j for j in kept if len(sets[j]) < len(sets[k]) and set(sets[j]) <= set(sets[k])]
+        covered = set().union(*(set(sets[j]) for j in inside)) & set(sets[k])
+        if 2 * len(covered) <= len(sets[k]):
+            kept.append(k)
+    assert drop_composites(sets, 10) == sorted(kept) == [0, 1, 3, 4]
+
+
+def test_drop_cousin_pairs_matches_a_loop_and_drops_cousins():
+    """Oracle: the both-sided reverse-membership test, counted triple by triple."""
+    from scipy.stats import binom
+
+    from sparsenet.analyser.arora import MEMBER_FRACTION, cofiring_counts, drop_cousin_pairs
+
+    net = arora_network(3000, 4, (8, 24), degree=(3, 1), top_sparsity=0.05, random_state=1)
+    Y = net.observed.astype(np.uint8)
+    C = Y.shape[1]
+    counts = cofiring_counts(Y)
+    graph = cofiring_graph(counts, Y.shape[0])
+    sets = _brute_pair_sets(Y, graph)
+    tests = []  # (u, v, p-value) seen from u's side
+    for (a, b), members in sets.items():
+        for u, v in ((a, b), (b, a)):
+            for w in members - {a, b}:
+                n_uw = sum(1 for row in Y if row[u] and row[w])
+                n_uvw = sum(1 for row in Y if row[u] and row[v] and row[w])
+                tests.append((u, v, binom.cdf(n_uvw, n_uw, MEMBER_FRACTION)))
+    rejected = {(u, v) for u, v, p in tests if p <= 0.05 / len(tests)}
+    expect = graph.copy()
+    for u, v in rejected:
+        if (v, u) in rejected:
+            expect[u, v] = expect[v, u] = False
+    pruned = drop_cousin_pairs(Y, graph, counts)
+    np.testing.assert_array_equal(pruned, expect)
+    # one parent per bottom unit: siblings share a middle unit, cousins only a top unit
+    mid = net.weights[1] > 0
+    sib = (mid.astype(int) @ mid.T.astype(int)) > 0
+    np.fill_diagonal(sib, False)
+    cousins = graph & ~sib
+    assert cousins.sum() > 0 and (pruned & cousins).sum() < cousins.sum() / 2  # most cousins dropped
+    assert (pruned & sib).sum() == (graph & sib).sum()  # no sibling pair lost

@@ -17,6 +17,10 @@ The rules, each derived from the model (no constant tuned to a generator):
   (Bonferroni over all pairs).  The smallest count that makes an edge therefore grows with M
   like ``M p_u p_v + O(sqrt(M p_u p_v log C))``; independent units make an edge with
   probability at most ``alpha`` over the whole layer.
+* **Cousins dropped** (:func:`drop_cousin_pairs`): in a deep network a pair that shares only a
+  grandparent is genuinely dependent; for it, a sibling w of u in the pair's set fires with u
+  far more often than v does (v would not join the set of (u, w)), tested from both sides with
+  the member fraction below (exact binomial, Bonferroni over the tests).
 * **Neighbourhood of a pair** (:func:`pair_neighbourhoods`): for a related pair (u, v), the
   set ``{u, v} + {w related to both : n_uvw > n_uv / 2}``.  In the model u and v fire together
   almost only when a shared parent is on; given that parent, each of its other excitatory
@@ -40,6 +44,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 from scipy.stats import binom
 
 from sparsenet.errors import SparsenetError
@@ -51,9 +56,9 @@ from sparsenet.errors import SparsenetError
 # excitatory parents, and unrelated units about rho d_in.  3/4 is the midpoint of [1/2, 1].
 MEMBER_FRACTION = 0.75
 
-__all__ = ["AroraLayer", "cofiring_graph", "pair_neighbourhoods", "merge_neighbourhoods",
+__all__ = ["AroraLayer", "cofiring_counts", "cofiring_graph", "pair_neighbourhoods", "merge_neighbourhoods",
            "decode_hidden", "arora_step", "binarise", "primary_labels",
-           "drop_explained_pairs", "drop_composites", "check_alpha"]
+           "drop_explained_pairs", "drop_cousin_pairs", "drop_composites", "check_alpha"]
 
 
 @dataclass(frozen=True)
@@ -104,32 +109,100 @@ def cofiring_graph(cofiring: np.ndarray, n_samples: int, alpha: float = 0.05) ->
     return graph & graph.T
 
 
+def cofiring_counts(Y) -> np.ndarray:
+    """(C, C) int64 joint firing counts ``n_uv`` (diagonal: each unit's count ``n_u``).
+
+    Computed as a sparse product over the firing entries only: cost about ``M (C p)^2`` for
+    firing density p, instead of ``M C^2`` for the dense product.
+    """
+    Ys = sparse.csr_matrix(np.asarray(Y) > 0, dtype=np.int64)
+    return np.asarray((Ys.T @ Ys).toarray(), dtype=np.int64)
+
+
 def pair_neighbourhoods(Y: np.ndarray, graph: np.ndarray):
     """For each related pair (u < v): its set ``{u, v} + {w ~ u, w ~ v : n_uvw > f n_uv}``.
 
     ``f`` is ``MEMBER_FRACTION``; ``n_uvw`` counts the samples where u, v and w all fire.
     Returns ``(pairs, sets)``: an (E, 2) int array and an (E, C) bool array.  The triple
-    counts of all pairs (u, .) come from the samples where u fires only: cost about
-    ``sum_u deg(u) * n_u * C``.
+    counts of all pairs (u, .) come from the samples where u fires, restricted to the units
+    related to u (a common neighbour of u and v is one of them): cost about
+    ``sum_u deg(u)^2 n_u`` instead of ``sum_u deg(u) n_u C``.
     """
     Y = np.asarray(Y)
     upper = np.triu(graph, 1)
     pairs = np.argwhere(upper)
     C = graph.shape[0]
     sets = np.zeros((len(pairs), C), dtype=bool)
+    if not len(pairs):
+        return pairs, sets
+    by_unit = sparse.csc_matrix(Y > 0)  # rows where each unit fires
     row = 0
-    for u in np.unique(pairs[:, 0]) if len(pairs) else []:
+    for u in np.unique(pairs[:, 0]):
         partners = np.flatnonzero(upper[u])
-        sub = Y[Y[:, u] > 0].astype(np.float32)  # samples where u fires
-        triple = sub[:, partners].T @ sub  # (deg, C): n_uvw for v in partners
-        n_pair = triple[np.arange(len(partners)), partners]  # n_uv
-        common = graph[u][None, :] & graph[partners]
-        member = common & (triple > MEMBER_FRACTION * n_pair[:, None])
+        related = np.flatnonzero(graph[u])  # partners are among them
+        fired = by_unit.indices[by_unit.indptr[u]:by_unit.indptr[u + 1]]
+        sub = (Y[np.ix_(fired, related)] > 0).astype(np.float32)  # samples where u fires
+        local = np.searchsorted(related, partners)
+        triple = sub[:, local].T @ sub  # (deg+, deg): n_uvw for v in partners, w related to u
+        n_pair = triple[np.arange(len(partners)), local]  # n_uv
+        common = graph[np.ix_(partners, related)]  # w related to v (and to u)
+        member = np.zeros((len(partners), C), dtype=bool)
+        member[:, related] = common & (triple > MEMBER_FRACTION * n_pair[:, None])
         member[:, u] = True
         member[np.arange(len(partners)), partners] = True
         sets[row:row + len(partners)] = member
         row += len(partners)
     return pairs, sets
+
+
+def drop_cousin_pairs(Y: np.ndarray, graph: np.ndarray, counts: np.ndarray, alpha: float = 0.05) -> np.ndarray:
+    """The related pairs whose co-firing is not explained by a unit closer to one of them.
+
+    In a deep network two bottom units that share only a grandparent g (*cousins*, through
+    parents a != a') co-fire when g is on, which the co-firing test rightly calls related.  The
+    pair's set T_uv (:func:`pair_neighbourhoods`) then holds the descendants of g, among them a
+    sibling w of u (through a).  Given u and w firing (a on, about ``M rho_a`` samples), v fires
+    only when g is on: with probability about ``rho_g / rho_a = 1 / k_a`` (k_a >= 2 excitatory
+    parents of a), at most 1/2, so v would *not* join the set of the pair (u, w).  For a sibling
+    pair (u, v) through a, every w of T_uv is another child of a and v fires with u and w unless
+    an inhibiting parent of v is on (about 1 - rho d_in): v joins T_uw.  So for each pair and
+    each w of T_uv the rule of :func:`pair_neighbourhoods` is tested the other way round, with
+    the exact binomial test of ``n_uvw`` against ``Binomial(n_uw, f)`` (f = MEMBER_FRACTION,
+    lower tail, Bonferroni over all the (pair, w) tests).  The pair is dropped if a test rejects
+    from u's side *and* one rejects from v's side: each cousin has its own siblings in T_uv,
+    while in a sibling pair a w that shares a second parent with u fails the test from u's side
+    only.
+
+    Returns the pruned graph (a copy).  Cost: one (deg x n_u) by (n_u x deg) product per unit.
+    """
+    check_alpha(alpha)
+    Y = np.asarray(Y)
+    C = graph.shape[0]
+    by_unit = sparse.csc_matrix(Y > 0)
+    counts = np.asarray(counts, dtype=np.float64)
+    worst = np.ones((C, C))  # smallest p-value over the w of each directed pair (u, v)
+    n_tests = 0
+    for u in range(C):
+        related = np.flatnonzero(graph[u])
+        if len(related) < 2:
+            continue
+        fired = by_unit.indices[by_unit.indptr[u]:by_unit.indptr[u + 1]]
+        sub = (Y[np.ix_(fired, related)] > 0).astype(np.float32)
+        triple = (sub.T @ sub).astype(np.float64)  # [v, w]: n_uvw; diagonal n_uv
+        n_pair = np.diag(triple)
+        member = graph[np.ix_(related, related)] & (triple > MEMBER_FRACTION * n_pair[:, None])
+        vi, wi = np.nonzero(member)
+        if not len(vi):
+            continue
+        n_tests += len(vi)
+        # v would not join the set of the pair (u, w): n_uvw significantly below f n_uw
+        pvalue = binom.cdf(triple[vi, wi], counts[u, related[wi]], MEMBER_FRACTION)
+        np.minimum.at(worst, (np.full(len(vi), u), related[vi]), pvalue)
+    if n_tests == 0:
+        return graph.copy()
+    explained = worst <= alpha / n_tests
+    explained = explained & explained.T  # from u's side and from v's
+    return graph & ~explained
 
 
 def merge_neighbourhoods(pairs: np.ndarray, sets: np.ndarray):
@@ -143,44 +216,75 @@ def merge_neighbourhoods(pairs: np.ndarray, sets: np.ndarray):
     inverse = inverse.ravel()
     sizes = distinct.sum(axis=1)
     order = np.lexsort((-sizes, -counts))  # most supported first, larger on ties
-    leaders: list[int] = []
-    group_of = np.full(len(distinct), -1)
-    lead_rows = np.zeros((len(distinct), distinct.shape[1]), dtype=np.float32)  # leaders' sets
-    lead_sizes = np.zeros(len(distinct))
-    as_float = distinct.astype(np.float32)
-    for i in order:
-        n = len(leaders)
-        if n:
-            inter = lead_rows[:n] @ as_float[i]  # |set & leader| for every leader at once
-            joined = np.flatnonzero(inter * 2 > lead_sizes[:n] + sizes[i] - inter)
-            if len(joined):
-                group_of[i] = joined[0]  # the first (most supported) leader it matches
-                continue
-        group_of[i] = n
-        lead_rows[n] = as_float[i]
-        lead_sizes[n] = sizes[i]
-        leaders.append(i)
+    group_of = _group_by_leader(distinct[order], sizes[order])
+    group_of = group_of[np.argsort(order)]  # back to the rows of ``distinct``
+    n_groups = int(group_of.max()) + 1 if len(group_of) else 0
     pair_group = group_of[inverse]  # group of each related pair's set
     C = sets.shape[1]
-    pair_index = {(int(u), int(v)): e for e, (u, v) in enumerate(pairs)}
+    pair_index = np.full((C, C), -1, dtype=np.int64)
+    pair_index[pairs[:, 0], pairs[:, 1]] = np.arange(len(pairs))
+    by_group = np.argsort(pair_group, kind="stable")
+    bounds = np.searchsorted(pair_group[by_group], np.arange(n_groups + 1))
     out, support = [], []
-    for g in range(len(leaders)):
-        voters = pair_group == g
+    for g in range(n_groups):
+        voters = by_group[bounds[g]:bounds[g + 1]]
         votes = sets[voters].sum(axis=0)
-        consensus = votes * 2 > voters.sum()
+        consensus = votes * 2 > len(voters)
         members = np.flatnonzero(consensus)
         if len(members) < 2:
             continue
-        own = [pair_index[(int(a), int(b))] for ai, a in enumerate(members) for b in members[ai + 1:]
-               if (int(a), int(b)) in pair_index]
-        if not own or np.count_nonzero(pair_group[own] == g) * 2 <= len(own):
+        inside = pair_index[np.ix_(members, members)][np.triu_indices(len(members), 1)]
+        own = inside[inside >= 0]  # the related pairs among the consensus' own members
+        if not len(own) or np.count_nonzero(pair_group[own] == g) * 2 <= len(own):
             continue
         out.append(members)
-        support.append(int(voters.sum()))
+        support.append(len(voters))
     keep = drop_composites(out, C)
     out, support = [out[k] for k in keep], [support[k] for k in keep]
     order = sorted(range(len(out)), key=lambda k: (out[k][0], len(out[k])))
     return [out[k] for k in order], np.asarray([support[k] for k in order], dtype=int)
+
+
+def _group_by_leader(rows: np.ndarray, sizes: np.ndarray, block: int = 1024) -> np.ndarray:
+    """Greedy grouping of bool set rows, taken in the given order.
+
+    A row joins the first (earliest) leader it has Jaccard > 1/2 with, else it becomes a new
+    leader.  Equivalent to comparing each row with every earlier leader in turn; the rows are
+    compared in blocks with one sparse product against the leaders found before the block, and
+    only the rows that match none of them are compared, one by one, with the block's new leaders.
+    """
+    n = len(rows)
+    group_of = np.full(n, -1, dtype=np.int64)
+    lead_blocks: list = []  # sparse rows of the leaders, block by block
+    lead_sizes = np.zeros(0)
+    for start in range(0, n, block):
+        part = rows[start:start + block].astype(np.float32)
+        psize = sizes[start:start + block].astype(np.float64)
+        n_old = len(lead_sizes)
+        first = np.full(len(part), -1, dtype=np.int64)
+        if n_old:
+            leaders = sparse.vstack(lead_blocks, format="csr")
+            inter = np.asarray((sparse.csr_matrix(part) @ leaders.T).toarray(), dtype=np.float64)
+            match = inter * 2 > lead_sizes[None, :] + psize[:, None] - inter
+            has = match.any(axis=1)
+            first[has] = match[has].argmax(axis=1)
+        new_rows: list = []
+        for i in range(len(part)):
+            if first[i] >= 0:
+                group_of[start + i] = first[i]
+                continue
+            if new_rows:
+                inter = part[new_rows] @ part[i]
+                joined = np.flatnonzero(inter * 2 > psize[new_rows] + psize[i] - inter)
+                if len(joined):
+                    group_of[start + i] = n_old + joined[0]
+                    continue
+            group_of[start + i] = n_old + len(new_rows)
+            new_rows.append(i)
+        if new_rows:
+            lead_blocks.append(sparse.csr_matrix(part[new_rows]))
+            lead_sizes = np.concatenate([lead_sizes, psize[new_rows]])
+    return group_of
 
 
 def drop_composites(sets, n_units: int) -> list:
@@ -190,17 +294,24 @@ def drop_composites(sets, n_units: int) -> list:
     another is no accident: the larger set is the descendants of a cause one layer further up
     (cousins fire together when their grandparent is on), made of the smaller ones.
     """
-    order = sorted(range(len(sets)), key=lambda k: len(sets[k]))
-    kept: list[int] = []
+    if not len(sets):
+        return []
     masks = np.zeros((len(sets), n_units), dtype=bool)
     for k, members in enumerate(sets):
         masks[k, members] = True
+    size = masks.sum(axis=1)
+    ms = sparse.csr_matrix(masks, dtype=np.int64)
+    inter = np.asarray((ms @ ms.T).toarray())
+    # within[j, k]: set j lies inside set k and is smaller
+    within = (inter == size[:, None]) & (size[:, None] < size[None, :])
+    order = sorted(range(len(sets)), key=lambda k: size[k])
+    kept = np.zeros(len(sets), dtype=bool)
     for k in order:
-        inside = [j for j in kept if len(sets[j]) < len(sets[k]) and masks[j, sets[k]].sum() == len(sets[j])]
-        covered = masks[inside].any(axis=0)[sets[k]].sum() if inside else 0
+        inside = within[:, k] & kept
+        covered = masks[inside].any(axis=0)[sets[k]].sum() if inside.any() else 0
         if covered * 2 <= len(sets[k]):
-            kept.append(k)
-    return sorted(kept)
+            kept[k] = True
+    return [int(k) for k in np.flatnonzero(kept)]
 
 
 def drop_explained_pairs(Y: np.ndarray, neighbourhoods, support, alpha: float = 0.05):
@@ -270,9 +381,9 @@ def arora_step(Y, alpha: float = 0.05) -> AroraLayer:
     if Y.ndim != 2 or Y.shape[0] < 2 or Y.shape[1] < 2:
         raise SparsenetError(f"firing matrix of shape {Y.shape}; accepted: M x C binary with "
                              f"M >= 2 samples and C >= 2 units")
-    Yf = Y.astype(np.float64)
-    cofiring = Yf.T @ Yf
+    cofiring = cofiring_counts(Y)
     graph = cofiring_graph(cofiring, Y.shape[0], alpha)
+    graph = drop_cousin_pairs(Y, graph, cofiring, alpha)
     pairs, sets = pair_neighbourhoods(Y, graph)
     neighbourhoods, support = merge_neighbourhoods(pairs, sets)
     neighbourhoods, support = drop_explained_pairs(Y, neighbourhoods, support, alpha)
