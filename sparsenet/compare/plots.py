@@ -58,15 +58,16 @@ def _err(c) -> float:
     return 0.0 if h is None or (isinstance(h, float) and math.isnan(h)) else 100 * h
 
 
-def _coinciding(style: dict[str, Any], label: str, point, drawn: dict) -> tuple[dict[str, Any], str]:
-    """A point (or curve) equal to one drawn earlier would hide it: draw it as a larger hollow ring
-    around the earlier one and say so in the legend. ``drawn`` maps each point to its first name."""
-    earlier = drawn.setdefault(point, label.split(" (")[0])
-    if earlier == label.split(" (")[0]:
-        return style, label
+def _coinciding(style: dict[str, Any], name: str, detail: str, point, drawn: dict) -> tuple[dict[str, Any], str]:
+    """Style and legend label ``name (detail)`` of a point (or curve). One equal to a point drawn
+    earlier would hide it: it is drawn as a larger hollow ring around the earlier one and its label
+    says so. ``drawn`` maps each point to the first name drawn there."""
+    earlier = drawn.setdefault(point, name)
+    if earlier == name:
+        return style, f"{name} ({detail})"
     ring = {**style, "markerfacecolor": "none", "markeredgewidth": 1.8,
             "markersize": style.get("markersize", 7) + 7}
-    return ring, label[:-1] + f"; the same as {earlier})" if label.endswith(")") else f"{label} (the same as {earlier})"
+    return ring, f"{name} ({detail}; the same as {earlier})"
 
 
 def _draw(ax, candidates: list[dict[str, Any]], x_key: str) -> None:
@@ -102,8 +103,7 @@ def _draw(ax, candidates: list[dict[str, Any]], x_key: str) -> None:
         style = dict(style_of[c["candidate"]])
         kind = {"discovered:skeleton": "discovered module in skeleton", "discovered:grown": "grown network",
                 "baseline": "plain baseline"}[key]
-        style, label = _coinciding(style, f"{c['candidate']} ({kind})",
-                                   (c[x_key], c["accuracy_mean"], _err(c)), drawn)
+        style, label = _coinciding(style, c["candidate"], kind, (c[x_key], c["accuracy_mean"], _err(c)), drawn)
         ax.errorbar([c[x_key]], [100 * c["accuracy_mean"]], yerr=[_err(c)], capsize=3, label=label, **style)
     _log_x(ax, human)
     _clamp_y(ax)
@@ -186,8 +186,8 @@ def plot_curves(histories: dict[str, list[list[float]]], roles: dict[str, tuple[
                 kw = dict(linestyle="--" if role == "discovered" else "-.", linewidth=2 if role == "discovered" else 1.5,
                           marker=ref["marker"], color=ref["color"])
             n_max = max(n_max, n_epochs)
-            kw, label = _coinciding(kw, f"{name} ({role}, {len(runs)} seed{'s' if len(runs) > 1 else ''})",
-                                    tuple(mean), drawn)
+            kw, label = _coinciding(kw, name, f"{role}, {len(runs)} seed{'s' if len(runs) > 1 else ''}", tuple(mean),
+                                    drawn)
             ax.plot(range(1, n_epochs + 1), mean, label=label, **kw)
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"{split} accuracy (%), mean over seeds")
