@@ -180,6 +180,19 @@ def test_sample_affinity_matches_channel_stats():
         assert np.abs(affinity - compute_affinity(stats, kind)).max() < 1e-4
 
 
+
+def test_gram_is_symmetric_and_exact_to_float32():
+    # the copies' product: exactly symmetric (the Laplacian assumes it), float32-accurate, and
+    # on a C-ordered matrix as on a transposed (Fortran-ordered) one
+    from sparsenet.analyser.affinity import _gram
+
+    A = np.random.default_rng(0).standard_normal((300, 40)).astype(np.float32)
+    want = (A.astype(np.float64).T @ A.astype(np.float64)) / 300
+    for M in (A, np.asfortranarray(A)):
+        G = _gram(1.0 / 300, M)
+        assert G.dtype == np.float32 and np.array_equal(G, G.T)
+        assert np.abs(G - want).max() < 1e-5
+
 # ----------------------------------------------------------------- settings everywhere
 
 NEW = {"max_clusters": 3, "threshold": "quantile:0.9", "max_radius": 1, "mass_fraction": 0.7,

@@ -165,11 +165,10 @@ def sample_affinity(Z: np.ndarray, kind: str, thresholds: np.ndarray, *,
 
 
 def _gram(alpha: float, A: np.ndarray) -> np.ndarray:
-    """``alpha A^T A`` of an M x C float32 matrix by BLAS ``ssyrk`` (half the work of a general
-    product), called on whichever of A and A^T is Fortran-ordered so that nothing is copied."""
-    from scipy.linalg.blas import ssyrk
-
-    upper = ssyrk(alpha, A, trans=1) if A.flags.f_contiguous else ssyrk(alpha, A.T, trans=0)
-    out = upper + upper.T  # syrk fills the upper triangle, the lower one is zero
-    out[np.diag_indices_from(out)] = np.diag(upper)
+    """``alpha A^T A`` of an M x C float32 matrix.  numpy recognises ``A.T @ A`` and calls BLAS
+    ``syrk`` (half the work of a general product, exactly symmetric) with the GIL released, so
+    the null's copies really run ``WORKERS`` at a time; scipy's ``ssyrk`` wrapper holds the GIL
+    and serialised them (measured: 2 threads no faster than 1)."""
+    out = A.T @ A
+    out *= np.float32(alpha)
     return out
