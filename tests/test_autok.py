@@ -167,6 +167,24 @@ def test_threads_do_not_change_the_result():
     assert fits[0].significance_ == fits[1].significance_ and fits[0].stability_ == fits[1].stability_
 
 
+def test_null_workers_follow_torch_threads():
+    # a process given one torch thread (threads = 1, a torchrun rank) runs the copies one at a time
+    import torch
+
+    from sparsenet.compare.latency import torch_threads
+
+    assert significance.WORKERS is None
+    for n in (1, 2, 3):
+        with torch_threads(n):
+            assert significance.workers() == n
+    significance.WORKERS = 1
+    try:
+        with torch_threads(3):
+            assert significance.workers() == 1
+    finally:
+        significance.WORKERS = None
+    assert significance.workers() == torch.get_num_threads()
+
 def test_sample_affinity_matches_channel_stats():
     from sparsenet.analyser.affinity import AFFINITIES, compute_affinity, sample_affinity
     from sparsenet.stats import ChannelStats

@@ -167,8 +167,8 @@ def sample_affinity(Z: np.ndarray, kind: str, thresholds: np.ndarray, *,
 def _gram(alpha: float, A: np.ndarray) -> np.ndarray:
     """``alpha A^T A`` of an M x C float32 matrix.  numpy recognises ``A.T @ A`` and calls BLAS
     ``syrk`` (half the work of a general product, exactly symmetric) with the GIL released, so
-    the null's copies really run ``WORKERS`` at a time; scipy's ``ssyrk`` wrapper holds the GIL
-    and serialised them (measured: 2 threads no faster than 1)."""
+    the null's copies really run ``significance.workers()`` at a time; scipy's ``ssyrk``
+    wrapper holds the GIL and serialised them (measured: 2 threads no faster than 1)."""
     out = A.T @ A
     out *= np.float32(alpha)
     return out

@@ -38,7 +38,8 @@ choose K with the shuffled edge (``NoiseEdge.shuffled``): the edge of a shuffle 
 distributed as the data's own shuffles.  No constant is fitted to a generator.
 
 Cost: 19 split affinities (two parts each, one full product in all) and 19 shuffled
-affinities, each followed by the two leading eigenpairs; the copies run ``WORKERS`` at a time
+affinities, each followed by the two leading eigenpairs; the copies run
+``significance.workers()`` at a time
 (:mod:`sparsenet.analyser.significance`).
 """
 

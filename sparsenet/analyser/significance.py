@@ -32,8 +32,10 @@ Stability: the images (samples for 2-D input) are split into two random halves, 
 is run on each half, and the adjusted Rand index between the two labelings is computed over the
 channels active in both; the mean over ``n_resamples`` splits is reported.
 
-Speed: the copies are independent, so they run two at a time (``WORKERS`` threads, one BLAS
-thread each: the products, eigendecompositions and most element-wise work release the GIL).
+Speed: the copies are independent, so they run several at a time (``workers()`` threads, one
+BLAS thread each: the products, eigendecompositions and most element-wise work release the GIL).
+As many at a time as torch has threads (``torch.get_num_threads()``), so that a process given one
+thread (an experiment's ``threads = 1``, a torchrun rank) uses one core here too.
 Each copy's permutations come from its own seed, drawn in order before any copy runs, so the
 result does not depend on which thread finishes first.  To stay fast on big maps, the rows
 (one row = one image position, C channels) fed to the pipeline are a uniform random subset of at
@@ -55,12 +57,21 @@ from sparsenet.progress import bar
 
 STATISTIC = "modularity"
 MAX_ROWS = 50_000
-WORKERS = 2
+WORKERS: int | None = None   # copies at a time; None: torch's thread count (``workers()``)
 _SEED_MAX = np.iinfo(np.int32).max
 
 # A pipeline takes an M x C matrix of samples and returns (C x C affinity, C labels with -1),
 # optionally with a third value, the tie-break statistic among copies of equal modularity.
 Pipeline = Callable[[np.ndarray], tuple]
+
+
+def workers() -> int:
+    """How many copies run at a time: ``WORKERS`` when set, else torch's intra-op thread count."""
+    if WORKERS is not None:
+        return max(1, int(WORKERS))
+    import torch
+
+    return max(1, torch.get_num_threads())
 
 
 def modularity(affinity: np.ndarray, labels: np.ndarray) -> float:
@@ -109,7 +120,7 @@ def permutation_test(
 
 def shuffled_map(X3: np.ndarray, rows: tuple, fn: Callable, seeds, desc: str = "shuffled copies") -> list:
     """``fn`` on the channel-shuffled copy of ``X3``'s ``rows`` made from each seed, in order;
-    the copies run ``WORKERS`` at a time with one BLAS thread each."""
+    the copies run ``workers()`` at a time with one BLAS thread each."""
 
     gather = shuffled_rows(X3, rows)
 
@@ -119,9 +130,10 @@ def shuffled_map(X3: np.ndarray, rows: tuple, fn: Callable, seeds, desc: str = "
         return fn(gather(perms))
 
     with one_blas_thread():  # the bar (stderr, in a terminal) counts finished copies
-        if WORKERS <= 1 or len(seeds) < 2:
+        n = workers()
+        if n <= 1 or len(seeds) < 2:
             return [one(seed) for seed in bar(seeds, desc=desc)]
-        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        with ThreadPoolExecutor(max_workers=n) as pool:
             return list(bar(pool.map(one, seeds), total=len(seeds), desc=desc))
 
 
@@ -143,7 +155,7 @@ def stability(
     def labels(rows):
         return pipeline(sample_rows(X3, rows, dtype=np.float32))[1]
 
-    with one_blas_thread(), ThreadPoolExecutor(max_workers=max(1, WORKERS)) as pool:
+    with one_blas_thread(), ThreadPoolExecutor(max_workers=workers()) as pool:
         labelings = list(bar(pool.map(labels, halves), total=len(halves), desc="stability halves"))
     scores = [_pair_ari(labelings[i], labelings[i + 1]) for i in range(0, len(labelings), 2)]
     scores = [s for s in scores if s is not None]
@@ -168,12 +180,12 @@ def random_parts(n_images: int, n_positions: int, max_rows: int, rng, fraction: 
 def split_map(X3: np.ndarray, parts: list, fn: Callable, desc: str = "split parts") -> list:
     """``fn(A, B)`` on the float32 samples of each pair of row sets in ``parts`` (two parts of
     the images, of any sizes), in order,
-    ``WORKERS`` at a time with one BLAS thread each."""
+    ``workers()`` at a time with one BLAS thread each."""
 
     def one(pair):
         return fn(*(sample_rows(X3, rows, dtype=np.float32) for rows in pair))
 
-    with one_blas_thread(), ThreadPoolExecutor(max_workers=max(1, WORKERS)) as pool:
+    with one_blas_thread(), ThreadPoolExecutor(max_workers=workers()) as pool:
         return list(bar(pool.map(one, parts), total=len(parts), desc=desc))
 
 
