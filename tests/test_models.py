@@ -415,3 +415,45 @@ def test_branch_membership_of_googlenet_modules(googlenet):
         assert len(membership) == out == c1 + c3 + c5 + pp
         assert [membership.count(b) for b in range(4)] == [c1, c3, c5, pp]
         assert membership == sorted(membership)
+
+
+def test_size_check_counts_shapes_without_initialising():
+    # the meta build skips value fills (nn.init functions and tensor methods alike) but counts
+    # every parameter the real build has; a model past the limit is still refused by its count
+    from sparsenet.models import registry
+
+    class Custom(nn.Module):
+        def __init__(self, width: int = 4, num_classes: int = 3, in_channels: int = 1):
+            super().__init__()
+            self.a = nn.Linear(width, num_classes * width)
+            self.b = nn.Parameter(torch.empty(width, width))
+            nn.init.orthogonal_(self.b)
+            nn.init.trunc_normal_(self.a.weight, std=0.02)
+            self.a.bias.data.fill_(0.1)
+
+    register_model("size_check_custom", default_input=(1, 8, 8), description="throw-away")(Custom)
+    try:
+        counted = []
+        real = sum(p.numel() for p in Custom(6).parameters())
+        with torch.device("meta"), registry._ShapesOnly():
+            meta = Custom(6)
+        counted.append(sum(p.numel() for p in meta.parameters()))
+        assert counted == [real] and all(p.is_meta for p in meta.parameters())
+        assert sum(p.numel() for p in get_model("size_check_custom", width=6).parameters()) == real
+        with pytest.raises(SparsenetError, match="parameters; at most"):
+            get_model("size_check_custom", width=6000)  # 144M parameters, counted on meta
+    finally:
+        unregister_model("size_check_custom")
+
+
+def test_size_check_does_not_import_dynamo():
+    # torch runs meta-tensor initialisers through decompositions that import torch._dynamo
+    # (1.7 s per process); the size check has no values to fill and must not pay for that
+    import subprocess
+    import sys
+
+    code = ("import sys; from sparsenet.models import get_model; "
+            "get_model('googlenet_small', num_classes=10, in_channels=1, width_mult=0.125); "
+            "print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

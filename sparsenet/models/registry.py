@@ -164,13 +164,33 @@ def _keyword_params(factory: Callable[..., nn.Module]) -> dict[str, inspect.Para
     }
 
 
+# Initialisers and fills change values only; on a meta tensor there are none.  torch runs them
+# there through Python decompositions that import torch._dynamo (1.7 s, once per process) and
+# make a meta build slower than a real one, so the size check skips them.
+_FILLS = frozenset(n for n in dir(nn.init) if n.endswith("_") and not n.startswith("_")) | {
+    "normal_", "uniform_", "fill_", "zero_", "copy_", "exponential_", "bernoulli_", "random_",
+    "log_normal_", "cauchy_", "geometric_"}
+
+
+class _ShapesOnly(torch.overrides.TorchFunctionMode):
+    """Skips value fills of meta tensors (``_FILLS``), as methods or ``nn.init`` functions."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(func, "__name__", "") in _FILLS:
+            tensor = args[0] if args else kwargs.get("tensor")
+            if isinstance(tensor, torch.Tensor) and tensor.is_meta:
+                return tensor
+        return func(*args, **kwargs)
+
+
 def _check_size(name: str, factory: Callable[..., nn.Module], kwargs: dict[str, Any]) -> None:
     """Refuse arguments that make a model of more than MAX_MODEL_PARAMS parameters, counted on
     torch's meta device (shapes only, nothing allocated) before the real model is built."""
     from sparsenet.limits import MAX_MODEL_PARAMS
 
     try:
-        with torch.device("meta"):
+        with torch.device("meta"), _ShapesOnly():
             meta = factory(**kwargs)
         n = sum(p.numel() for p in meta.parameters())
     except SparsenetError:
