@@ -3,6 +3,7 @@ sharded discover, and data-parallel (DDP) trainings of train, compare and grow."
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -189,6 +190,25 @@ def test_a_killed_worker_leaves_a_grid_that_two_ranks_resume_into_the_serial_one
     assert summary["parallel"]["world_size"] == 2 and summary["complete"]
     assert not list((out / "claims").iterdir())               # every claim released
 
+
+
+def test_two_workers_started_by_hand_share_a_fresh_grid_into_the_serial_one(tiny):
+    # no torchrun: two plain processes on one fresh --out (as on machines sharing a filesystem)
+    base, config, serial = tiny
+    out = base / "by-hand"
+    cmd = [sys.executable, "-m", "sparsenet", "compare", "--config", str(config), "--out", str(out), "--quiet",
+           "--parallel", "runs"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
+             for _ in range(2)]
+    logs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], logs
+    assert sum(log.count("writing the summary") for log in logs) == 1
+    done = [int(n) for log in logs for n in re.findall(r"(\d+) run\(s\) done", log)]
+    assert len(done) == 2 and sum(done) == len(grid_tasks(load_experiment(config)))   # no task done twice
+    assert _table(out) == _table(serial)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["complete"] and summary["parallel"]["world_size"] == 1
+    assert not list((out / "claims").iterdir())
 
 def test_a_different_configuration_is_refused_by_every_worker(tiny, tmp_path):
     _, config, serial = tiny
