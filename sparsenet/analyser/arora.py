@@ -251,39 +251,41 @@ def _group_by_leader(rows: np.ndarray, sizes: np.ndarray, block: int = 1024) -> 
     A row joins the first (earliest) leader it has Jaccard > 1/2 with, else it becomes a new
     leader.  Equivalent to comparing each row with every earlier leader in turn; the rows are
     compared in blocks with one sparse product against the leaders found before the block, and
-    only the rows that match none of them are compared, one by one, with the block's new leaders.
+    the rows that match none of them are compared, one by one, with the block's new leaders
+    through the block's own intersection matrix (one sparse product, not one per row).
     """
     n = len(rows)
     group_of = np.full(n, -1, dtype=np.int64)
     lead_blocks: list = []  # sparse rows of the leaders, block by block
     lead_sizes = np.zeros(0)
     for start in range(0, n, block):
-        part = rows[start:start + block].astype(np.float32)
+        part = sparse.csr_matrix(rows[start:start + block], dtype=np.float64)
         psize = sizes[start:start + block].astype(np.float64)
         n_old = len(lead_sizes)
-        first = np.full(len(part), -1, dtype=np.int64)
+        first = np.full(part.shape[0], -1, dtype=np.int64)
         if n_old:
             leaders = sparse.vstack(lead_blocks, format="csr")
-            inter = np.asarray((sparse.csr_matrix(part) @ leaders.T).toarray(), dtype=np.float64)
+            inter = np.asarray((part @ leaders.T).toarray(), dtype=np.float64)
             match = inter * 2 > lead_sizes[None, :] + psize[:, None] - inter
             has = match.any(axis=1)
             first[has] = match[has].argmax(axis=1)
-        new_rows: list = []
-        for i in range(len(part)):
-            if first[i] >= 0:
-                group_of[start + i] = first[i]
-                continue
+        pending = np.flatnonzero(first < 0)
+        own = np.asarray((part[pending] @ part[pending].T).toarray()) if len(pending) else None
+        new_rows: list = []  # positions in ``pending`` of the block's new leaders
+        for j, i in enumerate(pending):
             if new_rows:
-                inter = part[new_rows] @ part[i]
-                joined = np.flatnonzero(inter * 2 > psize[new_rows] + psize[i] - inter)
+                inter = own[new_rows, j]
+                joined = np.flatnonzero(inter * 2 > psize[pending[new_rows]] + psize[i] - inter)
                 if len(joined):
                     group_of[start + i] = n_old + joined[0]
                     continue
             group_of[start + i] = n_old + len(new_rows)
-            new_rows.append(i)
+            new_rows.append(j)
+        matched = first >= 0
+        group_of[start:start + part.shape[0]][matched] = first[matched]
         if new_rows:
-            lead_blocks.append(sparse.csr_matrix(part[new_rows]))
-            lead_sizes = np.concatenate([lead_sizes, psize[new_rows]])
+            lead_blocks.append(part[pending[new_rows]])
+            lead_sizes = np.concatenate([lead_sizes, psize[pending[new_rows]]])
     return group_of
 
 
@@ -301,14 +303,17 @@ def drop_composites(sets, n_units: int) -> list:
         masks[k, members] = True
     size = masks.sum(axis=1)
     ms = sparse.csr_matrix(masks, dtype=np.int64)
-    inter = np.asarray((ms @ ms.T).toarray())
-    # within[j, k]: set j lies inside set k and is smaller
-    within = (inter == size[:, None]) & (size[:, None] < size[None, :])
+    inter = (ms @ ms.T).tocoo()  # sparse: most pairs of sets share no unit
+    # within[j, k]: set j lies inside set k and is smaller (columns: the sets around k)
+    inside_of = (inter.data == size[inter.row]) & (size[inter.row] < size[inter.col])
+    within = sparse.csc_matrix((np.ones(int(inside_of.sum()), dtype=bool),
+                                (inter.row[inside_of], inter.col[inside_of])), shape=(len(sets), len(sets)))
     order = sorted(range(len(sets)), key=lambda k: size[k])
     kept = np.zeros(len(sets), dtype=bool)
     for k in order:
-        inside = within[:, k] & kept
-        covered = masks[inside].any(axis=0)[sets[k]].sum() if inside.any() else 0
+        inside = within.indices[within.indptr[k]:within.indptr[k + 1]]
+        inside = inside[kept[inside]]
+        covered = masks[inside].any(axis=0)[sets[k]].sum() if len(inside) else 0
         if covered * 2 <= len(sets[k]):
             kept[k] = True
     return [int(k) for k in np.flatnonzero(kept)]
@@ -334,22 +339,29 @@ def drop_explained_pairs(Y: np.ndarray, neighbourhoods, support, alpha: float = 
     for j, k in enumerate(big):
         for c in neighbourhoods[k]:
             causes_of[c].append(j)
-    Yb = Y.astype(bool)
+    # unit-major rows (contiguous per unit): where each unit fires, where a cause of it is on
+    fires = np.ascontiguousarray(Y.T.astype(bool))
+    caused = np.zeros_like(fires)
+    for c in range(C):
+        if causes_of[c]:
+            caused[c] = hidden[:, causes_of[c]].any(axis=1)
     keep = set(big)
+    tested, n_uv, m_rest, p_joint = [], [], [], []
     for k in small:
         u, v = (int(c) for c in neighbourhoods[k])
-        explained = np.zeros(Y.shape[0], dtype=bool)
-        if causes_of[u] and causes_of[v]:
-            explained = hidden[:, causes_of[u]].any(axis=1) & hidden[:, causes_of[v]].any(axis=1)
-        rest = ~explained
-        m = int(rest.sum())
+        rest = ~(caused[u] & caused[v])
+        m = int(np.count_nonzero(rest))
         if m < 2:
             continue
-        yu, yv = Yb[rest, u], Yb[rest, v]
-        n_uv = float(np.count_nonzero(yu & yv))
-        p_joint = (yu.mean() * yv.mean())
-        if n_uv > m * p_joint and binom.sf(n_uv - 1, m, p_joint) <= alpha / len(small):
-            keep.add(k)
+        yu, yv = fires[u] & rest, fires[v] & rest
+        tested.append(k)
+        n_uv.append(float(np.count_nonzero(yu & yv)))
+        m_rest.append(m)
+        p_joint.append((np.count_nonzero(yu) / m) * (np.count_nonzero(yv) / m))
+    if tested:
+        n_uv, m_rest, p_joint = np.asarray(n_uv), np.asarray(m_rest), np.asarray(p_joint)
+        passed = (n_uv > m_rest * p_joint) & (binom.sf(n_uv - 1, m_rest, p_joint) <= alpha / len(small))
+        keep.update(k for k, ok in zip(tested, passed) if ok)
     order = sorted(keep)
     return [neighbourhoods[k] for k in order], np.asarray([support[k] for k in order], dtype=int)
 
