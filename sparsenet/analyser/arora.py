@@ -212,8 +212,7 @@ def merge_neighbourhoods(pairs: np.ndarray, sets: np.ndarray):
     """
     if len(pairs) == 0:
         return [], np.zeros(0, dtype=int)
-    distinct, inverse, counts = np.unique(sets, axis=0, return_inverse=True, return_counts=True)
-    inverse = inverse.ravel()
+    distinct, inverse, counts = _unique_rows(sets)
     sizes = distinct.sum(axis=1)
     order = np.lexsort((-sizes, -counts))  # most supported first, larger on ties
     group_of = _group_by_leader(distinct[order], sizes[order])
@@ -245,6 +244,28 @@ def merge_neighbourhoods(pairs: np.ndarray, sets: np.ndarray):
     return [out[k] for k in order], np.asarray([support[k] for k in order], dtype=int)
 
 
+def _unique_rows(rows: np.ndarray):
+    """``np.unique(rows, axis=0, return_inverse=True, return_counts=True)`` for a bool matrix.
+
+    Same rows in the same (lexicographic) order, but sorted on the rows packed into big-endian
+    64-bit words (one ``lexsort`` over C / 64 keys) instead of numpy's field-by-field comparison
+    of C bool fields, which dominated the merge on thousands of units.
+    """
+    n, width = rows.shape
+    packed = np.packbits(rows, axis=1)  # big-endian bits: byte order = lexicographic order
+    packed = np.pad(packed, ((0, 0), (0, -packed.shape[1] % 8)))
+    words = packed.view(">u8").astype(np.uint64)  # (n, ceil(C / 64)), same order as the bits
+    order = np.lexsort(words.T[::-1])  # last key is primary: the first word decides first
+    ordered = words[order]
+    new = np.ones(n, dtype=bool)
+    new[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+    first = np.flatnonzero(new)
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    counts = np.diff(np.append(first, n))
+    return rows[order[first]], inverse, counts
+
+
 def _group_by_leader(rows: np.ndarray, sizes: np.ndarray, block: int = 1024) -> np.ndarray:
     """Greedy grouping of bool set rows, taken in the given order.
 
@@ -269,23 +290,27 @@ def _group_by_leader(rows: np.ndarray, sizes: np.ndarray, block: int = 1024) -> 
             match = inter * 2 > lead_sizes[None, :] + psize[:, None] - inter
             has = match.any(axis=1)
             first[has] = match[has].argmax(axis=1)
-        pending = np.flatnonzero(first < 0)
-        own = np.asarray((part[pending] @ part[pending].T).toarray()) if len(pending) else None
-        new_rows: list = []  # positions in ``pending`` of the block's new leaders
-        for j, i in enumerate(pending):
-            if new_rows:
-                inter = own[new_rows, j]
-                joined = np.flatnonzero(inter * 2 > psize[pending[new_rows]] + psize[i] - inter)
-                if len(joined):
-                    group_of[start + i] = n_old + joined[0]
-                    continue
-            group_of[start + i] = n_old + len(new_rows)
-            new_rows.append(j)
         matched = first >= 0
         group_of[start:start + part.shape[0]][matched] = first[matched]
-        if new_rows:
-            lead_blocks.append(part[pending[new_rows]])
-            lead_sizes = np.concatenate([lead_sizes, psize[pending[new_rows]]])
+        pending = np.flatnonzero(~matched)
+        if not len(pending):
+            continue
+        own = np.asarray((part[pending] @ part[pending].T).toarray())
+        size_p = psize[pending]
+        leader = np.zeros(len(pending), dtype=bool)  # the block's new leaders, in pending order
+        rank = np.zeros(len(pending), dtype=np.int64)  # their group numbers within the block
+        n_new = 0
+        for j in range(len(pending)):
+            inter = own[:j, j]
+            joined = np.flatnonzero(leader[:j] & (inter * 2 > size_p[:j] + size_p[j] - inter))
+            if len(joined):  # the earliest new leader it matches
+                group_of[start + pending[j]] = n_old + rank[joined[0]]
+                continue
+            group_of[start + pending[j]] = n_old + n_new
+            leader[j], rank[j] = True, n_new
+            n_new += 1
+        lead_blocks.append(part[pending[leader]])
+        lead_sizes = np.concatenate([lead_sizes, size_p[leader]])
     return group_of
 
 
