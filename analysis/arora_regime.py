@@ -47,11 +47,12 @@ def bottom_only(quick: bool) -> None:
 # "Per-layer degrees"): 8 parents above the two hidden layers whose cousins must be told from
 # siblings (k ~ 4 excitatory parents), 3 parents per bottom unit (few routes between bottom
 # units), widths growing 2x / 2x / 4x so that each unit drives 12-16 children (6-8 excitatory).
-# The second instance widens the top so that step 3 also meets (d0/2)^2 / n_T << 1
-# (16 / 256 = 0.06 against 0.25), each layer 1.5x / 1.5x / 2x wider than the one above.
-# Its step 1 did not finish within 25 minutes on the shared 2-core machine (2026-12-07).
+# The second and third instances widen the top so that step 3 also meets (d0/2)^2 / n_T << 1
+# (16 / 256 = 0.06 against 0.25), each layer 1.5x / 1.5x wider than the one above and the bottom
+# 2x (6 children per H2 unit) or 4x (12 children, as in the first instance).
 DEEP = [(10000, 64, (128, 256, 1024), (8, 8, 3), 0.004),
-        (10000, 256, (384, 576, 1152), (8, 8, 3), 0.004)]
+        (10000, 256, (384, 576, 1152), (8, 8, 3), 0.004),
+        (10000, 256, (384, 576, 2304), (8, 8, 3), 0.004)]
 
 
 def deep(quick: bool, instances=None) -> None:

@@ -292,6 +292,23 @@ def test_group_by_leader_and_composites_match_sequential_loops():
     assert drop_composites(sets, 10) == sorted(kept) == [0, 1, 3, 4]
 
 
+def test_unique_rows_matches_numpy_unique_across_word_boundaries():
+    from sparsenet.analyser.arora import _unique_rows
+
+    rng = np.random.default_rng(1)
+    for width in (3, 64, 65, 130):  # inside one 64-bit word, exactly one, and spanning words
+        rows = rng.random((400, width)) < 0.05
+        rows[200:300] = rows[:100]  # repeated rows
+        rows[300, -1] = True  # rows differing only in the last bit
+        rows[301] = rows[300]
+        rows[301, -1] = False
+        distinct, inverse, counts = np.unique(rows, axis=0, return_inverse=True, return_counts=True)
+        got = _unique_rows(rows)
+        np.testing.assert_array_equal(got[0], distinct)
+        np.testing.assert_array_equal(got[1], inverse.ravel())
+        np.testing.assert_array_equal(got[2], counts)
+
+
 def test_drop_cousin_pairs_matches_a_loop_and_drops_cousins():
     """Oracle: the both-sided reverse-membership test, counted triple by triple."""
     from scipy.stats import binom
