@@ -53,10 +53,13 @@ def bottom_only(quick: bool) -> None:
 # units), widths growing 2x / 2x / 4x so that each unit drives 12-16 children (6-8 excitatory).
 # The second and third instances widen the top so that step 3 also meets (d0/2)^2 / n_T << 1
 # (16 / 256 = 0.06 against 0.25), each layer 1.5x / 1.5x wider than the one above and the bottom
-# 2x (6 children per H2 unit) or 4x (12 children, as in the first instance).
+# 2x (6 children per H2 unit) or 4x (12 children, as in the first instance).  The fourth is the
+# third 4x sparser with 4x the samples (the top fires as often): rho_1 d_1 = 0.13 -> 0.03, so a
+# child of an active H1 unit is rarely silenced by an inhibiting co-parent (step 2's member rate).
 DEEP = [(10000, 64, (128, 256, 1024), (8, 8, 3), 0.004),
         (10000, 256, (384, 576, 1152), (8, 8, 3), 0.004),
-        (10000, 256, (384, 576, 2304), (8, 8, 3), 0.004)]
+        (10000, 256, (384, 576, 2304), (8, 8, 3), 0.004),
+        (40000, 256, (384, 576, 2304), (8, 8, 3), 0.001)]
 
 
 def deep(quick: bool, instances=None) -> None:
@@ -84,7 +87,7 @@ def deep(quick: bool, instances=None) -> None:
                       f"{score.recall:.3f} | {score.f1:.3f} | {seconds[i]:.0f} |", flush=True)
 
 
-def oracle(quick: bool, instances=None) -> None:
+def oracle(quick: bool, instances=None, steps=None) -> None:
     """Where a step fails: each step run on the *true* layer below (not the decoded one), with
     the co-firing graph as the test finds it and with it restricted to the true sibling pairs."""
     print("| network | seed | step | related pairs | true sibling pairs among them | after the cousin rule "
@@ -94,7 +97,7 @@ def oracle(quick: bool, instances=None) -> None:
         for seed in (0,) if quick else (0, 1):
             net = arora_network(m, top, sizes, degree=degrees, top_sparsity=rho, random_state=seed)
             name = f"{top}->{'->'.join(map(str, sizes))}, {'/'.join(map(str, degrees))}, {rho}, {m}"
-            for step in range(1, len(sizes) + 1):
+            for step in steps or range(1, len(sizes) + 1):
                 below = len(net.layers) - step
                 Y = net.layers[below].astype(np.uint8)
                 sib = net.siblings(below)
@@ -107,7 +110,7 @@ def oracle(quick: bool, instances=None) -> None:
                     found, support = arora.merge_neighbourhoods(pairs, sets)
                     found, _ = arora.drop_explained_pairs(Y, found, support)
                     score = score_layer(net.neighbourhoods(below - 1), found)
-                    print(f"| {name if step == 1 and label == 'test' else ''} | {seed} | {step} | "
+                    print(f"| {name if label == 'test' else ''} | {seed} | {step} | "
                           f"{graph.sum() // 2} | {(graph & sib).sum() // 2} / {sib.sum() // 2} | "
                           f"{pruned.sum() // 2} ({(pruned & sib).sum() // 2}) | {label} | {len(found)} / "
                           f"{score.n_true} | {score.mean_jaccard:.3f} | {score.precision:.3f} | {score.recall:.3f} | "
@@ -123,11 +126,16 @@ def main() -> None:
                         help="3-layer networks with per-layer widths and degrees, step by step")
     parser.add_argument("--oracle", action="store_true",
                         help="with --deep: each step on the true layer below, with the tested and a siblings-only graph")
+    parser.add_argument("--step", type=int, action="append",
+                        help="with --oracle: only these steps (1 = the bottom step; repeatable)")
     parser.add_argument("--instance", type=int, action="append",
                         help="with --deep: index into DEEP (repeatable; default all)")
     args = parser.parse_args()
     if args.deep:
-        (oracle if args.oracle else deep)(args.quick, args.instance)
+        if args.oracle:
+            oracle(args.quick, args.instance, args.step)
+        else:
+            deep(args.quick, args.instance)
         return
     if args.bottom:
         bottom_only(args.quick)

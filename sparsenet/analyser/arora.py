@@ -22,11 +22,13 @@ The rules, each derived from the model (no constant tuned to a generator):
   far more often than v does (v would not join the set of (u, w)), tested from both sides with
   the member fraction below (exact binomial, Bonferroni over the tests).
 * **Neighbourhood of a pair** (:func:`pair_neighbourhoods`): for a related pair (u, v), the
-  set ``{u, v} + {w related to both : n_uvw > n_uv / 2}``.  In the model u and v fire together
-  almost only when a shared parent is on; given that parent, each of its other excitatory
-  children fires unless an inhibiting co-parent is also on (probability about 1 - rho d_in),
-  while any other unit fires only through its own parents (about rho d_in).  One half is the
-  midpoint of that gap: the majority vote of the samples in which the pair fires together.
+  set ``{u, v} + {w related to both : n_uvw > 3/4 max_w' n_uvw' and n_uvw > n_uv / 2}``.  In the
+  model u and v fire together mostly when a shared parent is on; given that parent, each of its
+  other excitatory children fires unless an inhibiting co-parent is also on (probability about
+  1 - rho d_in), a child of a sibling cause with probability at most about 1/2, any other unit
+  about rho d_in.  The pair's joint firings through other routes dilute all these rates alike,
+  so the vote is relative to the pair's most frequent third unit (3/4: the midpoint of [1/2, 1]),
+  which must itself fire in more than half of them.
 * **One cause per set** (:func:`merge_neighbourhoods`): sets of the same cause come from every
   pair inside it, so sets are grouped (Jaccard > 1/2 to the group's first, most supported,
   set: two different causes share about d^2 / C units, far below half) and each group's
@@ -55,6 +57,12 @@ from sparsenet.errors import SparsenetError
 # (reached through a shared grandparent) with at most about 1/2 when the cause has two or more
 # excitatory parents, and unrelated units about rho d_in.  3/4 is the midpoint of [1/2, 1].
 MEMBER_FRACTION = 0.75
+# In a deep network a pair also fires together through its members' other parents (cousins under
+# a common grandparent), which lowers every third unit's rate n_uvw / n_uv by the same factor; so
+# a pair's vote is taken relative to its most frequent third unit, and that unit must itself fire
+# in more than this fraction of the pair's joint firings: a child of a *sibling* cause does so with
+# probability at most about 1/k <= 1/2 (k >= 2 excitatory parents of the cause).
+STRONGEST_FLOOR = 0.5
 
 __all__ = ["AroraLayer", "cofiring_counts", "cofiring_graph", "pair_neighbourhoods", "merge_neighbourhoods",
            "decode_hidden", "arora_step", "binarise", "primary_labels",
@@ -120,9 +128,12 @@ def cofiring_counts(Y) -> np.ndarray:
 
 
 def pair_neighbourhoods(Y: np.ndarray, graph: np.ndarray):
-    """For each related pair (u < v): its set ``{u, v} + {w ~ u, w ~ v : n_uvw > f n_uv}``.
+    """For each related pair (u < v): its set ``{u, v} + {w ~ u, w ~ v : n_uvw > f s_uv, n_uvw > g n_uv}``.
 
-    ``f`` is ``MEMBER_FRACTION``; ``n_uvw`` counts the samples where u, v and w all fire.
+    ``f`` is ``MEMBER_FRACTION``, ``g`` is ``STRONGEST_FLOOR``, ``n_uvw`` counts the samples where
+    u, v and w all fire and ``s_uv`` is the largest ``n_uvw`` over the w related to both (the
+    pair's most frequent third unit: joint firings of the pair through other routes dilute every
+    third unit's rate alike, so the vote is relative to it).
     Returns ``(pairs, sets)``: an (E, 2) int array and an (E, C) bool array.  The triple
     counts of all pairs (u, .) come from the samples where u fires, restricted to the units
     related to u (a common neighbour of u and v is one of them): cost about
@@ -145,9 +156,11 @@ def pair_neighbourhoods(Y: np.ndarray, graph: np.ndarray):
         local = np.searchsorted(related, partners)
         triple = sub[:, local].T @ sub  # (deg+, deg): n_uvw for v in partners, w related to u
         n_pair = triple[np.arange(len(partners)), local]  # n_uv
-        common = graph[np.ix_(partners, related)]  # w related to v (and to u)
+        common = graph[np.ix_(partners, related)]  # w related to v (and to u); u, v not among them
+        strongest = np.where(common, triple, 0).max(axis=1, initial=0)  # s_uv
         member = np.zeros((len(partners), C), dtype=bool)
-        member[:, related] = common & (triple > MEMBER_FRACTION * n_pair[:, None])
+        member[:, related] = (common & (triple > MEMBER_FRACTION * strongest[:, None])
+                              & (triple > STRONGEST_FLOOR * n_pair[:, None]))
         member[:, u] = True
         member[np.arange(len(partners)), partners] = True
         sets[row:row + len(partners)] = member
