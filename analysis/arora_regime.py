@@ -2,6 +2,7 @@
 
     python analysis/arora_regime.py [--quick] > table.md
     python analysis/arora_regime.py --deep [--quick] > table.md   # per-layer degrees and widths
+    python analysis/arora_regime.py --deep --oracle --instance 2     # each step on the true layer below
 
 For each ``arora_network`` instance (equal layer widths n, every unit with d random +-1 parents,
 top density rho, M samples, seeds 0 and 1 where they run in minutes) it prints, besides per-step edge F1, the quantities
@@ -23,7 +24,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from sparsenet.analyser.arora_layers import bottom_regime, learn_layers, score_network
+import numpy as np
+
+from sparsenet.analyser import arora
+from sparsenet.analyser.arora_layers import bottom_regime, learn_layers, score_layer, score_network
 from sparsenet.data.synthetic import arora_network
 
 
@@ -47,11 +51,15 @@ def bottom_only(quick: bool) -> None:
 # "Per-layer degrees"): 8 parents above the two hidden layers whose cousins must be told from
 # siblings (k ~ 4 excitatory parents), 3 parents per bottom unit (few routes between bottom
 # units), widths growing 2x / 2x / 4x so that each unit drives 12-16 children (6-8 excitatory).
-# The second instance widens the top so that step 3 also meets (d0/2)^2 / n_T << 1
-# (16 / 256 = 0.06 against 0.25), each layer 1.5x / 1.5x / 2x wider than the one above.
-# Its step 1 did not finish within 25 minutes on the shared 2-core machine (2026-12-07).
+# The second and third instances widen the top so that step 3 also meets (d0/2)^2 / n_T << 1
+# (16 / 256 = 0.06 against 0.25), each layer 1.5x / 1.5x wider than the one above and the bottom
+# 2x (6 children per H2 unit) or 4x (12 children, as in the first instance).  The fourth is the
+# third 4x sparser with 4x the samples (the top fires as often): rho_1 d_1 = 0.13 -> 0.03, so a
+# child of an active H1 unit is rarely silenced by an inhibiting co-parent (step 2's member rate).
 DEEP = [(10000, 64, (128, 256, 1024), (8, 8, 3), 0.004),
-        (10000, 256, (384, 576, 1152), (8, 8, 3), 0.004)]
+        (10000, 256, (384, 576, 1152), (8, 8, 3), 0.004),
+        (10000, 256, (384, 576, 2304), (8, 8, 3), 0.004),
+        (40000, 256, (384, 576, 2304), (8, 8, 3), 0.001)]
 
 
 def deep(quick: bool, instances=None) -> None:
@@ -79,6 +87,36 @@ def deep(quick: bool, instances=None) -> None:
                       f"{score.recall:.3f} | {score.f1:.3f} | {seconds[i]:.0f} |", flush=True)
 
 
+def oracle(quick: bool, instances=None, steps=None) -> None:
+    """Where a step fails: each step run on the *true* layer below (not the decoded one), with
+    the co-firing graph as the test finds it and with it restricted to the true sibling pairs."""
+    print("| network | seed | step | related pairs | true sibling pairs among them | after the cousin rule "
+          "(siblings) | graph | sets / true units | mean best Jaccard | precision | recall | F1 | s |")
+    print("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+    for m, top, sizes, degrees, rho in [DEEP[i] for i in instances] if instances else DEEP:
+        for seed in (0,) if quick else (0, 1):
+            net = arora_network(m, top, sizes, degree=degrees, top_sparsity=rho, random_state=seed)
+            name = f"{top}->{'->'.join(map(str, sizes))}, {'/'.join(map(str, degrees))}, {rho}, {m}"
+            for step in steps or range(1, len(sizes) + 1):
+                below = len(net.layers) - step
+                Y = net.layers[below].astype(np.uint8)
+                sib = net.siblings(below)
+                counts = arora.cofiring_counts(Y)
+                tested = arora.cofiring_graph(counts, m)
+                for label, graph in (("test", tested), ("siblings only", tested & sib)):
+                    t = time.perf_counter()
+                    pruned = arora.drop_cousin_pairs(Y, graph, counts)
+                    pairs, sets = arora.pair_neighbourhoods(Y, pruned)
+                    found, support = arora.merge_neighbourhoods(pairs, sets)
+                    found, _ = arora.drop_explained_pairs(Y, found, support)
+                    score = score_layer(net.neighbourhoods(below - 1), found)
+                    print(f"| {name if label == 'test' else ''} | {seed} | {step} | "
+                          f"{graph.sum() // 2} | {(graph & sib).sum() // 2} / {sib.sum() // 2} | "
+                          f"{pruned.sum() // 2} ({(pruned & sib).sum() // 2}) | {label} | {len(found)} / "
+                          f"{score.n_true} | {score.mean_jaccard:.3f} | {score.precision:.3f} | {score.recall:.3f} | "
+                          f"{score.f1:.3f} | {time.perf_counter() - t:.0f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the first two instances only")
@@ -86,11 +124,18 @@ def main() -> None:
                         help="only the bottom-step quantities, on larger networks (no learning)")
     parser.add_argument("--deep", action="store_true",
                         help="3-layer networks with per-layer widths and degrees, step by step")
+    parser.add_argument("--oracle", action="store_true",
+                        help="with --deep: each step on the true layer below, with the tested and a siblings-only graph")
+    parser.add_argument("--step", type=int, action="append",
+                        help="with --oracle: only these steps (1 = the bottom step; repeatable)")
     parser.add_argument("--instance", type=int, action="append",
                         help="with --deep: index into DEEP (repeatable; default all)")
     args = parser.parse_args()
     if args.deep:
-        deep(args.quick, args.instance)
+        if args.oracle:
+            oracle(args.quick, args.instance, args.step)
+        else:
+            deep(args.quick, args.instance)
         return
     if args.bottom:
         bottom_only(args.quick)

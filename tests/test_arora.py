@@ -227,7 +227,7 @@ def test_arora_refuses_channel_stats_and_structureless_data():
 
 def _brute_pair_sets(Y, graph):
     """Oracle for pair_neighbourhoods: every triple counted sample by sample."""
-    from sparsenet.analyser.arora import MEMBER_FRACTION
+    from sparsenet.analyser.arora import MEMBER_FRACTION, STRONGEST_FLOOR
 
     C = graph.shape[0]
     out = {}
@@ -236,13 +236,11 @@ def _brute_pair_sets(Y, graph):
             if not graph[u, v]:
                 continue
             n_uv = sum(1 for row in Y if row[u] and row[v])
-            members = {u, v}
-            for w in range(C):
-                if w not in (u, v) and graph[u, w] and graph[v, w]:
-                    n_uvw = sum(1 for row in Y if row[u] and row[v] and row[w])
-                    if n_uvw > MEMBER_FRACTION * n_uv:
-                        members.add(w)
-            out[(u, v)] = members
+            common = [w for w in range(C) if w not in (u, v) and graph[u, w] and graph[v, w]]
+            n_uvw = {w: sum(1 for row in Y if row[u] and row[v] and row[w]) for w in common}
+            strongest = max(n_uvw.values(), default=0)
+            out[(u, v)] = {u, v} | {w for w in common if n_uvw[w] > MEMBER_FRACTION * strongest
+                                    and n_uvw[w] > STRONGEST_FLOOR * n_uv}
     return out
 
 
@@ -259,6 +257,11 @@ def test_fast_counts_and_pair_sets_match_a_loop_over_samples():
     oracle = _brute_pair_sets(Y, graph)
     assert len(pairs) == len(oracle) > 3
     assert any(len(m) > 2 for m in oracle.values())  # some sets hold a third unit: the rule is exercised
+    # and some third unit joins below 3/4 of the pair's joint firings: the vote relative to the
+    # pair's strongest third unit (not to n_uv) decides it
+    diluted = [(u, v, w) for (u, v), m in oracle.items() for w in m - {u, v}
+               if counts[u, v] and sum(1 for row in Y if row[u] and row[v] and row[w]) <= 0.75 * counts[u, v]]
+    assert diluted
     for (u, v), row in zip(pairs, sets):
         assert set(np.flatnonzero(row)) == oracle[(int(u), int(v))]
 
@@ -290,6 +293,23 @@ def test_group_by_leader_and_composites_match_sequential_loops():
         if 2 * len(covered) <= len(sets[k]):
             kept.append(k)
     assert drop_composites(sets, 10) == sorted(kept) == [0, 1, 3, 4]
+
+
+def test_unique_rows_matches_numpy_unique_across_word_boundaries():
+    from sparsenet.analyser.arora import _unique_rows
+
+    rng = np.random.default_rng(1)
+    for width in (3, 64, 65, 130):  # inside one 64-bit word, exactly one, and spanning words
+        rows = rng.random((400, width)) < 0.05
+        rows[200:300] = rows[:100]  # repeated rows
+        rows[300, -1] = True  # rows differing only in the last bit
+        rows[301] = rows[300]
+        rows[301, -1] = False
+        distinct, inverse, counts = np.unique(rows, axis=0, return_inverse=True, return_counts=True)
+        got = _unique_rows(rows)
+        np.testing.assert_array_equal(got[0], distinct)
+        np.testing.assert_array_equal(got[1], inverse.ravel())
+        np.testing.assert_array_equal(got[2], counts)
 
 
 def test_drop_cousin_pairs_matches_a_loop_and_drops_cousins():

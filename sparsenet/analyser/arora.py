@@ -22,11 +22,13 @@ The rules, each derived from the model (no constant tuned to a generator):
   far more often than v does (v would not join the set of (u, w)), tested from both sides with
   the member fraction below (exact binomial, Bonferroni over the tests).
 * **Neighbourhood of a pair** (:func:`pair_neighbourhoods`): for a related pair (u, v), the
-  set ``{u, v} + {w related to both : n_uvw > n_uv / 2}``.  In the model u and v fire together
-  almost only when a shared parent is on; given that parent, each of its other excitatory
-  children fires unless an inhibiting co-parent is also on (probability about 1 - rho d_in),
-  while any other unit fires only through its own parents (about rho d_in).  One half is the
-  midpoint of that gap: the majority vote of the samples in which the pair fires together.
+  set ``{u, v} + {w related to both : n_uvw > 3/4 max_w' n_uvw' and n_uvw > n_uv / 2}``.  In the
+  model u and v fire together mostly when a shared parent is on; given that parent, each of its
+  other excitatory children fires unless an inhibiting co-parent is also on (probability about
+  1 - rho d_in), a child of a sibling cause with probability at most about 1/2, any other unit
+  about rho d_in.  The pair's joint firings through other routes dilute all these rates alike,
+  so the vote is relative to the pair's most frequent third unit (3/4: the midpoint of [1/2, 1]),
+  which must itself fire in more than half of them.
 * **One cause per set** (:func:`merge_neighbourhoods`): sets of the same cause come from every
   pair inside it, so sets are grouped (Jaccard > 1/2 to the group's first, most supported,
   set: two different causes share about d^2 / C units, far below half) and each group's
@@ -55,6 +57,12 @@ from sparsenet.errors import SparsenetError
 # (reached through a shared grandparent) with at most about 1/2 when the cause has two or more
 # excitatory parents, and unrelated units about rho d_in.  3/4 is the midpoint of [1/2, 1].
 MEMBER_FRACTION = 0.75
+# In a deep network a pair also fires together through its members' other parents (cousins under
+# a common grandparent), which lowers every third unit's rate n_uvw / n_uv by the same factor; so
+# a pair's vote is taken relative to its most frequent third unit, and that unit must itself fire
+# in more than this fraction of the pair's joint firings: a child of a *sibling* cause does so with
+# probability at most about 1/k <= 1/2 (k >= 2 excitatory parents of the cause).
+STRONGEST_FLOOR = 0.5
 
 __all__ = ["AroraLayer", "cofiring_counts", "cofiring_graph", "pair_neighbourhoods", "merge_neighbourhoods",
            "decode_hidden", "arora_step", "binarise", "primary_labels",
@@ -120,9 +128,12 @@ def cofiring_counts(Y) -> np.ndarray:
 
 
 def pair_neighbourhoods(Y: np.ndarray, graph: np.ndarray):
-    """For each related pair (u < v): its set ``{u, v} + {w ~ u, w ~ v : n_uvw > f n_uv}``.
+    """For each related pair (u < v): its set ``{u, v} + {w ~ u, w ~ v : n_uvw > f s_uv, n_uvw > g n_uv}``.
 
-    ``f`` is ``MEMBER_FRACTION``; ``n_uvw`` counts the samples where u, v and w all fire.
+    ``f`` is ``MEMBER_FRACTION``, ``g`` is ``STRONGEST_FLOOR``, ``n_uvw`` counts the samples where
+    u, v and w all fire and ``s_uv`` is the largest ``n_uvw`` over the w related to both (the
+    pair's most frequent third unit: joint firings of the pair through other routes dilute every
+    third unit's rate alike, so the vote is relative to it).
     Returns ``(pairs, sets)``: an (E, 2) int array and an (E, C) bool array.  The triple
     counts of all pairs (u, .) come from the samples where u fires, restricted to the units
     related to u (a common neighbour of u and v is one of them): cost about
@@ -145,9 +156,11 @@ def pair_neighbourhoods(Y: np.ndarray, graph: np.ndarray):
         local = np.searchsorted(related, partners)
         triple = sub[:, local].T @ sub  # (deg+, deg): n_uvw for v in partners, w related to u
         n_pair = triple[np.arange(len(partners)), local]  # n_uv
-        common = graph[np.ix_(partners, related)]  # w related to v (and to u)
+        common = graph[np.ix_(partners, related)]  # w related to v (and to u); u, v not among them
+        strongest = np.where(common, triple, 0).max(axis=1, initial=0)  # s_uv
         member = np.zeros((len(partners), C), dtype=bool)
-        member[:, related] = common & (triple > MEMBER_FRACTION * n_pair[:, None])
+        member[:, related] = (common & (triple > MEMBER_FRACTION * strongest[:, None])
+                              & (triple > STRONGEST_FLOOR * n_pair[:, None]))
         member[:, u] = True
         member[np.arange(len(partners)), partners] = True
         sets[row:row + len(partners)] = member
@@ -212,8 +225,7 @@ def merge_neighbourhoods(pairs: np.ndarray, sets: np.ndarray):
     """
     if len(pairs) == 0:
         return [], np.zeros(0, dtype=int)
-    distinct, inverse, counts = np.unique(sets, axis=0, return_inverse=True, return_counts=True)
-    inverse = inverse.ravel()
+    distinct, inverse, counts = _unique_rows(sets)
     sizes = distinct.sum(axis=1)
     order = np.lexsort((-sizes, -counts))  # most supported first, larger on ties
     group_of = _group_by_leader(distinct[order], sizes[order])
@@ -245,45 +257,73 @@ def merge_neighbourhoods(pairs: np.ndarray, sets: np.ndarray):
     return [out[k] for k in order], np.asarray([support[k] for k in order], dtype=int)
 
 
+def _unique_rows(rows: np.ndarray):
+    """``np.unique(rows, axis=0, return_inverse=True, return_counts=True)`` for a bool matrix.
+
+    Same rows in the same (lexicographic) order, but sorted on the rows packed into big-endian
+    64-bit words (one ``lexsort`` over C / 64 keys) instead of numpy's field-by-field comparison
+    of C bool fields, which dominated the merge on thousands of units.
+    """
+    n, width = rows.shape
+    packed = np.packbits(rows, axis=1)  # big-endian bits: byte order = lexicographic order
+    packed = np.pad(packed, ((0, 0), (0, -packed.shape[1] % 8)))
+    words = packed.view(">u8").astype(np.uint64)  # (n, ceil(C / 64)), same order as the bits
+    order = np.lexsort(words.T[::-1])  # last key is primary: the first word decides first
+    ordered = words[order]
+    new = np.ones(n, dtype=bool)
+    new[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+    first = np.flatnonzero(new)
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    counts = np.diff(np.append(first, n))
+    return rows[order[first]], inverse, counts
+
+
 def _group_by_leader(rows: np.ndarray, sizes: np.ndarray, block: int = 1024) -> np.ndarray:
     """Greedy grouping of bool set rows, taken in the given order.
 
     A row joins the first (earliest) leader it has Jaccard > 1/2 with, else it becomes a new
     leader.  Equivalent to comparing each row with every earlier leader in turn; the rows are
     compared in blocks with one sparse product against the leaders found before the block, and
-    only the rows that match none of them are compared, one by one, with the block's new leaders.
+    the rows that match none of them are compared, one by one, with the block's new leaders
+    through the block's own intersection matrix (one sparse product, not one per row).
     """
     n = len(rows)
     group_of = np.full(n, -1, dtype=np.int64)
     lead_blocks: list = []  # sparse rows of the leaders, block by block
     lead_sizes = np.zeros(0)
     for start in range(0, n, block):
-        part = rows[start:start + block].astype(np.float32)
+        part = sparse.csr_matrix(rows[start:start + block], dtype=np.float64)
         psize = sizes[start:start + block].astype(np.float64)
         n_old = len(lead_sizes)
-        first = np.full(len(part), -1, dtype=np.int64)
+        first = np.full(part.shape[0], -1, dtype=np.int64)
         if n_old:
             leaders = sparse.vstack(lead_blocks, format="csr")
-            inter = np.asarray((sparse.csr_matrix(part) @ leaders.T).toarray(), dtype=np.float64)
+            inter = np.asarray((part @ leaders.T).toarray(), dtype=np.float64)
             match = inter * 2 > lead_sizes[None, :] + psize[:, None] - inter
             has = match.any(axis=1)
             first[has] = match[has].argmax(axis=1)
-        new_rows: list = []
-        for i in range(len(part)):
-            if first[i] >= 0:
-                group_of[start + i] = first[i]
+        matched = first >= 0
+        group_of[start:start + part.shape[0]][matched] = first[matched]
+        pending = np.flatnonzero(~matched)
+        if not len(pending):
+            continue
+        own = np.asarray((part[pending] @ part[pending].T).toarray())
+        size_p = psize[pending]
+        leader = np.zeros(len(pending), dtype=bool)  # the block's new leaders, in pending order
+        rank = np.zeros(len(pending), dtype=np.int64)  # their group numbers within the block
+        n_new = 0
+        for j in range(len(pending)):
+            inter = own[:j, j]
+            joined = np.flatnonzero(leader[:j] & (inter * 2 > size_p[:j] + size_p[j] - inter))
+            if len(joined):  # the earliest new leader it matches
+                group_of[start + pending[j]] = n_old + rank[joined[0]]
                 continue
-            if new_rows:
-                inter = part[new_rows] @ part[i]
-                joined = np.flatnonzero(inter * 2 > psize[new_rows] + psize[i] - inter)
-                if len(joined):
-                    group_of[start + i] = n_old + joined[0]
-                    continue
-            group_of[start + i] = n_old + len(new_rows)
-            new_rows.append(i)
-        if new_rows:
-            lead_blocks.append(sparse.csr_matrix(part[new_rows]))
-            lead_sizes = np.concatenate([lead_sizes, psize[new_rows]])
+            group_of[start + pending[j]] = n_old + n_new
+            leader[j], rank[j] = True, n_new
+            n_new += 1
+        lead_blocks.append(part[pending[leader]])
+        lead_sizes = np.concatenate([lead_sizes, size_p[leader]])
     return group_of
 
 
@@ -301,14 +341,17 @@ def drop_composites(sets, n_units: int) -> list:
         masks[k, members] = True
     size = masks.sum(axis=1)
     ms = sparse.csr_matrix(masks, dtype=np.int64)
-    inter = np.asarray((ms @ ms.T).toarray())
-    # within[j, k]: set j lies inside set k and is smaller
-    within = (inter == size[:, None]) & (size[:, None] < size[None, :])
+    inter = (ms @ ms.T).tocoo()  # sparse: most pairs of sets share no unit
+    # within[j, k]: set j lies inside set k and is smaller (columns: the sets around k)
+    inside_of = (inter.data == size[inter.row]) & (size[inter.row] < size[inter.col])
+    within = sparse.csc_matrix((np.ones(int(inside_of.sum()), dtype=bool),
+                                (inter.row[inside_of], inter.col[inside_of])), shape=(len(sets), len(sets)))
     order = sorted(range(len(sets)), key=lambda k: size[k])
     kept = np.zeros(len(sets), dtype=bool)
     for k in order:
-        inside = within[:, k] & kept
-        covered = masks[inside].any(axis=0)[sets[k]].sum() if inside.any() else 0
+        inside = within.indices[within.indptr[k]:within.indptr[k + 1]]
+        inside = inside[kept[inside]]
+        covered = masks[inside].any(axis=0)[sets[k]].sum() if len(inside) else 0
         if covered * 2 <= len(sets[k]):
             kept[k] = True
     return [int(k) for k in np.flatnonzero(kept)]
@@ -334,22 +377,29 @@ def drop_explained_pairs(Y: np.ndarray, neighbourhoods, support, alpha: float = 
     for j, k in enumerate(big):
         for c in neighbourhoods[k]:
             causes_of[c].append(j)
-    Yb = Y.astype(bool)
+    # unit-major rows (contiguous per unit): where each unit fires, where a cause of it is on
+    fires = np.ascontiguousarray(Y.T.astype(bool))
+    caused = np.zeros_like(fires)
+    for c in range(C):
+        if causes_of[c]:
+            caused[c] = hidden[:, causes_of[c]].any(axis=1)
     keep = set(big)
+    tested, n_uv, m_rest, p_joint = [], [], [], []
     for k in small:
         u, v = (int(c) for c in neighbourhoods[k])
-        explained = np.zeros(Y.shape[0], dtype=bool)
-        if causes_of[u] and causes_of[v]:
-            explained = hidden[:, causes_of[u]].any(axis=1) & hidden[:, causes_of[v]].any(axis=1)
-        rest = ~explained
-        m = int(rest.sum())
+        rest = ~(caused[u] & caused[v])
+        m = int(np.count_nonzero(rest))
         if m < 2:
             continue
-        yu, yv = Yb[rest, u], Yb[rest, v]
-        n_uv = float(np.count_nonzero(yu & yv))
-        p_joint = (yu.mean() * yv.mean())
-        if n_uv > m * p_joint and binom.sf(n_uv - 1, m, p_joint) <= alpha / len(small):
-            keep.add(k)
+        yu, yv = fires[u] & rest, fires[v] & rest
+        tested.append(k)
+        n_uv.append(float(np.count_nonzero(yu & yv)))
+        m_rest.append(m)
+        p_joint.append((np.count_nonzero(yu) / m) * (np.count_nonzero(yv) / m))
+    if tested:
+        n_uv, m_rest, p_joint = np.asarray(n_uv), np.asarray(m_rest), np.asarray(p_joint)
+        passed = (n_uv > m_rest * p_joint) & (binom.sf(n_uv - 1, m_rest, p_joint) <= alpha / len(small))
+        keep.update(k for k, ok in zip(tested, passed) if ok)
     order = sorted(keep)
     return [neighbourhoods[k] for k in order], np.asarray([support[k] for k in order], dtype=int)
 
