@@ -62,29 +62,34 @@ DEEP = [(10000, 64, (128, 256, 1024), (8, 8, 3), 0.004),
         (40000, 256, (384, 576, 2304), (8, 8, 3), 0.001)]
 
 
+def _deep_networks(quick: bool, instances=None):
+    """(name, seed, hidden sizes, network) of each chosen DEEP instance, seed 0 (and 1 unless quick)."""
+    for m, top, sizes, degrees, rho in [DEEP[i] for i in instances] if instances else DEEP:
+        for seed in (0,) if quick else (0, 1):
+            net = arora_network(m, top, sizes, degree=degrees, top_sparsity=rho, random_state=seed)
+            yield f"{top}->{'->'.join(map(str, sizes))}, {'/'.join(map(str, degrees))}, {rho}, {m}", seed, sizes, net
+
+
 def deep(quick: bool, instances=None) -> None:
     """Per step of learn_layers: hidden count, neighbourhoods, Jaccard, edge P / R / F1, seconds."""
     print("| network (top -> bottom), parents per unit, top density, samples | seed | densities top -> bottom | "
           "step | hidden | neighbourhoods | mean best Jaccard | edge precision | edge recall | F1 | s |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for m, top, sizes, degrees, rho in [DEEP[i] for i in instances] if instances else DEEP:
-        for seed in (0,) if quick else (0, 1):
-            net = arora_network(m, top, sizes, degree=degrees, top_sparsity=rho, random_state=seed)
-            dens = " / ".join(f"{layer.mean():.4f}" for layer in net.layers)
-            name = (f"{top}->{'->'.join(map(str, sizes))}, {'/'.join(map(str, degrees))}, {rho}, {m}")
-            current, scores, seconds = net.observed, [], []
-            for _ in range(len(sizes)):  # learn_layers, step by step to time each step
-                t = time.perf_counter()
-                step = learn_layers(current, 1)[0]
-                seconds.append(time.perf_counter() - t)
-                scores.append(step)
-                if len(step.neighbourhoods) < 2:
-                    break
-                current = step.hidden
-            for i, score in enumerate(score_network(net, scores)):
-                print(f"| {name if i == 0 else ''} | {seed} | {dens if i == 0 else ''} | {i + 1} | {score.n_true} | "
-                      f"{score.n_recovered} | {score.mean_jaccard:.3f} | {score.precision:.3f} | "
-                      f"{score.recall:.3f} | {score.f1:.3f} | {seconds[i]:.0f} |", flush=True)
+    for name, seed, sizes, net in _deep_networks(quick, instances):
+        dens = " / ".join(f"{layer.mean():.4f}" for layer in net.layers)
+        current, scores, seconds = net.observed, [], []
+        for _ in range(len(sizes)):  # learn_layers, step by step to time each step
+            t = time.perf_counter()
+            step = learn_layers(current, 1)[0]
+            seconds.append(time.perf_counter() - t)
+            scores.append(step)
+            if len(step.neighbourhoods) < 2:
+                break
+            current = step.hidden
+        for i, score in enumerate(score_network(net, scores)):
+            print(f"| {name if i == 0 else ''} | {seed} | {dens if i == 0 else ''} | {i + 1} | {score.n_true} | "
+                  f"{score.n_recovered} | {score.mean_jaccard:.3f} | {score.precision:.3f} | "
+                  f"{score.recall:.3f} | {score.f1:.3f} | {seconds[i]:.0f} |", flush=True)
 
 
 def oracle(quick: bool, instances=None, steps=None) -> None:
@@ -93,28 +98,25 @@ def oracle(quick: bool, instances=None, steps=None) -> None:
     print("| network | seed | step | related pairs | true sibling pairs among them | after the cousin rule "
           "(siblings) | graph | sets / true units | mean best Jaccard | precision | recall | F1 | s |")
     print("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|")
-    for m, top, sizes, degrees, rho in [DEEP[i] for i in instances] if instances else DEEP:
-        for seed in (0,) if quick else (0, 1):
-            net = arora_network(m, top, sizes, degree=degrees, top_sparsity=rho, random_state=seed)
-            name = f"{top}->{'->'.join(map(str, sizes))}, {'/'.join(map(str, degrees))}, {rho}, {m}"
-            for step in steps or range(1, len(sizes) + 1):
-                below = len(net.layers) - step
-                Y = net.layers[below].astype(np.uint8)
-                sib = net.siblings(below)
-                counts = arora.cofiring_counts(Y)
-                tested = arora.cofiring_graph(counts, m)
-                for label, graph in (("test", tested), ("siblings only", tested & sib)):
-                    t = time.perf_counter()
-                    pruned = arora.drop_cousin_pairs(Y, graph, counts)
-                    pairs, sets = arora.pair_neighbourhoods(Y, pruned)
-                    found, support = arora.merge_neighbourhoods(pairs, sets)
-                    found, _ = arora.drop_explained_pairs(Y, found, support)
-                    score = score_layer(net.neighbourhoods(below - 1), found)
-                    print(f"| {name if label == 'test' else ''} | {seed} | {step} | "
-                          f"{graph.sum() // 2} | {(graph & sib).sum() // 2} / {sib.sum() // 2} | "
-                          f"{pruned.sum() // 2} ({(pruned & sib).sum() // 2}) | {label} | {len(found)} / "
-                          f"{score.n_true} | {score.mean_jaccard:.3f} | {score.precision:.3f} | {score.recall:.3f} | "
-                          f"{score.f1:.3f} | {time.perf_counter() - t:.0f} |", flush=True)
+    for name, seed, sizes, net in _deep_networks(quick, instances):
+        for step in steps or range(1, len(sizes) + 1):
+            below = len(net.layers) - step
+            Y = net.layers[below].astype(np.uint8)
+            sib = net.siblings(below)
+            counts = arora.cofiring_counts(Y)
+            tested = arora.cofiring_graph(counts, Y.shape[0])
+            for label, graph in (("test", tested), ("siblings only", tested & sib)):
+                t = time.perf_counter()
+                pruned = arora.drop_cousin_pairs(Y, graph, counts)
+                pairs, sets = arora.pair_neighbourhoods(Y, pruned)
+                found, support = arora.merge_neighbourhoods(pairs, sets)
+                found, _ = arora.drop_explained_pairs(Y, found, support)
+                score = score_layer(net.neighbourhoods(below - 1), found)
+                print(f"| {name if label == 'test' else ''} | {seed} | {step} | "
+                      f"{graph.sum() // 2} | {(graph & sib).sum() // 2} / {sib.sum() // 2} | "
+                      f"{pruned.sum() // 2} ({(pruned & sib).sum() // 2}) | {label} | {len(found)} / "
+                      f"{score.n_true} | {score.mean_jaccard:.3f} | {score.precision:.3f} | {score.recall:.3f} | "
+                      f"{score.f1:.3f} | {time.perf_counter() - t:.0f} |", flush=True)
 
 
 def main() -> None:
