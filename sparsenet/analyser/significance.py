@@ -34,8 +34,9 @@ channels active in both; the mean over ``n_resamples`` splits is reported.
 
 Speed: the copies are independent, so they run several at a time (``workers()`` threads, one
 BLAS thread each: the products, eigendecompositions and most element-wise work release the GIL).
-As many at a time as torch has threads (``torch.get_num_threads()``), so that a process given one
-thread (an experiment's ``threads = 1``, a torchrun rank) uses one core here too.
+As many at a time as torch has threads (``torch.get_num_threads()``, at most ``MAX_WORKERS``), so
+that a process given one thread (an experiment's ``threads = 1``, a torchrun rank) uses one core
+here too.
 Each copy's permutations come from its own seed, drawn in order before any copy runs, so the
 result does not depend on which thread finishes first.  To stay fast on big maps, the rows
 (one row = one image position, C channels) fed to the pipeline are a uniform random subset of at
@@ -58,6 +59,7 @@ from sparsenet.progress import bar
 STATISTIC = "modularity"
 MAX_ROWS = 50_000
 WORKERS: int | None = None   # copies at a time; None: torch's thread count (``workers()``)
+MAX_WORKERS = 8   # each copy holds up to MAX_ROWS x C float32 samples (200 MB at 1,024 channels)
 _SEED_MAX = np.iinfo(np.int32).max
 
 # A pipeline takes an M x C matrix of samples and returns (C x C affinity, C labels with -1),
@@ -66,12 +68,13 @@ Pipeline = Callable[[np.ndarray], tuple]
 
 
 def workers() -> int:
-    """How many copies run at a time: ``WORKERS`` when set, else torch's intra-op thread count."""
+    """How many copies run at a time: ``WORKERS`` when set, else torch's intra-op thread count,
+    at most ``MAX_WORKERS`` (memory: every running copy holds its own samples and affinity)."""
     if WORKERS is not None:
         return max(1, int(WORKERS))
     import torch
 
-    return max(1, torch.get_num_threads())
+    return max(1, min(torch.get_num_threads(), MAX_WORKERS))
 
 
 def modularity(affinity: np.ndarray, labels: np.ndarray) -> float:
