@@ -433,12 +433,10 @@ def test_size_check_counts_shapes_without_initialising():
 
     register_model("size_check_custom", default_input=(1, 8, 8), description="throw-away")(Custom)
     try:
-        counted = []
         real = sum(p.numel() for p in Custom(6).parameters())
         with torch.device("meta"), registry._ShapesOnly():
             meta = Custom(6)
-        counted.append(sum(p.numel() for p in meta.parameters()))
-        assert counted == [real] and all(p.is_meta for p in meta.parameters())
+        assert sum(p.numel() for p in meta.parameters()) == real and all(p.is_meta for p in meta.parameters())
         assert sum(p.numel() for p in get_model("size_check_custom", width=6).parameters()) == real
         with pytest.raises(SparsenetError, match="parameters; at most"):
             get_model("size_check_custom", width=6000)  # 144M parameters, counted on meta

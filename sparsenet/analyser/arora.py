@@ -151,8 +151,7 @@ def pair_neighbourhoods(Y: np.ndarray, graph: np.ndarray):
     for u in np.unique(pairs[:, 0]):
         partners = np.flatnonzero(upper[u])
         related = np.flatnonzero(graph[u])  # partners are among them
-        fired = by_unit.indices[by_unit.indptr[u]:by_unit.indptr[u + 1]]
-        sub = (Y[np.ix_(fired, related)] > 0).astype(np.float32)  # samples where u fires
+        sub = _firing_with(Y, by_unit, u, related)
         local = np.searchsorted(related, partners)
         triple = sub[:, local].T @ sub  # (deg+, deg): n_uvw for v in partners, w related to u
         n_pair = triple[np.arange(len(partners)), local]  # n_uv
@@ -166,6 +165,13 @@ def pair_neighbourhoods(Y: np.ndarray, graph: np.ndarray):
         sets[row:row + len(partners)] = member
         row += len(partners)
     return pairs, sets
+
+
+def _firing_with(Y: np.ndarray, by_unit: sparse.csc_matrix, u: int, units: np.ndarray) -> np.ndarray:
+    """0/1 float32 firing of ``units`` in the samples where u fires (``by_unit``: ``Y > 0`` as
+    CSC); ``sub.T @ sub`` gives the triple counts ``n_uvw`` among them (exact below 2^24)."""
+    fired = by_unit.indices[by_unit.indptr[u]:by_unit.indptr[u + 1]]
+    return (Y[np.ix_(fired, units)] > 0).astype(np.float32)
 
 
 def drop_cousin_pairs(Y: np.ndarray, graph: np.ndarray, counts: np.ndarray, alpha: float = 0.05) -> np.ndarray:
@@ -199,8 +205,7 @@ def drop_cousin_pairs(Y: np.ndarray, graph: np.ndarray, counts: np.ndarray, alph
         related = np.flatnonzero(graph[u])
         if len(related) < 2:
             continue
-        fired = by_unit.indices[by_unit.indptr[u]:by_unit.indptr[u + 1]]
-        sub = (Y[np.ix_(fired, related)] > 0).astype(np.float32)
+        sub = _firing_with(Y, by_unit, u, related)
         triple = (sub.T @ sub).astype(np.float64)  # [v, w]: n_uvw; diagonal n_uv
         n_pair = np.diag(triple)
         member = graph[np.ix_(related, related)] & (triple > MEMBER_FRACTION * n_pair[:, None])
