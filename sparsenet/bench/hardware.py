@@ -106,7 +106,7 @@ def _weights(spec, module):
 
 def realisations(spec, batch: int, size: int, seed: int = 0):
     """name -> zero-argument callable computing the module on one fixed input batch."""
-    from sparsenet.builder.cluster_conv import ClusterMajor, conv2d_fused
+    from sparsenet.builder.cluster_conv import ClusterMajor, as_dense, conv2d_fused
     from sparsenet.builder.modules import build_module, choose_forms
 
     torch.manual_seed(seed)
@@ -195,12 +195,12 @@ def realisations(spec, batch: int, size: int, seed: int = 0):
     measured.load_state_dict(module.state_dict())
     # the same clusters as contiguous slices (the producer permuted, as `apply` does): the input
     # arrives permuted, so no gather is left; same weights, same function
-    contiguous = build_module(contiguous_spec(spec), measure_at=(batch, size, size)).eval()
+    cspec = contiguous_spec(spec)
+    contiguous = build_module(cspec, measure_at=(batch, size, size)).eval()
     contiguous.load_state_dict(module.state_dict())
     x_perm = x.index_select(1, index).contiguous()  # what a permuted producer writes
 
     # the same, cluster-major in and out: the input as a cluster-major producer writes it
-    cspec = contiguous_spec(spec)
     major = build_module(cspec).eval()
     major.load_state_dict(module.state_dict())
     choose_forms(major, (batch, size, size), cluster_major=True)
@@ -216,8 +216,7 @@ def realisations(spec, batch: int, size: int, seed: int = 0):
         return major(x_major)
 
     def sparsenet_cluster_major_nchw_out():
-        y = major(x_major)
-        return y.dense() if isinstance(y, ClusterMajor) else y
+        return as_dense(major(x_major))
 
     sparsenet_measured.forms, sparsenet_contiguous.forms = measured.forms(), contiguous.forms()
     sparsenet_cluster_major.forms = major.forms()
@@ -273,17 +272,14 @@ def run(*, channels: int, clusters: int, size: int, batch: int, repeats: int,
 
     spec = cluster_spec(channels, clusters)
     fns, module = realisations(spec, batch, size)
-    from sparsenet.builder.cluster_conv import ClusterMajor
+    from sparsenet.builder.cluster_conv import as_dense
 
     measured_forms, contiguous_forms = fns["sparsenet_measured"].forms, fns["sparsenet_contiguous"].forms
     major_forms = fns["sparsenet_cluster_major"].forms
 
-    def dense_of(y):
-        return y.dense() if isinstance(y, ClusterMajor) else y
-
     with torch.no_grad():
         ref = fns["sparsenet"]()
-        max_diff = {n: float((dense_of(f()) - ref).abs().max()) for n, f in fns.items() if not n.startswith("dense")}
+        max_diff = {n: float((as_dense(f()) - ref).abs().max()) for n, f in fns.items() if not n.startswith("dense")}
         timings = time_side_by_side(fns, repeats=repeats, warmup=1)
     b = module.plan[0]
     kept_macs = module_macs(spec, (size, size))

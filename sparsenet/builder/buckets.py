@@ -61,7 +61,7 @@ from torch import nn
 
 import torch.nn.functional as F
 
-from sparsenet.builder.cluster_conv import FORMS as CLUSTER_FORMS, ClusterMajor, conv2d_fused, form_for_batch
+from sparsenet.builder.cluster_conv import FORMS as CLUSTER_FORMS, ClusterMajor, as_dense, conv2d_fused, form_for_batch
 from sparsenet.builder.spec import BranchSpec, ModuleSpec
 from sparsenet.errors import SparsenetError
 
@@ -403,7 +403,7 @@ class _FusedBranches(nn.Module):
         """The bucket's output in ``form`` (``x``: an N x C x H x W tensor or a ``ClusterMajor``);
         ``as_list``: per-cluster forms return the groups' outputs unconcatenated."""
         if form.startswith("grouped"):
-            y = self._grouped(x.dense() if isinstance(x, ClusterMajor) else x, form.endswith("channels_last"))
+            y = self._grouped(as_dense(x), form.endswith("channels_last"))
             return [y] if as_list else y
         if form == THREADED_FORM:  # per_cluster_channels_last, the groups spread over the threads
             return self._per_cluster(x, True, as_list, threads=True)

@@ -47,7 +47,7 @@ from torch import nn
 from sparsenet.errors import SparsenetError
 
 __all__ = ["FORMS", "ClusterConv2d", "ClusterLinear", "ClusterMajor", "choose_form", "fallback_form",
-           "clear_form_cache", "conv2d_fused", "form_for_batch"]
+           "clear_form_cache", "conv2d_fused", "form_for_batch", "as_dense"]
 
 FORMS = ("grouped", "grouped_channels_last", "per_cluster", "per_cluster_channels_last")
 _CACHE: dict[tuple, str] = {}
@@ -120,6 +120,11 @@ class ClusterMajor(tuple):
         if pos != x.shape[1]:
             raise SparsenetError(f"cluster-major sizes {list(sizes)} do not add up to the {x.shape[1]} channels")
         return ClusterMajor(out)
+
+
+def as_dense(x) -> torch.Tensor:
+    """``x`` as one N x C x H x W tensor: a ``ClusterMajor`` concatenated, anything else as it is."""
+    return x.dense() if isinstance(x, ClusterMajor) else x
 
 
 def form_for_batch(module, batch: int) -> str:

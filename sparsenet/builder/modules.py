@@ -63,7 +63,8 @@ class _PoolBranch(nn.Module):
 class SpecInception(nn.Module):
     """An Inception-like module built from a ModuleSpec; output has ``spec.out_channels`` channels."""
 
-    def __init__(self, spec: ModuleSpec, pad_tolerance: float = DEFAULT_PAD_TOLERANCE, measure_at=None):
+    def __init__(self, spec: ModuleSpec, pad_tolerance: float = DEFAULT_PAD_TOLERANCE, measure_at=None,
+                 cluster_major: bool = False):
         super().__init__()
         if not isinstance(spec, ModuleSpec):
             raise SparsenetError(f"build_module needs a ModuleSpec; got {type(spec).__name__}")
@@ -101,11 +102,10 @@ class SpecInception(nn.Module):
             self._dest = len(sizes)
         # True: forward returns a ClusterMajor (one tensor per cluster) where emits_cluster_major
         # says it can, for a consumer that reads those clusters (cluster_conv.ClusterMajor)
-        self.cluster_major_output = False
-        self._dense_of = (None,)
+        self.cluster_major_output = bool(cluster_major)
         init_masked_weights(self)
-        if measure_at is not None:
-            choose_forms(self, measure_at)
+        if measure_at is not None:  # timed as it will run: cluster-major in and out if asked for
+            choose_forms(self, measure_at, cluster_major=self.cluster_major_output)
 
     def forms(self) -> list[str]:
         return [b.form for b in self.buckets]
@@ -113,23 +113,26 @@ class SpecInception(nn.Module):
     def _pieces(self, x, slices) -> list[torch.Tensor]:
         # N x in_channels x H x W (or a ClusterMajor) -> the (bucket, start, width) slices of the
         # buckets' outputs, then the pool
-        fused = [bucket(self._input_for(bucket, x)) for bucket in self.buckets]  # N x groups*group_width x H x W each
+        dense: list = []  # x concatenated, once, for the readers that need it dense
+        fused = [bucket(self._input_for(bucket, x, dense)) for bucket in self.buckets]  # N x groups*group_width x H x W each
         pieces = [fused[b].narrow(1, start, width) for b, start, width in slices]
         if self.pool is not None:
-            pieces.append(self.pool(self._input_for(None, x)))  # N x projection x H x W
+            pieces.append(self.pool(self._input_for(None, x, dense)))  # N x projection x H x W
         return pieces
 
-    def _input_for(self, bucket, x):
+    @staticmethod
+    def _input_for(bucket, x, dense: list):
         """``x`` as ``bucket`` reads it: a ``ClusterMajor`` input stays so for a per-cluster form
-        whose groups are its pieces, every other reader gets it dense (concatenated once)."""
+        whose groups are its pieces, every other reader gets it dense (concatenated once per
+        forward: ``dense`` holds it after the first)."""
         if not isinstance(x, ClusterMajor):
             return x
         if bucket is not None and form_for_batch(bucket, x.shape[0]).startswith("per_cluster") \
                 and bucket.pieces_of(x) is not None:
             return x
-        if getattr(self, "_dense_of", (None,))[0] is not x:
-            self._dense_of = (x, x.dense())
-        return self._dense_of[1]
+        if not dense:
+            dense.append(x.dense())
+        return dense[0]
 
     def emits_cluster_major(self, batch: int) -> bool:
         """Whether ``forward`` returns a ``ClusterMajor`` at this batch size: asked for
@@ -145,14 +148,8 @@ class SpecInception(nn.Module):
     def forward(self, x):
         if self.emits_cluster_major(x.shape[0]):
             # cluster-major output: each cluster's output as its conv wrote it, no concatenation
-            try:
-                return ClusterMajor(self.buckets[0](self._input_for(self.buckets[0], x), as_list=True))
-            finally:
-                self._dense_of = (None,)
-        try:
-            pieces = self._pieces(x, self._runs)
-        finally:
-            self._dense_of = (None,)
+            return ClusterMajor(self.buckets[0](self._input_for(self.buckets[0], x, []), as_list=True))
+        pieces = self._pieces(x, self._runs)
         if self._dest is not None:
             n, _, h, w = pieces[0].shape
             out = pieces[0].new_empty(n, self.out_channels, h, w)
@@ -189,17 +186,17 @@ class SpecNetwork(nn.Module):
         # measure_at = (batch, H, W) of the network's input: each module times its forms at its own input size
         sizes = [None] * len(spec.modules) if measure_at is None else \
             [(_measure_at(measure_at)[0], *hw) for hw in module_input_sizes(spec, _measure_at(measure_at)[1:])]
-        self.blocks = nn.ModuleList(SpecInception(m, pad_tolerance, at) for m, at in zip(spec.modules, sizes))
+        # cluster-major activations between modules (opt-in: a block's output is then a ClusterMajor
+        # where it can emit one, which hooks on that block see): every block but the last may emit
+        last = len(spec.modules) - 1
+        self.blocks = nn.ModuleList(SpecInception(m, pad_tolerance, at, cluster_major and i < last)
+                                    for i, (m, at) in enumerate(zip(spec.modules, sizes)))
         self.pool_after = tuple(spec.pool_after)
         self.downsample = nn.MaxPool2d(3, stride=2, padding=1)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.dropout = nn.Dropout(spec.head.dropout)
         self.fc = nn.Linear(spec.features, spec.head.num_classes)
         self.in_channels, self.num_classes = spec.stem.in_channels, spec.head.num_classes
-        # cluster-major activations between modules (opt-in: a block's output is then a ClusterMajor
-        # where it can emit one, which hooks on that block see): every block but the last may emit
-        for block in list(self.blocks)[:-1]:
-            block.cluster_major_output = bool(cluster_major)
         init_masked_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -209,9 +206,7 @@ class SpecNetwork(nn.Module):
             if i in self.pool_after:
                 # h, w halved (rounded up); channel-wise, so a ClusterMajor is pooled piece by piece
                 x = x.map(self.downsample) if isinstance(x, ClusterMajor) else self.downsample(x)
-        if isinstance(x, ClusterMajor):
-            x = torch.cat([self.avgpool(t) for t in x], 1)
-        x = torch.flatten(self.avgpool(x), 1)  # N x features
+        x = torch.flatten(self.avgpool(x), 1)  # N x features (the last block never emits a ClusterMajor)
         return self.fc(self.dropout(x))  # N x num_classes
 
 
