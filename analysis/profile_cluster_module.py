@@ -53,7 +53,7 @@ def main() -> None:
     x_major = ClusterMajor.split(x, [len(b.inputs) for b in spec.branches])
 
     cands = {"dense (same widths, every channel)": dense}
-    for form in bucket.FORMS:
+    for form in bucket.offered_forms:
         cands[form] = (lambda f=form: bucket.run_form(x, f))
     cands["dense, channels-last, ReLU fused (same widths, every channel)"] = dense_fused
     cands["module, cluster-major in and out"] = lambda: major(x_major)

@@ -61,7 +61,7 @@ def test_cluster_major_module_keeps_the_function_in_every_form(batch_norm):
     ref = bucket.run_form(x, "grouped").detach()  # autograd on: the unfolded reference path
     cm = ClusterMajor.split(x, [8, 8, 8])
     with torch.no_grad():
-        for form in bucket.FORMS:
+        for form in bucket.offered_forms:
             bucket.form = form
             assert (module(x) - ref).abs().max() < 1e-4, form
             module.cluster_major_output = True
@@ -77,7 +77,7 @@ def test_cluster_major_module_keeps_the_function_in_every_form(batch_norm):
             assert (module(cm) - ref).abs().max() < 1e-4, form  # cluster-major in, NCHW out
     # measured in the cluster-major layout: whichever form is chosen, the same function
     choose_forms(module, (2, 5, 5), cluster_major=True)
-    assert module.cluster_major_output and bucket.cluster_major_io
+    assert module.cluster_major_output and bucket.reads_cluster_major and bucket.writes_cluster_major
     with torch.no_grad():
         y = module(cm)
     y = as_dense(y)
@@ -166,7 +166,7 @@ def test_threaded_form_keeps_the_function_and_restores_the_thread_count():
         torch.manual_seed(0)
         module = build_module(spec).eval()
         (bucket,) = module.buckets
-        assert "per_cluster_threads" in bucket.FORMS
+        assert "per_cluster_threads" in bucket.offered_forms
         x = torch.randn(2, 24, 5, 5)
         ref = bucket.run_form(x, "grouped").detach()
         with torch.no_grad():
@@ -178,3 +178,57 @@ def test_threaded_form_keeps_the_function_and_restores_the_thread_count():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(was)
+
+
+def test_a_module_that_cannot_emit_cluster_major_is_not_timed_as_if_it_did():
+    # an output order (or a pool branch) means the output is not the bucket's clusters in order:
+    # forward concatenates, so the forms must be timed concatenating too
+    spec = contiguous_spec(cluster_spec(24, 3))
+    ordered = replace(spec, output_order=tuple(reversed(range(spec.out_channels))))
+    torch.manual_seed(0)
+    for s, emits in ((spec, True), (ordered, False)):
+        module = build_module(s).eval()
+        choose_forms(module, (2, 5, 5), cluster_major=True)
+        (bucket,) = module.buckets
+        assert module.can_emit_cluster_major is emits and bucket.writes_cluster_major is emits
+        bucket.form, bucket.batch_forms = "per_cluster_channels_last", None
+        x = torch.randn(2, 24, 5, 5)
+        with torch.no_grad():
+            y = module(ClusterMajor.split(x, [8, 8, 8]))
+        assert isinstance(y, ClusterMajor) is emits and module.emits_cluster_major(2) is emits
+
+
+def test_network_times_each_block_reading_what_its_producer_writes():
+    stage = contiguous_spec(cluster_spec(24, 3))
+    net = NetworkSpec(stem=StemSpec(in_channels=1, widths=(24,), kernel_sizes=(3,), strides=(1,), pool=False),
+                      modules=(stage, stage, stage), pool_after=(), head=HeadSpec(num_classes=3))
+    torch.manual_seed(0)
+    major = build_network(net, measure_at=(2, 5, 5), cluster_major=True)
+    flags = [(b.buckets[0].reads_cluster_major, b.buckets[0].writes_cluster_major) for b in major.blocks]
+    # the stem writes NCHW; the last block feeds the head, so it writes NCHW
+    assert flags == [(False, True), (True, True), (True, False)]
+    plain = build_network(net, measure_at=(2, 5, 5))
+    assert all(not (b.buckets[0].reads_cluster_major or b.buckets[0].writes_cluster_major) for b in plain.blocks)
+
+
+def test_threaded_form_is_offered_by_the_thread_count_when_timed():
+    was = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        module = build_module(contiguous_spec(cluster_spec(24, 3))).eval()
+        (bucket,) = module.buckets
+        assert "per_cluster_threads" not in bucket.offered_forms
+        torch.set_num_threads(2)  # built with one thread, timed with two: offered
+        assert "per_cluster_threads" in bucket.offered_forms
+    finally:
+        torch.set_num_threads(was)
+
+
+def test_forms_are_timed_at_batch_one_too_unless_told_otherwise():
+    layer = ClusterConv2d(12, [0, 5, 8], [5, 3, 4], [2, 6, 1], 3, padding=1)
+    choose_form(layer, (3, 12, 6, 6), repeats=1)
+    assert set(layer.batch_forms) == {1, 3}
+    choose_form(layer, (3, 12, 6, 6), repeats=1, batches=())
+    assert layer.batch_forms is None
+    choose_form(layer, (1, 12, 6, 6), repeats=1)  # batch 1 already: one size, no table
+    assert layer.batch_forms is None

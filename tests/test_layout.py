@@ -93,6 +93,6 @@ def test_build_network_measures_each_module_at_its_own_input_size():
     measured.load_state_dict(fallback.state_dict())
     x = torch.randn(2, 1, 12, 12)
     assert (measured(x) - fallback(x)).abs().max() < 1e-4
-    assert all(f in b.FORMS for block in measured.blocks for b, f in zip(block.buckets, block.forms()))
+    assert all(f in b.offered_forms for block in measured.blocks for b, f in zip(block.buckets, block.forms()))
     with pytest.raises(SparsenetError, match=r"measure_at must be \(batch, H, W\)"):
         build_network(laid, measure_at=(2, 12))

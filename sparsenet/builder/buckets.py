@@ -250,9 +250,7 @@ class _FusedBranches(nn.Module):
             self.reduce = _ConvUnit(g * s, g * r, 1, g, bn, _block_mask(r, s, 1, [(b.reduce, n) for b, n in zip(branches, n_in)]))
             self.conv = _ConvUnit(g * r, g * w, k, g, bn, _block_mask(w, r, k, [(b.width, b.reduce) for b in branches]))
         # per-group forms need the grouped output layout unpadded (every width = w)
-        self.FORMS = CLUSTER_FORMS if g > 1 and all(b.width == w for b in branches) else CLUSTER_FORMS[:2]
-        if len(self.FORMS) > 2 and torch.get_num_threads() > 1:
-            self.FORMS = self.FORMS + (THREADED_FORM,)
+        self._per_group = g > 1 and all(b.width == w for b in branches)
         self._groups = [(n, b.reduce, b.width) for b, n in zip(branches, n_in)]
         self._inputs = [None if b.inputs is None else list(b.inputs) for b in branches]
         self._slices = []
@@ -266,6 +264,15 @@ class _FusedBranches(nn.Module):
         self.form = self.fallback_form()
         self.batch_forms: dict[int, str] | None = None  # batch size -> form (choose_form with batches)
 
+    @property
+    def offered_forms(self) -> tuple[str, ...]:
+        """The forms ``choose_form`` times: per-cluster ones need the grouped output unpadded (every
+        width equal); the threaded one is offered by the thread count when timed, as the form
+        cache is keyed (a bucket built with one thread and timed with two gets it)."""
+        if not self._per_group:
+            return CLUSTER_FORMS[:2]
+        return CLUSTER_FORMS + ((THREADED_FORM,) if torch.get_num_threads() > 1 else ())
+
     def fallback_form(self) -> str:
         # grouped 5x5 (and larger) convs run channels-last: there oneDNN's NHWC kernels beat
         # NCHW by 1.1-1.8x even with the two layout copies; grouped 3x3 convs do not gain
@@ -274,14 +281,16 @@ class _FusedBranches(nn.Module):
             else "grouped"
 
     def shape_key(self) -> tuple:
-        return self._shape + (self.cluster_major_io,)
+        return self._shape + (self.reads_cluster_major, self.writes_cluster_major)
 
-    # cluster-major in and out (SpecInception.cluster_major_output): the forms are timed on the
-    # input as a cluster-major producer writes it and with the groups' outputs left unconcatenated
-    cluster_major_io = False
+    # the layouts the bucket runs between (set by modules.choose_forms), so that its forms are
+    # timed as they will run: its input as a cluster-major producer writes it, and its groups'
+    # outputs left unconcatenated for a module that emits them cluster-major
+    reads_cluster_major = False
+    writes_cluster_major = False
 
     def example_input(self, x: torch.Tensor):
-        if self.cluster_major_io and all(w is not None for w in self._slices):
+        if self.reads_cluster_major and all(w is not None for w in self._slices):
             starts = [w[0] for w in self._slices]
             if starts == sorted(starts) and starts[0] == 0 and all(
                     a[0] + a[1] == b[0] for a, b in zip(self._slices, self._slices[1:])) \
@@ -290,7 +299,7 @@ class _FusedBranches(nn.Module):
         return x
 
     def time_form(self, x, form: str):
-        return self.run_form(x, form, as_list=self.cluster_major_io)
+        return self.run_form(x, form, as_list=self.writes_cluster_major)
 
     @property
     def channels_last(self) -> bool:

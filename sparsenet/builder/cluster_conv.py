@@ -50,6 +50,9 @@ __all__ = ["FORMS", "ClusterConv2d", "ClusterLinear", "ClusterMajor", "choose_fo
            "clear_form_cache", "conv2d_fused", "form_for_batch", "as_dense"]
 
 FORMS = ("grouped", "grouped_channels_last", "per_cluster", "per_cluster_channels_last")
+# batch sizes the forms are also timed at, beside the input's: at batch 1 the fastest form differs
+# (module docstring), and batch-1 latency is what a deployed network is judged on
+ALSO_TIMED_AT = (1,)
 _CACHE: dict[tuple, str] = {}
 _POINTWISE = None
 if torch.backends.mkldnn.is_available():
@@ -94,12 +97,14 @@ class ClusterMajor(tuple):
         return torch.Size((n, sum(self.sizes), h, w))
 
     def slices(self) -> dict[tuple[int, int], int]:
-        """(start, size) of each piece -> its index."""
-        out, pos = {}, 0
-        for i, n in enumerate(self.sizes):
-            out[(pos, n)] = i
-            pos += n
-        return out
+        """(start, size) of each piece -> its index (built once: every per-cluster reader asks)."""
+        if "_slices" not in self.__dict__:
+            out, pos = {}, 0
+            for i, n in enumerate(self.sizes):
+                out[(pos, n)] = i
+                pos += n
+            self._slices = out
+        return self._slices
 
     def dense(self) -> torch.Tensor:
         """N x C x H x W, NCHW-contiguous."""
@@ -288,17 +293,17 @@ def clear_form_cache() -> None:
     _CACHE.clear()
 
 
-def choose_form(module, input_shape, *, measure: bool = True, repeats: int = 7, batches=None) -> str:
-    """The fastest form for ``module`` (a ``ClusterConv2d``, or any module with ``FORMS``,
-    ``run_form(x, form)``, ``shape_key()`` and ``fallback_form()``) on inputs of ``input_shape``
+def choose_form(module, input_shape, *, measure: bool = True, repeats: int = 7, batches=ALSO_TIMED_AT) -> str:
+    """The fastest form for ``module`` (a ``ClusterConv2d``, or any module with ``run_form(x, form)``,
+    ``shape_key()``, ``fallback_form()`` and optionally ``offered_forms``) on inputs of ``input_shape``
     (N, C, H, W), timed side by side on this machine (cached per shape and thread count), or its
     deterministic fallback when ``measure`` is False.  Sets ``module.form`` and returns it.
 
-    ``batches``: further batch sizes to time the forms at (e.g. ``(1,)``); then
-    ``module.batch_forms`` maps every measured batch size (``input_shape``'s included) to its
-    fastest form and ``forward`` picks by its input's batch size (:func:`form_for_batch`).
-    With ``measure`` False, ``batch_forms`` is cleared."""
-    forms = getattr(module, "FORMS", FORMS)
+    ``batches``: further batch sizes to time the forms at (``ALSO_TIMED_AT`` unless given; ``()``
+    for none); where that measures more than one size, ``module.batch_forms`` maps every measured
+    batch size (``input_shape``'s included) to its fastest form and ``forward`` picks by its
+    input's batch size (:func:`form_for_batch`).  With ``measure`` False, ``batch_forms`` is cleared."""
+    forms = getattr(module, "offered_forms", FORMS)
     if not measure:
         module.form = module.fallback_form()
         module.batch_forms = None
@@ -311,7 +316,7 @@ def choose_form(module, input_shape, *, measure: bool = True, repeats: int = 7, 
             _CACHE[key] = _fastest(module, forms, shape, repeats)
         table[n] = _CACHE[key]
     module.form = table[int(input_shape[0])]
-    module.batch_forms = table if batches else None
+    module.batch_forms = table if len(table) > 1 else None
     return module.form
 
 

@@ -64,7 +64,7 @@ class SpecInception(nn.Module):
     """An Inception-like module built from a ModuleSpec; output has ``spec.out_channels`` channels."""
 
     def __init__(self, spec: ModuleSpec, pad_tolerance: float = DEFAULT_PAD_TOLERANCE, measure_at=None,
-                 cluster_major: bool = False):
+                 cluster_major: bool = False, reads_cluster_major: bool | None = None):
         super().__init__()
         if not isinstance(spec, ModuleSpec):
             raise SparsenetError(f"build_module needs a ModuleSpec; got {type(spec).__name__}")
@@ -100,56 +100,67 @@ class SpecInception(nn.Module):
             for j, (a, n) in enumerate(zip(starts, sizes)):
                 self.register_buffer(f"dest{j}", torch.tensor(inverse[a:a + n], dtype=torch.long), persistent=False)
             self._dest = len(sizes)
+        # whether the output can be one bucket's per-cluster outputs as they are: decided here,
+        # once, for forward (emits_cluster_major) and for timing the forms (choose_forms)
+        self.can_emit_cluster_major = (len(self.buckets) == 1 and self.pool is None and self._dest is None
+                                       and self._runs == [(0, 0, self.out_channels)])
         # True: forward returns a ClusterMajor (one tensor per cluster) where emits_cluster_major
         # says it can, for a consumer that reads those clusters (cluster_conv.ClusterMajor)
         self.cluster_major_output = bool(cluster_major)
         init_masked_weights(self)
         if measure_at is not None:  # timed as it will run: cluster-major in and out if asked for
-            choose_forms(self, measure_at, cluster_major=self.cluster_major_output)
+            choose_forms(self, measure_at, cluster_major=self.cluster_major_output,
+                         reads_cluster_major=reads_cluster_major)
 
     def forms(self) -> list[str]:
         return [b.form for b in self.buckets]
 
-    def _pieces(self, x, slices) -> list[torch.Tensor]:
+    def _pieces(self, x, slices, forms) -> list[torch.Tensor]:
         # N x in_channels x H x W (or a ClusterMajor) -> the (bucket, start, width) slices of the
-        # buckets' outputs, then the pool
+        # buckets' outputs (each bucket run in forms[i]), then the pool
         dense: list = []  # x concatenated, once, for the readers that need it dense
-        fused = [bucket(self._input_for(bucket, x, dense)) for bucket in self.buckets]  # N x groups*group_width x H x W each
+        fused = [bucket.run_form(self._input_for(bucket, form, x, dense), form)  # N x groups*group_width x H x W
+                 for bucket, form in zip(self.buckets, forms)]
         pieces = [fused[b].narrow(1, start, width) for b, start, width in slices]
         if self.pool is not None:
-            pieces.append(self.pool(self._input_for(None, x, dense)))  # N x projection x H x W
+            pieces.append(self.pool(self._input_for(None, None, x, dense)))  # N x projection x H x W
         return pieces
 
     @staticmethod
-    def _input_for(bucket, x, dense: list):
-        """``x`` as ``bucket`` reads it: a ``ClusterMajor`` input stays so for a per-cluster form
-        whose groups are its pieces, every other reader gets it dense (concatenated once per
-        forward: ``dense`` holds it after the first)."""
+    def _input_for(bucket, form, x, dense: list):
+        """``x`` as ``bucket`` reads it in ``form``: a ``ClusterMajor`` input stays so for a
+        per-cluster form whose groups are its pieces, every other reader gets it dense
+        (concatenated once per forward: ``dense`` holds it after the first)."""
         if not isinstance(x, ClusterMajor):
             return x
-        if bucket is not None and form_for_batch(bucket, x.shape[0]).startswith("per_cluster") \
-                and bucket.pieces_of(x) is not None:
+        if bucket is not None and form.startswith("per_cluster") and bucket.pieces_of(x) is not None:
             return x
         if not dense:
             dense.append(x.dense())
         return dense[0]
 
+    def _forms(self, batch) -> list[str]:
+        return [form_for_batch(b, batch) for b in self.buckets]  # each bucket's form, once per forward
+
     def emits_cluster_major(self, batch: int) -> bool:
         """Whether ``forward`` returns a ``ClusterMajor`` at this batch size: asked for
-        (``cluster_major_output``), and the output is one bucket's per-cluster outputs in order
-        (no pool, no output order) in a per-cluster form."""
-        return (self.cluster_major_output and len(self.buckets) == 1 and self.pool is None and self._dest is None
-                and self._runs == [(0, 0, self.out_channels)]
-                and form_for_batch(self.buckets[0], batch).startswith("per_cluster"))
+        (``cluster_major_output``), possible (``can_emit_cluster_major``: one bucket, no pool, no
+        output order) and the bucket runs a per-cluster form at this batch size."""
+        return self._emits(self._forms(batch))
+
+    def _emits(self, forms) -> bool:
+        return self.cluster_major_output and self.can_emit_cluster_major and forms[0].startswith("per_cluster")
 
     def _forward(self, x) -> list[torch.Tensor]:
-        return self._pieces(x, self._where)  # one per branch, in spec order, then the pool
+        return self._pieces(x, self._where, self._forms(x.shape[0]))  # one per branch, in spec order, then the pool
 
     def forward(self, x):
-        if self.emits_cluster_major(x.shape[0]):
+        forms = self._forms(x.shape[0])
+        if self._emits(forms):
             # cluster-major output: each cluster's output as its conv wrote it, no concatenation
-            return ClusterMajor(self.buckets[0](self._input_for(self.buckets[0], x, []), as_list=True))
-        pieces = self._pieces(x, self._runs)
+            bucket = self.buckets[0]
+            return ClusterMajor(bucket.run_form(self._input_for(bucket, forms[0], x, []), forms[0], as_list=True))
+        pieces = self._pieces(x, self._runs, forms)
         if self._dest is not None:
             n, _, h, w = pieces[0].shape
             out = pieces[0].new_empty(n, self.out_channels, h, w)
@@ -188,9 +199,12 @@ class SpecNetwork(nn.Module):
             [(_measure_at(measure_at)[0], *hw) for hw in module_input_sizes(spec, _measure_at(measure_at)[1:])]
         # cluster-major activations between modules (opt-in: a block's output is then a ClusterMajor
         # where it can emit one, which hooks on that block see): every block but the last may emit
-        last = len(spec.modules) - 1
-        self.blocks = nn.ModuleList(SpecInception(m, pad_tolerance, at, cluster_major and i < last)
-                                    for i, (m, at) in enumerate(zip(spec.modules, sizes)))
+        # (a block is timed reading cluster-major when the block before it can emit so)
+        last, blocks = len(spec.modules) - 1, []
+        for i, (m, at) in enumerate(zip(spec.modules, sizes)):
+            reads = cluster_major and i > 0 and blocks[-1].can_emit_cluster_major
+            blocks.append(SpecInception(m, pad_tolerance, at, cluster_major and i < last, reads_cluster_major=reads))
+        self.blocks = nn.ModuleList(blocks)
         self.pool_after = tuple(spec.pool_after)
         self.downsample = nn.MaxPool2d(3, stride=2, padding=1)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
@@ -218,20 +232,24 @@ def _measure_at(value) -> tuple[int, int, int]:
     return tuple(value)
 
 
-def choose_forms(module: SpecInception, measure_at, *, cluster_major: bool = False) -> list[str]:
-    """Time every bucket's forms at ``measure_at`` = (batch, H, W) and keep the fastest (cached
-    per shape; ``sparsenet.builder.cluster_conv.choose_form``).  ``cluster_major``: the module
-    reads and writes the cluster-major layout (``cluster_major_output`` is set, and a single
-    bucket's forms are timed on a ``ClusterMajor`` input of its group slices, outputs unconcatenated)."""
+def choose_forms(module: SpecInception, measure_at, *, cluster_major: bool = False,
+                 reads_cluster_major: bool | None = None) -> list[str]:
+    """Time every bucket's forms at ``measure_at`` = (batch, H, W), and at batch 1, and keep the
+    fastest (cached per shape; ``sparsenet.builder.cluster_conv.choose_form``).  ``cluster_major``:
+    the module writes the cluster-major layout where it can (``cluster_major_output`` is set; its
+    bucket is timed with outputs unconcatenated) and reads it (forms timed on a ``ClusterMajor``
+    input of each bucket's group slices) unless ``reads_cluster_major`` says otherwise (a network's
+    first block reads the stem's dense output)."""
     from sparsenet.builder.cluster_conv import choose_form
 
     if cluster_major:
         module.cluster_major_output = True
-        if len(module.buckets) == 1 and module.pool is None:
-            module.buckets[0].cluster_major_io = True
+    reads = cluster_major if reads_cluster_major is None else bool(reads_cluster_major)
+    for bucket in module.buckets:
+        bucket.reads_cluster_major = reads
+        bucket.writes_cluster_major = module.cluster_major_output and module.can_emit_cluster_major
     n, h, w = _measure_at(measure_at)
-    # timed at batch 1 as well: the fastest form there differs (cluster_conv.form_for_batch)
-    return [choose_form(b, (n, module.in_channels, h, w), batches=(1,) if n > 1 else None) for b in module.buckets]
+    return [choose_form(b, (n, module.in_channels, h, w)) for b in module.buckets]
 
 
 def init_masked_weights(model: nn.Module) -> None:

@@ -330,8 +330,7 @@ def cluster_consumers(model: nn.Module, site: Site, sizes, starts, input_shape, 
         _replace(model, name, layer)
         if isinstance(new, ClusterConv2d):
             shape = _input_shape_of(model, name, input_shape, batch)
-            # timed at batch 1 too: there the fastest form differs (cluster_conv.form_for_batch)
-            choose_form(new, shape, measure=measure, batches=(1,) if batch > 1 else None)
+            choose_form(new, shape, measure=measure)  # at this batch and at batch 1 (form_for_batch)
         batch_forms = getattr(new, "batch_forms", None)
         consumers.append({"name": name, "kind": "conv" if isinstance(old, nn.Conv2d) else "linear",
                           "starts": [starts[j] for j in read], "in_sizes": [sizes[j] for j in read],
