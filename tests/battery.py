@@ -389,6 +389,9 @@ EXPERIMENTS = {
     "empty": "",
     "duplicate_names": _EXP_HEAD + _PLAIN + _PLAIN,
     "threads_zero": _EXP_HEAD.replace("seeds = [0]", "seeds = [0]\nthreads = 0") + _PLAIN,
+    # OpenMP starts every thread asked for and crashes with SIGSEGV where it cannot
+    "threads_huge": _EXP_HEAD.replace("seeds = [0]", "seeds = [0]\nthreads = 100000") + _PLAIN,
+    "latency_threads_huge": _EXP_HEAD + _PLAIN + "[latency]\nthreads = 100000\n",
     "test_fraction": _EXP_HEAD.replace('name = "digits"', 'name = "digits"\ntest_fraction = 1.5') + _PLAIN,
     "data_npz_one_class": _EXP_HEAD.replace('name = "digits"', 'name = "npz:{f}/n_one_class.npz"') + _PLAIN,
 }
@@ -560,7 +563,8 @@ _E_MSG = {
     "kind_unknown": "kind is 'resnet'", "width_str": "width is 'wide'",
     "width_huge": "at most 100,000,000 parameters", "budget_like": "budget_like.*'foo:bar' is not",
     "not_toml": "not valid TOML", "empty": "experiment", "duplicate_names": "plain",
-    "threads_zero": "threads is 0", "test_fraction": "test_fraction is 1.5",
+    "threads_zero": "threads is 0", "threads_huge": "experiment.threads is 100000.*<= 1024",
+    "latency_threads_huge": "latency.threads is 100000.*<= 1024", "test_fraction": "test_fraction is 1.5",
     "data_npz_one_class": "at least two classes", "binary": "not a text file",
     "deep": "nested too deeply",
 }
@@ -700,7 +704,12 @@ OPTIONS = [
     ("bench --name a/b --tiny", "is not a file name"),
     ("bench --name '' --tiny", "is not a file name"),
     ("bench --only nothing --tiny", "unknown measurement 'nothing'"),
-    ("bench --threads 0 --tiny --only clustering", "--threads must be >= 1"),
+    ("bench --threads 0 --tiny --only clustering", "--threads must be from 1 to 1,024; got 0"),
+    ("bench --threads 100000 --tiny --only clustering", "--threads must be from 1 to 1,024; got 100000"),
+    ("bench --only '' --tiny", "--only '' names no measurement"),
+    ("bench --only , --tiny", "--only ',' names no measurement"),
+    ("bench --input-size 1,28,28 --tiny --only clustering", "--input-size is only used with --model"),
+    ("bench --weights {f}/missing.pt --tiny --only clustering", "--weights is only used with --model"),
     ("bench --plot {f}/disc/discovery.json --figures {out}", "is not a benchmark results file"),
     ("bench --plot {f}/bench.json --figures {out}", "holds no measurement to plot"),
     ("bench --plot {f}/deep.json --figures {out}", "nested too deeply"),

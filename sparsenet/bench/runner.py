@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sparsenet.errors import SparsenetError
+from sparsenet.limits import MAX_THREADS
 from sparsenet.numbers import measured
 
 MEASUREMENTS = ("stats_cost", "stats_machine", "clustering", "hardware", "inference")
@@ -98,8 +99,8 @@ def run(*, mode: str = "full", only: list[str] | None = None, out: str | Path = 
         raise SparsenetError(f"unknown measurement {bad[0]!r}; accepted: "
                              f"{', '.join(MEASUREMENTS + (USER_MEASUREMENTS if user else ()))}")
     if threads is not None:
-        if threads < 1:
-            raise SparsenetError(f"--threads must be >= 1; got {threads}")
+        if not 1 <= threads <= MAX_THREADS:
+            raise SparsenetError(f"--threads must be from 1 to {MAX_THREADS:,}; got {threads}")
         torch.set_num_threads(threads)
     sizes = MODES[mode]
     if grown is None and mode != "tiny":

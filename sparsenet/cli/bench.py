@@ -56,7 +56,10 @@ def run(args, command: str | None = None) -> int:
             print(f"wrote {path}")
         return 0
     mode = "tiny" if args.tiny else ("quick" if args.quick else "full")
-    only = [k.strip() for k in args.only.split(",") if k.strip()] if args.only else None
+    only = [k.strip() for k in args.only.split(",") if k.strip()] if args.only is not None else None
+    if only == []:
+        raise SparsenetError(f"--only {args.only!r} names no measurement; accepted: a comma-separated subset of "
+                             f"{', '.join(runner.MEASUREMENTS)}")
     user = _user_model(args)
     runner.run(mode=mode, only=only, out=args.out, name=args.name, threads=args.threads, figures=args.figures,
                grown=args.grown, command=command or "sparsenet " + shlex.join(sys.argv[1:]), user=user)
@@ -69,6 +72,11 @@ def _user_model(args) -> dict | None:
 
     device = resolve_device(args.device)  # refused before anything runs
     if not args.model:
+        given = [o for o, v in (("--input-size", args.input_size), ("--weights", args.weights),
+                                ("--model-arg", args.model_arg)) if v]
+        if given:
+            raise SparsenetError(f"{given[0]} is only used with --model (a model of yours to measure); "
+                                 "without --model the benchmarks use their own networks")
         return None
     try:
         shape = tuple(int(v) for v in (args.input_size or "").split(","))

@@ -86,7 +86,7 @@ from sparsenet.compare.values import (
 )
 from sparsenet.errors import SparsenetError
 from sparsenet.io import why_no_file
-from sparsenet.limits import MAX_SEED
+from sparsenet.limits import MAX_SEED, MAX_THREADS
 from sparsenet.training.config import TrainConfig
 
 # The dataset registry, the builder's rules and the Inception stages are imported where a value is
@@ -126,7 +126,7 @@ SECTIONS: dict[str, dict[str, tuple[Callable, Any]]] = {
         "name": (str_value, _REQUIRED),
         "description": (str_value, ""),
         "seeds": (list_value(int_value(0, MAX_SEED), unique=True), _REQUIRED),
-        "threads": (int_value(1), None),
+        "threads": (int_value(1, MAX_THREADS), None),
     },
     "data": {
         "name": (dataset_value, _REQUIRED),
@@ -149,7 +149,7 @@ SECTIONS: dict[str, dict[str, tuple[Callable, Any]]] = {
         "clip_grad_norm": (float_value(0), 0.0),
     },
     "latency": {
-        "threads": (int_value(1), 1),
+        "threads": (int_value(1, MAX_THREADS), 1),
         "warmup": (int_value(0), 3),
         "repeats": (int_value(1), 10),
     },
