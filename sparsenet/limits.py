@@ -20,6 +20,8 @@ MAX_IMAGE_SIDE = 4_096           # pixels of an image side, after resizing (Imag
 MAX_INPUT_ELEMENTS = 2**22       # C x H x W of one input a model is run on (e.g. 3 x 1182 x 1182)
 MAX_MODULES = 64                 # modules grown in one `sparsenet grow` (GoogLeNet has 9)
 MAX_IMAGE_PIXELS = 89_478_485    # pixels of one image file: Pillow's own DecompressionBomb threshold
+MAX_PERMUTATIONS = 100_000       # null copies of one test (p down to 1e-5; one seed each is drawn up front)
+MAX_RESAMPLES = 10_000           # stability resamples of one fit (each refits the clustering)
 MAX_THREADS = 1_024              # torch threads: OpenMP starts them all and crashes (SIGSEGV) where it cannot
 
 

@@ -392,6 +392,8 @@ EXPERIMENTS = {
     # OpenMP starts every thread asked for and crashes with SIGSEGV where it cannot
     "threads_huge": _EXP_HEAD.replace("seeds = [0]", "seeds = [0]\nthreads = 100000") + _PLAIN,
     "latency_threads_huge": _EXP_HEAD + _PLAIN + "[latency]\nthreads = 100000\n",
+    "permutations_huge": _EXP_HEAD + '[[candidates]]\nname = "g"\nkind = "grown"\n[candidates.analysis]\n'
+                         'permutations = 1000000000\n',
     "test_fraction": _EXP_HEAD.replace('name = "digits"', 'name = "digits"\ntest_fraction = 1.5') + _PLAIN,
     "data_npz_one_class": _EXP_HEAD.replace('name = "digits"', 'name = "npz:{f}/n_one_class.npz"') + _PLAIN,
 }
@@ -564,7 +566,8 @@ _E_MSG = {
     "width_huge": "at most 100,000,000 parameters", "budget_like": "budget_like.*'foo:bar' is not",
     "not_toml": "not valid TOML", "empty": "experiment", "duplicate_names": "plain",
     "threads_zero": "threads is 0", "threads_huge": "experiment.threads is 100000.*<= 1024",
-    "latency_threads_huge": "latency.threads is 100000.*<= 1024", "test_fraction": "test_fraction is 1.5",
+    "latency_threads_huge": "latency.threads is 100000.*<= 1024",
+    "permutations_huge": "permutations is 1000000000.*<= 100000", "test_fraction": "test_fraction is 1.5",
     "data_npz_one_class": "at least two classes", "binary": "not a text file",
     "deep": "nested too deeply",
 }
@@ -611,8 +614,11 @@ OPTIONS = [
     ("discover --activations {f}/acts.npy --method kmeans2", "unknown method 'kmeans2'"),
     ("discover --activations {f}/acts.npy --max-samples 0", "positive integer"),
     ("discover --activations {f}/acts.npy --max-samples 1", "max_samples must be at least 2"),
-    ("discover --activations {f}/acts.npy --permutations -1", "permutations and resamples must be >= 0"),
-    ("discover --activations {f}/acts.npy --resamples -2", "permutations and resamples must be >= 0"),
+    ("discover --activations {f}/acts.npy --permutations -1", "permutations must be an integer from 0"),
+    ("discover --activations {f}/acts.npy --resamples -2", "resamples must be an integer from 0"),
+    # one seed per copy is drawn up front: 10^9 of them would take 8 GB
+    ("discover --activations {f}/acts.npy --permutations 1000000000", "permutations .* to 100,000; got 1000000000"),
+    ("discover --activations {f}/acts.npy --resamples 100000000", "resamples .* to 10,000; got 100000000"),
     ("discover --activations {f}/acts.npy --seed -1", "seed must be an integer in 0..4294967295"),
     ("discover --activations {f}/acts.npy --seed 4294967296", "seed must be an integer in 0..4294967295"),
     ("discover --activations {f}/acts.npy --out {f}/afile", "--out {f}/afile is a file"),

@@ -20,7 +20,7 @@ import numbers
 from dataclasses import dataclass, fields, replace
 
 from sparsenet.errors import SparsenetError
-from sparsenet.limits import MAX_CHANNELS, MAX_SEED
+from sparsenet.limits import MAX_CHANNELS, MAX_PERMUTATIONS, MAX_RESAMPLES, MAX_SEED
 
 __all__ = ["AnalysisSettings", "DISCOVER", "GROW", "EXPERIMENT", "AFFINITIES", "PEARSON_AFFINITIES", "METHODS",
            "SPATIAL_METHODS", "FIELDS", "ARORA_EXTENT_LEVEL"]
@@ -74,10 +74,10 @@ class AnalysisSettings:
             raise SparsenetError(f"max_clusters must be a positive integer or 'auto', got {self.max_clusters!r}")
         if not _positive(self.max_samples) or self.max_samples < 2:
             raise SparsenetError(f"max_samples must be at least 2, got {self.max_samples}")
-        for name in ("permutations", "resamples"):
-            if not _positive(getattr(self, name), minimum=0):
-                raise SparsenetError(f"permutations and resamples must be >= 0 (0 skips the test); "
-                                     f"got {name}={getattr(self, name)!r}")
+        for name, most in (("permutations", MAX_PERMUTATIONS), ("resamples", MAX_RESAMPLES)):
+            value = getattr(self, name)
+            if not _positive(value, minimum=0) or value > most:
+                raise SparsenetError(f"{name} must be an integer from 0 (0 skips it) to {most:,}; got {value!r}")
         if not _positive(self.max_radius, minimum=0):
             raise SparsenetError(f"max_radius must be an integer >= 0 (0: 1x1 kernels only), got {self.max_radius!r}")
         if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float, str)):

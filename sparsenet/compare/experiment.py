@@ -86,7 +86,7 @@ from sparsenet.compare.values import (
 )
 from sparsenet.errors import SparsenetError
 from sparsenet.io import why_no_file
-from sparsenet.limits import MAX_SEED, MAX_THREADS
+from sparsenet.limits import MAX_PERMUTATIONS, MAX_RESAMPLES, MAX_SEED, MAX_THREADS
 from sparsenet.training.config import TrainConfig
 
 # The dataset registry, the builder's rules and the Inception stages are imported where a value is
@@ -110,8 +110,8 @@ ANALYSIS_KEYS: dict[str, tuple[Callable, Any]] = {  # defaults: the analyser's E
     "affinity": (choice(*AFFINITIES), EXPERIMENT.affinity),
     "method": (choice(*METHODS), EXPERIMENT.method),
     "max_samples": (int_value(10), EXPERIMENT.max_samples),
-    "permutations": (int_value(0), EXPERIMENT.permutations),
-    "resamples": (int_value(0), EXPERIMENT.resamples),
+    "permutations": (int_value(0, MAX_PERMUTATIONS), EXPERIMENT.permutations),
+    "resamples": (int_value(0, MAX_RESAMPLES), EXPERIMENT.resamples),
     "max_clusters": (clusters_value, EXPERIMENT.max_clusters),
     "threshold": (threshold_value, EXPERIMENT.threshold),
     "max_radius": (int_value(0), EXPERIMENT.max_radius),
