@@ -140,6 +140,10 @@ def run_apply(checkpoint, discovery_path, out, *, finetune_epochs: int = 0, lr: 
         raise SparsenetError(f"finetune_epochs must be an integer >= 0 (0: no fine-tuning), got {finetune_epochs!r}")
     if assign not in ASSIGNMENTS:
         raise SparsenetError(f"unknown output assignment {assign!r}; accepted: {', '.join(ASSIGNMENTS)}")
+    from sparsenet.training.config import TrainConfig
+
+    # the fine-tuning recipe's rules, before anything loads (lr is recorded even without fine-tuning)
+    TrainConfig(epochs=max(finetune_epochs, 1), lr=lr, seed=seed).validate()
     dev = resolve_device(device)
     discovery = load_discovery(discovery_path)
     groups = discovered_groups(discovery)

@@ -22,6 +22,7 @@ MAX_MODULES = 64                 # modules grown in one `sparsenet grow` (GoogLe
 MAX_IMAGE_PIXELS = 89_478_485    # pixels of one image file: Pillow's own DecompressionBomb threshold
 MAX_PERMUTATIONS = 100_000       # null copies of one test (p down to 1e-5; one seed each is drawn up front)
 MAX_RESAMPLES = 10_000           # stability resamples of one fit (each refits the clustering)
+MAX_LOADER_WORKERS = 256        # DataLoader worker processes (each a forked copy of the process)
 MAX_THREADS = 1_024              # torch threads: OpenMP starts them all and crashes (SIGSEGV) where it cannot
 
 

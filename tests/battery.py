@@ -584,6 +584,8 @@ OPTIONS = [
     ("train --model-arg width=3000 --data digits", "parameters; at most 100,000,000"),
     ("train --model-arg width=-4 --data digits", "width|cannot be built"),
     ("train --model-arg width=abc --data digits", "cannot be built|width"),
+    ("train --workers 100000 --data digits", "--workers: invalid integer from 0 to 256"),
+    ("train --workers -1 --data digits", "--workers: invalid integer from 0 to 256"),
     ("train --epochs 0", "positive integer"),
     ("train --epochs -1", "positive integer"),
     ("train --epochs x", "positive integer"),

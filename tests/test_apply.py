@@ -252,6 +252,8 @@ def test_apply_command_writes_a_loadable_checkpoint_and_the_metrics(trained, cap
     (["--discovery", "{r}/disc", "--checkpoint", "{r}/missing.pt"], "checkpoint not found"),
     (["--checkpoint", "{r}/ck", "--discovery", "{r}/none"], "no discovery file at"),
     (["--checkpoint", "{r}/ck", "--discovery", "{r}/disc", "--finetune-epochs", "-1"], "finetune_epochs must be"),
+    # recorded in metrics.json even without fine-tuning: refused, not written as NaN
+    (["--checkpoint", "{r}/ck", "--discovery", "{r}/disc", "--lr", "nan"], "lr must be a positive number, got nan"),
     (["--checkpoint", "{r}/ck", "--discovery", "{r}/disc", "--layer", "fc"],
      "walking back to the conv"),
 ])

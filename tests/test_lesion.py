@@ -74,3 +74,8 @@ def test_lesion_command_writes_json_and_plot_and_refuses_bad_input(tmp_path, cap
                  "--out", str(bad), "--layer", "nope"]) == 2
     err = capsys.readouterr().err
     assert "layer 'nope' is not in the model" in err and "Traceback" not in err and not bad.exists()
+    # each null set is kept: 10^9 of them would not fit in memory
+    assert main(["lesion", "--checkpoint", str(tmp_path / "ck"), "--discovery", str(tmp_path / "disc"),
+                 "--out", str(bad), "--null-sets", "1000000000"]) == 2
+    err = capsys.readouterr().err
+    assert "null_sets must be an integer from 1 to 100,000, got 1000000000" in err and not bad.exists()

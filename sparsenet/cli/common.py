@@ -45,6 +45,18 @@ def non_negative_int(text: str) -> int:
 non_negative_int.__name__ = "integer >= 0"
 
 
+def bounded_int(low: int, high: int):
+    """argparse type: an integer from ``low`` to ``high`` (a count that starts processes or threads)."""
+    def parse(text: str) -> int:
+        value = int(text)
+        if not low <= value <= high:
+            raise ValueError(text)
+        return value
+
+    parse.__name__ = f"integer from {low} to {high:,}"
+    return parse
+
+
 def clusters(text: str):
     """argparse type: K (a positive integer) or 'auto'."""
     if text == "auto":

@@ -32,9 +32,10 @@ def add_device_argument(parser) -> None:
 
 def add_workers_argument(parser) -> None:
     """--workers N: the training DataLoader's worker processes."""
-    from sparsenet.cli.common import non_negative_int
+    from sparsenet.cli.common import bounded_int
+    from sparsenet.limits import MAX_LOADER_WORKERS
 
-    parser.add_argument("--workers", type=non_negative_int, default=0,
+    parser.add_argument("--workers", type=bounded_int(0, MAX_LOADER_WORKERS), default=0,
                         help="DataLoader worker processes (default 0: load in this process)")
 
 
