@@ -133,15 +133,13 @@ def run_apply(checkpoint, discovery_path, out, *, finetune_epochs: int = 0, lr: 
     from sparsenet.io import check_out_dir, entries, roll_back
     from sparsenet.models.external import parse_model_spec
     from sparsenet.training.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-    from sparsenet.training.config import DEFAULT_DATA
+    from sparsenet.training.config import DEFAULT_DATA, TrainConfig
 
     out = check_out_dir(out)
     if isinstance(finetune_epochs, bool) or not isinstance(finetune_epochs, int) or finetune_epochs < 0:
         raise SparsenetError(f"finetune_epochs must be an integer >= 0 (0: no fine-tuning), got {finetune_epochs!r}")
     if assign not in ASSIGNMENTS:
         raise SparsenetError(f"unknown output assignment {assign!r}; accepted: {', '.join(ASSIGNMENTS)}")
-    from sparsenet.training.config import TrainConfig
-
     # the fine-tuning recipe's rules, before anything loads (lr is recorded even without fine-tuning)
     TrainConfig(epochs=max(finetune_epochs, 1), lr=lr, seed=seed).validate()
     dev = resolve_device(device)

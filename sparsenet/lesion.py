@@ -35,11 +35,10 @@ def null_sets(groups: list[list[int]], n: int, seed: int = NULL_SEED) -> dict[in
     channels of ``groups``, for every distinct group size."""
     import numpy as np
 
-    from sparsenet.limits import MAX_PERMUTATIONS
+    from sparsenet.limits import MAX_NULL_SETS
 
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_PERMUTATIONS:
-        # each set is kept as a list: 10^9 of them would not fit in memory
-        raise SparsenetError(f"null_sets must be an integer from 1 to {MAX_PERMUTATIONS:,}, got {n!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_NULL_SETS:
+        raise SparsenetError(f"null_sets must be an integer from 1 to {MAX_NULL_SETS:,}, got {n!r}")
     pool = np.array(sorted(c for g in groups for c in g))
     rng = np.random.default_rng(seed)
     return {size: [sorted(rng.choice(pool, size, replace=False).tolist()) for _ in range(n)]

@@ -21,6 +21,7 @@ MAX_INPUT_ELEMENTS = 2**22       # C x H x W of one input a model is run on (e.g
 MAX_MODULES = 64                 # modules grown in one `sparsenet grow` (GoogLeNet has 9)
 MAX_IMAGE_PIXELS = 89_478_485    # pixels of one image file: Pillow's own DecompressionBomb threshold
 MAX_PERMUTATIONS = 100_000       # null copies of one test (p down to 1e-5; one seed each is drawn up front)
+MAX_NULL_SETS = 100_000          # random channel sets per size in a lesion null (each kept as a list)
 MAX_RESAMPLES = 10_000           # stability resamples of one fit (each refits the clustering)
 MAX_LOADER_WORKERS = 256        # DataLoader worker processes (each a forked copy of the process)
 MAX_THREADS = 1_024              # torch threads: OpenMP starts them all and crashes (SIGSEGV) where it cannot

@@ -619,8 +619,8 @@ OPTIONS = [
     ("discover --activations {f}/acts.npy --permutations -1", "permutations must be an integer from 0"),
     ("discover --activations {f}/acts.npy --resamples -2", "resamples must be an integer from 0"),
     # one seed per copy is drawn up front: 10^9 of them would take 8 GB
-    ("discover --activations {f}/acts.npy --permutations 1000000000", "permutations .* to 100,000; got 1000000000"),
-    ("discover --activations {f}/acts.npy --resamples 100000000", "resamples .* to 10,000; got 100000000"),
+    ("discover --activations {f}/acts.npy --permutations 1000000000", "permutations .* to 100,000 \\(0 skips it\\), got 1000000000"),
+    ("discover --activations {f}/acts.npy --resamples 100000000", "resamples .* to 10,000 \\(0 skips it\\), got 100000000"),
     ("discover --activations {f}/acts.npy --seed -1", "seed must be an integer in 0..4294967295"),
     ("discover --activations {f}/acts.npy --seed 4294967296", "seed must be an integer in 0..4294967295"),
     ("discover --activations {f}/acts.npy --out {f}/afile", "--out {f}/afile is a file"),

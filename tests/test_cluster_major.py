@@ -204,11 +204,36 @@ def test_network_times_each_block_reading_what_its_producer_writes():
                       modules=(stage, stage, stage), pool_after=(), head=HeadSpec(num_classes=3))
     torch.manual_seed(0)
     major = build_network(net, measure_at=(2, 5, 5), cluster_major=True)
-    flags = [(b.buckets[0].reads_cluster_major, b.buckets[0].writes_cluster_major) for b in major.blocks]
-    # the stem writes NCHW; the last block feeds the head, so it writes NCHW
-    assert flags == [(False, True), (True, True), (True, False)]
+    reads = [b.buckets[0].reads_cluster_major for b in major.blocks]
+    writes = [b.buckets[0].writes_cluster_major for b in major.blocks]
+    # the stem writes NCHW; a block reads cluster-major only where the one before it chose a form
+    # that emits so; the last block feeds the head, so it writes NCHW
+    assert reads == [False] + [major.blocks[i - 1].emits_cluster_major(2) for i in (1, 2)]
+    assert writes == [True, True, False]
     plain = build_network(net, measure_at=(2, 5, 5))
     assert all(not (b.buckets[0].reads_cluster_major or b.buckets[0].writes_cluster_major) for b in plain.blocks)
+    # one cluster: no per-cluster form is offered, so no block can emit, and none is timed reading so
+    one = contiguous_spec(cluster_spec(24, 1))
+    single = build_network(replace(net, modules=(one, one, one)), measure_at=(2, 5, 5), cluster_major=True)
+    assert not any(b.can_emit_cluster_major or b.buckets[0].reads_cluster_major or b.buckets[0].writes_cluster_major
+                   for b in single.blocks)
+
+
+@pytest.mark.parametrize("cluster_major", [False, True])
+def test_hooks_on_a_bucket_see_its_output(cluster_major):
+    # discover, record and lesion hook any named layer: a bucket is one (called as a module)
+    from sparsenet.recording import iter_activations
+
+    stage = contiguous_spec(cluster_spec(24, 3))
+    net = NetworkSpec(stem=StemSpec(in_channels=1, widths=(24,), kernel_sizes=(3,), strides=(1,), pool=False),
+                      modules=(stage, stage), pool_after=(), head=HeadSpec(num_classes=3))
+    torch.manual_seed(0)
+    model = build_network(net, cluster_major=cluster_major).eval()
+    for block in model.blocks:
+        block.buckets[0].form = "per_cluster_channels_last"
+    with torch.no_grad():
+        (act,) = list(iter_activations(model, "blocks.1.buckets.0", [torch.randn(2, 1, 5, 5)]))
+    assert tuple(act.shape) == (2, 24, 5, 5)
 
 
 def test_threaded_form_is_offered_by_the_thread_count_when_timed():

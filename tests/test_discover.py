@@ -112,7 +112,7 @@ def test_unknown_layer_names_available(capsys, tmp_path):
     (["--affinity", "cosine"], "unknown affinity 'cosine'; accepted: pearson_abs"),
     (["--method", "kmeans"], "unknown method 'kmeans'; accepted: spectral"),
     (["--permutations", "-1"], "permutations must be an integer from 0"),
-    (["--permutations", "100001"], "permutations must be an integer from 0 (0 skips it) to 100,000; got 100001"),
+    (["--permutations", "100001"], "permutations must be an integer from 0 to 100,000 (0 skips it), got 100001"),
 ])
 def test_bad_settings_refused_before_training(capsys, tmp_path, monkeypatch, argv, message):
     monkeypatch.setenv("SPARSENET_CACHE", str(tmp_path / "cache"))  # nothing may be trained

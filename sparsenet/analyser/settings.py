@@ -77,7 +77,7 @@ class AnalysisSettings:
         for name, most in (("permutations", MAX_PERMUTATIONS), ("resamples", MAX_RESAMPLES)):
             value = getattr(self, name)
             if not _positive(value, minimum=0) or value > most:
-                raise SparsenetError(f"{name} must be an integer from 0 (0 skips it) to {most:,}; got {value!r}")
+                raise SparsenetError(f"{name} must be an integer from 0 to {most:,} (0 skips it), got {value!r}")
         if not _positive(self.max_radius, minimum=0):
             raise SparsenetError(f"max_radius must be an integer >= 0 (0: 1x1 kernels only), got {self.max_radius!r}")
         if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float, str)):

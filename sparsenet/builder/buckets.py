@@ -418,5 +418,6 @@ class _FusedBranches(nn.Module):
             return self._per_cluster(x, True, as_list, threads=True)
         return self._per_cluster(x, form.endswith("channels_last"), as_list)
 
-    def forward(self, x, as_list: bool = False):
-        return self.run_form(x, form_for_batch(self, x.shape[0]), as_list)
+    def forward(self, x, as_list: bool = False, form: str | None = None):
+        # form: the caller's lookup of form_for_batch, done once per forward (SpecInception)
+        return self.run_form(x, form or form_for_batch(self, x.shape[0]), as_list)

@@ -103,7 +103,8 @@ class SpecInception(nn.Module):
         # whether the output can be one bucket's per-cluster outputs as they are: decided here,
         # once, for forward (emits_cluster_major) and for timing the forms (choose_forms)
         self.can_emit_cluster_major = (len(self.buckets) == 1 and self.pool is None and self._dest is None
-                                       and self._runs == [(0, 0, self.out_channels)])
+                                       and self._runs == [(0, 0, self.out_channels)]
+                                       and "per_cluster" in self.buckets[0].offered_forms)
         # True: forward returns a ClusterMajor (one tensor per cluster) where emits_cluster_major
         # says it can, for a consumer that reads those clusters (cluster_conv.ClusterMajor)
         self.cluster_major_output = bool(cluster_major)
@@ -119,7 +120,8 @@ class SpecInception(nn.Module):
         # N x in_channels x H x W (or a ClusterMajor) -> the (bucket, start, width) slices of the
         # buckets' outputs (each bucket run in forms[i]), then the pool
         dense: list = []  # x concatenated, once, for the readers that need it dense
-        fused = [bucket.run_form(self._input_for(bucket, form, x, dense), form)  # N x groups*group_width x H x W
+        # called as modules (not run_form), so that hooks on a bucket see its output
+        fused = [bucket(self._input_for(bucket, form, x, dense), form=form)  # N x groups*group_width x H x W
                  for bucket, form in zip(self.buckets, forms)]
         pieces = [fused[b].narrow(1, start, width) for b, start, width in slices]
         if self.pool is not None:
@@ -159,7 +161,7 @@ class SpecInception(nn.Module):
         if self._emits(forms):
             # cluster-major output: each cluster's output as its conv wrote it, no concatenation
             bucket = self.buckets[0]
-            return ClusterMajor(bucket.run_form(self._input_for(bucket, forms[0], x, []), forms[0], as_list=True))
+            return ClusterMajor(bucket(self._input_for(bucket, forms[0], x, []), as_list=True, form=forms[0]))
         pieces = self._pieces(x, self._runs, forms)
         if self._dest is not None:
             n, _, h, w = pieces[0].shape
@@ -199,10 +201,11 @@ class SpecNetwork(nn.Module):
             [(_measure_at(measure_at)[0], *hw) for hw in module_input_sizes(spec, _measure_at(measure_at)[1:])]
         # cluster-major activations between modules (opt-in: a block's output is then a ClusterMajor
         # where it can emit one, which hooks on that block see): every block but the last may emit
-        # (a block is timed reading cluster-major when the block before it can emit so)
+        # (a block is timed reading cluster-major when the block before it, timed first, emits so
+        # at the measured batch size)
         last, blocks = len(spec.modules) - 1, []
         for i, (m, at) in enumerate(zip(spec.modules, sizes)):
-            reads = cluster_major and i > 0 and blocks[-1].can_emit_cluster_major
+            reads = cluster_major and i > 0 and at is not None and blocks[-1].emits_cluster_major(at[0])
             blocks.append(SpecInception(m, pad_tolerance, at, cluster_major and i < last, reads_cluster_major=reads))
         self.blocks = nn.ModuleList(blocks)
         self.pool_after = tuple(spec.pool_after)

@@ -98,6 +98,16 @@ class _Shuffled(torch.utils.data.Sampler):
         return iter(torch.randperm(self.n, generator=self.generator).tolist())
 
 
+def check_num_workers(num_workers) -> None:
+    """Refuse a DataLoader worker count that is not an integer from 0 to ``MAX_LOADER_WORKERS``
+    (each worker is a forked process: 10^5 of them would start before anything fails)."""
+    from sparsenet.limits import MAX_LOADER_WORKERS
+
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or not 0 <= num_workers <= MAX_LOADER_WORKERS:
+        raise SparsenetError(f"num_workers must be an integer from 0 to {MAX_LOADER_WORKERS} (worker processes; "
+                             f"0: load in this process), got {num_workers!r}")
+
+
 def train_loader(dataset: torch.utils.data.Dataset, batch_size: int, *, shuffle: bool = True,
                  generator: torch.Generator | None = None, sampler: torch.utils.data.Sampler | None = None,
                  drop_last: bool = False, num_workers: int = 0, pin_memory: bool = False,
@@ -117,8 +127,7 @@ def train_loader(dataset: torch.utils.data.Dataset, batch_size: int, *, shuffle:
     from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
     _check_batch_size(batch_size)
-    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
-        raise SparsenetError(f"num_workers must be an integer >= 0 (0: load in this process), got {num_workers!r}")
+    check_num_workers(num_workers)
     if sampler is None:
         if shuffle and not isinstance(generator, torch.Generator):
             raise SparsenetError("shuffle=True needs generator=torch.Generator().manual_seed(SEED) so batches are "

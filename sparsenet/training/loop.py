@@ -201,11 +201,9 @@ def train(
     """
     from sparsenet.device import resolve_device
     from sparsenet.distributed import process_group, world
-    from sparsenet.limits import MAX_LOADER_WORKERS
+    from sparsenet.data.loader import check_num_workers
 
-    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or not 0 <= num_workers <= MAX_LOADER_WORKERS:
-        raise SparsenetError(f"num_workers must be an integer from 0 to {MAX_LOADER_WORKERS} (DataLoader worker "
-                             f"processes; 0 loads in this process), got {num_workers!r}")
+    check_num_workers(num_workers)  # before anything loads or is written
     dev = resolve_device(device)
     here = world()
     if here.world_size > 1 and dev.type == "cuda" and dev.index is None:
