@@ -110,7 +110,7 @@ def oracle(quick: bool, instances=None, steps=None) -> None:
                 pruned = arora.drop_cousin_pairs(Y, graph, counts)
                 pairs, sets = arora.pair_neighbourhoods(Y, pruned)
                 found, support = arora.merge_neighbourhoods(pairs, sets)
-                found, _ = arora.drop_explained_pairs(Y, found, support)
+                found, _ = arora.drop_explained_sets(Y, pruned, found, support)
                 score = score_layer(net.neighbourhoods(below - 1), found)
                 print(f"| {name if label == 'test' else ''} | {seed} | {step} | "
                       f"{graph.sum() // 2} | {(graph & sib).sum() // 2} / {sib.sum() // 2} | "
