@@ -36,6 +36,10 @@ The rules, each derived from the model (no constant tuned to a generator):
   it is a fixed point: more than half of its own related pairs produced it.  A pair that shares
   two parents (or fires together through a grandparent) yields a set whose own pairs point at
   other, smaller sets, and it is dropped.
+* **Sets explained away** (:func:`drop_explained_sets`): units whose own causes co-fire (through
+  a shared ancestor further up) form small sets that are their own fixed points; largest first,
+  a set is kept only if its related pairs still co-fire where no kept cause of one member is on
+  together with a kept cause of the other (the binomial test above, Bonferroni over the pairs).
 * **Decoding** (:func:`decode_hidden`): a cause is on in a sample iff more than half of its
   neighbourhood fires (strict majority): with on-firing near 1 and off-firing near 0 this is the
   maximum-likelihood rule for symmetric error rates.
