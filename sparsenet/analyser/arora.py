@@ -395,7 +395,7 @@ def drop_explained_sets(Y: np.ndarray, graph: np.ndarray, neighbourhoods, suppor
     keep = []
     for k in order:
         members = neighbourhoods[k]
-        if _explained_pair(fires[members], caused[members], related[k], alpha / n_tests):
+        if _some_pair_explained(fires[members], caused[members], related[k], alpha / n_tests):
             continue
         keep.append(k)
         caused[members] |= decode_hidden(Y, [members])[:, 0].astype(bool)[None, :]
@@ -403,7 +403,7 @@ def drop_explained_sets(Y: np.ndarray, graph: np.ndarray, neighbourhoods, suppor
     return [neighbourhoods[k] for k in keep], np.asarray([support[k] for k in keep], dtype=int)
 
 
-def _explained_pair(fires: np.ndarray, caused: np.ndarray, related: np.ndarray, level: float) -> bool:
+def _some_pair_explained(fires: np.ndarray, caused: np.ndarray, related: np.ndarray, level: float) -> bool:
     """Whether some ``related`` pair of the (s, M) firing rows fails the co-firing test on its
     unexplained samples (those where the two units' ``caused`` rows are not both on).
 
