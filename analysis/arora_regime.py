@@ -56,26 +56,32 @@ def bottom_only(quick: bool) -> None:
 # 2x (6 children per H2 unit) or 4x (12 children, as in the first instance).  The fourth is the
 # third 4x sparser with 4x the samples (the top fires as often): rho_1 d_1 = 0.13 -> 0.03, so a
 # child of an active H1 unit is rarely silenced by an inhibiting co-parent (step 2's member rate).
+# The fifth and sixth vary the parents where step 2's cousins arise (2026-12-07, checking the
+# explained-sets test on other generators): 6 parents per H1 unit and 10 per H2 unit (k0 = 3,
+# H2 units with 5 excitatory parents), and 10 / 6 with a narrower top (k0 = 5, 128 top units).
 DEEP = [(10000, 64, (128, 256, 1024), (8, 8, 3), 0.004),
         (10000, 256, (384, 576, 1152), (8, 8, 3), 0.004),
         (10000, 256, (384, 576, 2304), (8, 8, 3), 0.004),
-        (40000, 256, (384, 576, 2304), (8, 8, 3), 0.001)]
+        (40000, 256, (384, 576, 2304), (8, 8, 3), 0.001),
+        (10000, 192, (384, 768, 1536), (6, 10, 3), 0.005),
+        (20000, 128, (256, 512, 1024), (10, 6, 3), 0.003)]
 
 
-def _deep_networks(quick: bool, instances=None):
-    """(name, seed, hidden sizes, network) of each chosen DEEP instance, seed 0 (and 1 unless quick)."""
+def _deep_networks(quick: bool, instances=None, seeds=None):
+    """(name, seed, hidden sizes, network) of each chosen DEEP instance, for ``seeds`` (default:
+    seed 0, and 1 unless quick)."""
     for m, top, sizes, degrees, rho in [DEEP[i] for i in instances] if instances else DEEP:
-        for seed in (0,) if quick else (0, 1):
+        for seed in seeds or ((0,) if quick else (0, 1)):
             net = arora_network(m, top, sizes, degree=degrees, top_sparsity=rho, random_state=seed)
             yield f"{top}->{'->'.join(map(str, sizes))}, {'/'.join(map(str, degrees))}, {rho}, {m}", seed, sizes, net
 
 
-def deep(quick: bool, instances=None) -> None:
+def deep(quick: bool, instances=None, seeds=None) -> None:
     """Per step of learn_layers: hidden count, neighbourhoods, Jaccard, edge P / R / F1, seconds."""
     print("| network (top -> bottom), parents per unit, top density, samples | seed | densities top -> bottom | "
           "step | hidden | neighbourhoods | mean best Jaccard | edge precision | edge recall | F1 | s |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for name, seed, sizes, net in _deep_networks(quick, instances):
+    for name, seed, sizes, net in _deep_networks(quick, instances, seeds):
         dens = " / ".join(f"{layer.mean():.4f}" for layer in net.layers)
         current, scores, seconds = net.observed, [], []
         for _ in range(len(sizes)):  # learn_layers, step by step to time each step
@@ -92,13 +98,13 @@ def deep(quick: bool, instances=None) -> None:
                   f"{score.recall:.3f} | {score.f1:.3f} | {seconds[i]:.0f} |", flush=True)
 
 
-def oracle(quick: bool, instances=None, steps=None) -> None:
+def oracle(quick: bool, instances=None, steps=None, seeds=None) -> None:
     """Where a step fails: each step run on the *true* layer below (not the decoded one), with
     the co-firing graph as the test finds it and with it restricted to the true sibling pairs."""
     print("| network | seed | step | related pairs | true sibling pairs among them | after the cousin rule "
           "(siblings) | graph | sets / true units | mean best Jaccard | precision | recall | F1 | s |")
     print("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|")
-    for name, seed, sizes, net in _deep_networks(quick, instances):
+    for name, seed, sizes, net in _deep_networks(quick, instances, seeds):
         for step in steps or range(1, len(sizes) + 1):
             below = len(net.layers) - step
             Y = net.layers[below].astype(np.uint8)
@@ -110,7 +116,7 @@ def oracle(quick: bool, instances=None, steps=None) -> None:
                 pruned = arora.drop_cousin_pairs(Y, graph, counts)
                 pairs, sets = arora.pair_neighbourhoods(Y, pruned)
                 found, support = arora.merge_neighbourhoods(pairs, sets)
-                found, _ = arora.drop_explained_pairs(Y, found, support)
+                found, _ = arora.drop_explained_sets(Y, pruned, found, support)
                 score = score_layer(net.neighbourhoods(below - 1), found)
                 print(f"| {name if label == 'test' else ''} | {seed} | {step} | "
                       f"{graph.sum() // 2} | {(graph & sib).sum() // 2} / {sib.sum() // 2} | "
@@ -132,12 +138,14 @@ def main() -> None:
                         help="with --oracle: only these steps (1 = the bottom step; repeatable)")
     parser.add_argument("--instance", type=int, action="append",
                         help="with --deep: index into DEEP (repeatable; default all)")
+    parser.add_argument("--seed", type=int, action="append",
+                        help="with --deep: only these seeds (repeatable; default 0 and 1, 0 with --quick)")
     args = parser.parse_args()
     if args.deep:
         if args.oracle:
-            oracle(args.quick, args.instance, args.step)
+            oracle(args.quick, args.instance, args.step, args.seed)
         else:
-            deep(args.quick, args.instance)
+            deep(args.quick, args.instance, args.seed)
         return
     if args.bottom:
         bottom_only(args.quick)

@@ -345,3 +345,64 @@ def test_drop_cousin_pairs_matches_a_loop_and_drops_cousins():
     cousins = graph & ~sib
     assert cousins.sum() > 0 and (pruned & cousins).sum() < cousins.sum() / 2  # most cousins dropped
     assert (pruned & sib).sum() == (graph & sib).sum()  # no sibling pair lost
+
+
+def test_drop_explained_sets_drops_a_set_held_together_by_other_causes():
+    """Three causes driven together by a grandparent make one child of each a co-firing triple
+    (a fixed point of its own pairs); once the causes are kept, the triple's co-firing is
+    explained and it goes, while a real three-unit cause stays.  Oracle: the test pair by pair."""
+    from scipy.stats import binom
+
+    from sparsenet.analyser.arora import drop_explained_sets
+
+    rng = np.random.default_rng(0)
+    M = 4000
+    grand = rng.random(M) < 0.03
+    causes = rng.random((M, 4)) < 0.04
+    causes[:, :3] |= grand[:, None]  # a, b, c co-fire through the grandparent; d is alone
+    real = [np.arange(0, 4), np.arange(4, 8), np.arange(8, 12), np.arange(12, 15)]
+    Y = np.zeros((M, 15), dtype=np.uint8)
+    for k, members in enumerate(real):
+        Y[:, members] = causes[:, [k]]
+    Y |= (rng.random(Y.shape) < 0.01).astype(np.uint8)  # chance firing
+    virtual = np.array([0, 4, 8])
+    sets = real + [virtual]
+    graph = np.ones((15, 15), dtype=bool)  # every pair of a set counts as related here
+    kept, support = drop_explained_sets(Y, graph, sets, np.array([6, 6, 6, 3, 3]))
+    assert [list(s) for s in kept] == [list(s) for s in real] and list(support) == [6, 6, 6, 3]
+
+    # the virtual triple, tested by hand against the four kept causes
+    on = [Y[:, s].sum(axis=1) * 2 > len(s) for s in real]
+    caused = {u: on[u // 4] for u in virtual}
+    n_tests = sum(len(s) * (len(s) - 1) // 2 for s in sets)  # all pairs related
+    pvalues = []
+    for i, u in enumerate(virtual):
+        for v in virtual[i + 1:]:
+            rest = ~(caused[u] & caused[v])
+            m = int(rest.sum())
+            yu, yv = (Y[:, u] > 0) & rest, (Y[:, v] > 0) & rest
+            p = yu.sum() / m * (yv.sum() / m)
+            n = int((yu & yv).sum())
+            pvalues.append(binom.sf(n - 1, m, p) if n > m * p else 1.0)
+    assert max(pvalues) > 0.05 / n_tests  # explained: not significant once the causes are off
+    # without the real causes nothing explains it: the triple is kept
+    alone, _ = drop_explained_sets(Y, graph, [virtual], np.array([3]))
+    assert len(alone) == 1
+
+
+def test_drop_explained_sets_tests_only_the_related_pairs_of_a_set():
+    """A set's members joined by votes need not co-fire significantly with each other; only the
+    pairs whose co-firing was significant (the graph's edges) are tested again."""
+    from sparsenet.analyser.arora import drop_explained_sets
+
+    rng = np.random.default_rng(1)
+    M = 3000
+    cause = rng.random(M) < 0.05
+    Y = np.zeros((M, 4), dtype=np.uint8)
+    Y[:, :3] = cause[:, None]
+    Y[:, 3] = rng.random(M) < 0.3  # fires independently of the others
+    members = [np.arange(4)]
+    related = np.ones((4, 4), dtype=bool)
+    related[3, :] = related[:, 3] = False
+    assert len(drop_explained_sets(Y, related, members, np.array([3]))[0]) == 1
+    assert len(drop_explained_sets(Y, np.ones((4, 4), dtype=bool), members, np.array([3]))[0]) == 0

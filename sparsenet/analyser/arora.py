@@ -36,6 +36,10 @@ The rules, each derived from the model (no constant tuned to a generator):
   it is a fixed point: more than half of its own related pairs produced it.  A pair that shares
   two parents (or fires together through a grandparent) yields a set whose own pairs point at
   other, smaller sets, and it is dropped.
+* **Sets explained away** (:func:`drop_explained_sets`): units whose own causes co-fire (through
+  a shared ancestor further up) form small sets that are their own fixed points; largest first,
+  a set is kept only if its related pairs still co-fire where no kept cause of one member is on
+  together with a kept cause of the other (the binomial test above, Bonferroni over the pairs).
 * **Decoding** (:func:`decode_hidden`): a cause is on in a sample iff more than half of its
   neighbourhood fires (strict majority): with on-firing near 1 and off-firing near 0 this is the
   maximum-likelihood rule for symmetric error rates.
@@ -66,7 +70,7 @@ STRONGEST_FLOOR = 0.5
 
 __all__ = ["AroraLayer", "cofiring_counts", "cofiring_graph", "pair_neighbourhoods", "merge_neighbourhoods",
            "decode_hidden", "arora_step", "binarise", "primary_labels",
-           "drop_explained_pairs", "drop_cousin_pairs", "drop_composites", "check_alpha"]
+           "drop_explained_sets", "drop_cousin_pairs", "drop_composites", "check_alpha"]
 
 
 @dataclass(frozen=True)
@@ -362,51 +366,62 @@ def drop_composites(sets, n_units: int) -> list:
     return [int(k) for k in np.flatnonzero(kept)]
 
 
-def drop_explained_pairs(Y: np.ndarray, neighbourhoods, support, alpha: float = 0.05):
-    """Keep a two-unit neighbourhood {u, v} only if its co-firing is not explained away.
+def drop_explained_sets(Y: np.ndarray, graph: np.ndarray, neighbourhoods, support, alpha: float = 0.05):
+    """Keep a neighbourhood only if each related pair in it co-fires beyond what other causes explain.
 
-    A pair set is its own fixed point, so a pair whose units fire together only because their
-    own (larger, already found) causes fire together -- cousins under a common grandparent --
-    would pass as a cause.  Its co-firing is tested again, by the same one-sided binomial test
-    (Bonferroni over the pairs tested), on the samples where no recovered cause of u is on
-    together with a recovered cause of v (causes decoded from the sets of three or more):
-    a real cause of u and v still makes them fire together there; cousins do not.
+    Units that share a cause co-fire whenever it is on.  Units whose *own, different* causes
+    co-fire (through a shared ancestor one layer further up: cousins, or units sharing several
+    grandparents) also co-fire, and a handful of them can form a small set that is its own
+    fixed point (a *virtual* cause: with d parents per unit and (d/2)^2 excitatory grandparents,
+    two units share some when (d/2)^4 approaches the width of the layer two steps up).  So the
+    sets are taken largest first (a real cause has about d_c / 2 excitatory children; a chance
+    overlap of grandparents names few units), each decoded (:func:`decode_hidden`) once kept,
+    and a set is kept only if each of its related pairs u, v (``graph``: the pairs whose co-firing
+    was significant; a set's other pairs joined it by votes) still co-fires significantly on the
+    samples where no kept cause of u is on together with a kept cause of v: the one-sided
+    binomial test of :func:`cofiring_graph` on those samples, Bonferroni over all the pairs
+    tested.  A real cause of the set still makes each pair co-fire there; a set held together by
+    other causes does not.  (For a two-unit set this is the explained-away test of the earlier
+    code.)
     """
-    big = [k for k, members in enumerate(neighbourhoods) if len(members) >= 3]
-    small = [k for k, members in enumerate(neighbourhoods) if len(members) == 2]
-    if not small:
+    Y = np.asarray(Y)
+    if not neighbourhoods:
         return neighbourhoods, support
-    hidden = decode_hidden(Y, [neighbourhoods[k] for k in big]).astype(bool)
-    C = Y.shape[1]
-    causes_of = [[] for _ in range(C)]
-    for j, k in enumerate(big):
-        for c in neighbourhoods[k]:
-            causes_of[c].append(j)
-    # unit-major rows (contiguous per unit): where each unit fires, where a cause of it is on
-    fires = np.ascontiguousarray(Y.T.astype(bool))
-    caused = np.zeros_like(fires)
-    for c in range(C):
-        if causes_of[c]:
-            caused[c] = hidden[:, causes_of[c]].any(axis=1)
-    keep = set(big)
-    tested, n_uv, m_rest, p_joint = [], [], [], []
-    for k in small:
-        u, v = (int(c) for c in neighbourhoods[k])
-        rest = ~(caused[u] & caused[v])
-        m = int(np.count_nonzero(rest))
-        if m < 2:
+    related = [graph[np.ix_(members, members)] for members in neighbourhoods]
+    n_tests = max(sum(int(r.sum()) // 2 for r in related), 1)
+    fires = np.ascontiguousarray(Y.T > 0)  # unit-major: where each unit fires
+    caused = np.zeros_like(fires)  # where a kept cause of each unit is on
+    order = sorted(range(len(neighbourhoods)), key=lambda k: (-len(neighbourhoods[k]), -support[k]))
+    keep = []
+    for k in order:
+        members = neighbourhoods[k]
+        if _some_pair_explained(fires[members], caused[members], related[k], alpha / n_tests):
             continue
-        yu, yv = fires[u] & rest, fires[v] & rest
-        tested.append(k)
-        n_uv.append(float(np.count_nonzero(yu & yv)))
-        m_rest.append(m)
-        p_joint.append((np.count_nonzero(yu) / m) * (np.count_nonzero(yv) / m))
-    if tested:
-        n_uv, m_rest, p_joint = np.asarray(n_uv), np.asarray(m_rest), np.asarray(p_joint)
-        passed = (n_uv > m_rest * p_joint) & (binom.sf(n_uv - 1, m_rest, p_joint) <= alpha / len(small))
-        keep.update(k for k, ok in zip(tested, passed) if ok)
-    order = sorted(keep)
-    return [neighbourhoods[k] for k in order], np.asarray([support[k] for k in order], dtype=int)
+        keep.append(k)
+        caused[members] |= decode_hidden(Y, [members])[:, 0].astype(bool)[None, :]
+    keep.sort()
+    return [neighbourhoods[k] for k in keep], np.asarray([support[k] for k in keep], dtype=int)
+
+
+def _some_pair_explained(fires: np.ndarray, caused: np.ndarray, related: np.ndarray, level: float) -> bool:
+    """Whether some ``related`` pair of the (s, M) firing rows fails the co-firing test on its
+    unexplained samples (those where the two units' ``caused`` rows are not both on).
+
+    Every count is a product of the rows: with A = fires, B = caused and AB = A and B,
+    samples kept ``M - B B^T``, joint firings there ``A A^T - AB AB^T``, each unit's firings
+    there ``n_u - AB_u . B_v``.
+    """
+    A, B = fires.astype(np.float64), caused.astype(np.float64)
+    AB = A * B
+    m = A.shape[1] - B @ B.T
+    n_uv = A @ A.T - AB @ AB.T
+    n_u = A.sum(axis=1)[:, None] - AB @ B.T  # [u, v]: firings of u where (u, v) is unexplained
+    iu = np.nonzero(np.triu(related, 1))
+    m, n_uv = np.rint(m[iu]).astype(np.int64), n_uv[iu]
+    p_u, p_v = n_u[iu] / np.maximum(m, 1), n_u.T[iu] / np.maximum(m, 1)
+    p_joint = p_u * p_v
+    passed = (m >= 2) & (n_uv > m * p_joint) & (binom.sf(n_uv - 1, m, p_joint) <= level)
+    return not passed.all()
 
 
 def primary_labels(neighbourhoods, support, n_units: int) -> np.ndarray:
@@ -441,7 +456,7 @@ def arora_step(Y, alpha: float = 0.05) -> AroraLayer:
     graph = drop_cousin_pairs(Y, graph, cofiring, alpha)
     pairs, sets = pair_neighbourhoods(Y, graph)
     neighbourhoods, support = merge_neighbourhoods(pairs, sets)
-    neighbourhoods, support = drop_explained_pairs(Y, neighbourhoods, support, alpha)
+    neighbourhoods, support = drop_explained_sets(Y, graph, neighbourhoods, support, alpha)
     hidden = decode_hidden(Y, neighbourhoods)
     return AroraLayer(graph=graph, neighbourhoods=neighbourhoods, hidden=hidden, support=support)
 
