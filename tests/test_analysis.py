@@ -13,7 +13,7 @@ from sparsenet.analyser.clustering import (
     eigengap_n_clusters,
     laplacian_spectrum,
 )
-from sparsenet.analyser.significance import modularity, permutation_test, sample_rows, stability
+from sparsenet.analyser.significance import cluster_stability, modularity, permutation_test, sample_rows, stability
 from sparsenet.analyser.spatial import cluster_spatial_profiles
 from sparsenet.errors import SparsenetError
 from sparsenet.stats import ChannelStats
@@ -359,3 +359,51 @@ def test_arora_clusters_gather_siblings():
         perm[live] = rng.permutation(labels[live])
         shuffled.append(siblings[(perm[:, None] == perm[None, :]) & pairs].mean())
     assert siblings[together].mean() > max(shuffled) + 0.2
+
+
+def test_cluster_stability_is_the_mean_best_match_jaccard():
+    labels = np.array([0, 0, 0, 0, 1, 1, -1])
+    same = labels.copy()
+    # cluster 0 cut in two in this half (best match 2/4), cluster 1 found again; the last channel
+    # active here but inactive in the fit changes nothing
+    cut = np.array([0, 0, 1, 1, 2, 2, 0])
+    assert np.allclose(cluster_stability(labels, [same, same]), [1.0, 1.0])
+    assert np.allclose(cluster_stability(labels, [same, cut]), [0.75, 1.0])
+    # a cluster whose channels are inactive in a half scores 0 there
+    dead = np.array([-1, -1, -1, -1, 0, 0, -1])
+    assert np.allclose(cluster_stability(labels, [dead]), [0.0, 1.0])
+    assert cluster_stability(labels, None) is None
+
+
+def _flat_groups(sizes, rho, n, seed):
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(len(sizes)), sizes)
+    z = rng.standard_normal((n, len(sizes)))
+    return np.sqrt(rho) * z[:, labels] + np.sqrt(1 - rho) * rng.standard_normal((n, labels.size)), labels
+
+
+def test_cluster_stability_tells_real_clusters_from_an_imposed_split():
+    X, truth = _flat_groups([8] * 4, 0.3, 1200, 0)
+    real = CorrelationAnalyzer(n_permutations=0, n_resamples=3, random_state=0).fit(X)
+    assert real.n_clusters_ == 4 and np.all(real.cluster_stability_ > 0.95)
+    # one homogeneous block cut in two because K = 2 was asked for: each half cuts it elsewhere
+    block, _ = _flat_groups([40], 0.3, 1200, 1)
+    forced = CorrelationAnalyzer(n_clusters=2, n_permutations=0, n_resamples=3, random_state=0).fit(block)
+    assert forced.cluster_stability_.shape == (2,) and np.all(forced.cluster_stability_ < 0.75)
+    none = CorrelationAnalyzer(n_permutations=0, n_resamples=0, random_state=0).fit(X)
+    assert none.cluster_stability_ is None and none.stability_ is None
+
+
+def test_cluster_stability_survives_the_discovery_file(tmp_path):
+    import json
+
+    from sparsenet.discovery.value import from_labels, load_discovery
+
+    d = from_labels([0, 0, 1, 1, -1], [1, 3], cluster_stability=[0.9, 0.45], stability=0.5)
+    path = d.save(tmp_path / "discovery.json")
+    assert [c.stability for c in load_discovery(path).clusters] == [0.9, 0.45]
+    older = json.loads(path.read_text())
+    for c in older["clusters"]:
+        del c["stability"]  # a file written before the field existed
+    path.write_text(json.dumps(older))
+    assert [c.stability for c in load_discovery(path).clusters] == [None, None]

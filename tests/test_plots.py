@@ -55,6 +55,7 @@ def run(request, planted, tmp_path_factory):
     discovery = from_labels(
         analyzer.labels_, analyzer.kernel_sizes_, analyzer.spatial_profiles_,
         significance=dict(analyzer.significance_), stability=analyzer.stability_,
+        cluster_stability=analyzer.cluster_stability_,
         footprints=[f.to_dict(analyzer.kernel_set_) for f in analyzer.footprints_]
         if analyzer.footprints_ is not None else None,
         provenance=PROVENANCE, settings={"method": analyzer.method,
@@ -132,6 +133,21 @@ def test_report_states_significance_and_stability(run):
     assert "shuffles each channel independently" in text and "destroys co-firing" in text
     assert f"**{run['discovery'].stability:.3f}**" in text
     assert "adjusted Rand index" in text
+    scored = [c for c in run["discovery"].clusters if c.stability is not None]
+    assert scored and "| stability | channels |" in text and "Cluster by cluster" in text
+    stable = sum(c.stability >= 0.75 for c in scored)
+    assert f"{stable} of {len(scored)} stable" in text
+
+
+def test_report_names_clusters_that_dissolve(run, tmp_path):
+    clusters = list(run["discovery"].clusters)
+    clusters[0] = dataclasses.replace(clusters[0], stability=0.4)
+    if len(clusters) > 1:
+        clusters[1] = dataclasses.replace(clusters[1], stability=0.6)
+    text = write_report(dataclasses.replace(run["discovery"], clusters=tuple(clusters)), {}, tmp_path).read_text()
+    assert "dissolving: cluster 0 " in text and "| 0.40 |" in text
+    if len(clusters) > 1:
+        assert "doubtful: cluster 1" in text
 
 
 def test_report_links_to_files_that_exist(run):

@@ -17,7 +17,8 @@ from sparsenet.analyser.footprint import (check_mass_fraction, fit_channel_rings
                                          kernel_set)
 from sparsenet.analyser.settings import ARORA_EXTENT_LEVEL, DISCOVER, SPATIAL_METHODS, check_graph_threshold
 from sparsenet.analyser.noise_edge import noise_edge
-from sparsenet.analyser.significance import modularity, permutation_test, stability
+from sparsenet.analyser.significance import (cluster_stability, half_labelings, modularity, permutation_test,
+                                             split_agreement)
 from sparsenet.analyser.spatial import cluster_spatial_profiles, kernel_sizes_from_profiles
 from sparsenet.errors import SparsenetError
 from sparsenet.stats import ChannelStats, ClusterMapStats
@@ -173,6 +174,12 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         about 0 for noise.  None when ``n_resamples=0``, when ``n_clusters_ == 1`` (a single
         cluster agrees with itself trivially), when fitted on a ``ChannelStats`` (the halves
         need the samples) or with fewer than 4 images.
+    cluster_stability_ : ndarray of shape (n_clusters_,) or None
+        Per cluster, its mean Jaccard similarity with the most similar cluster of each of the
+        same halves' clusterings (Hennig 2007): near 1 for a cluster found again whenever the
+        images are resampled, 1/2 or below for one the clustering invents.  None where
+        ``stability_`` is, and for overlapping neighbourhoods (``method="arora"``: the halves
+        give primary labels, not neighbourhoods).
     k_edge_ : float or None
         The noise edge that chose K under "auto", ``max(matched_edge_, shuffle_edge_)`` (None
         with K given, without samples, or with too few images to split: the eigengap).
@@ -379,6 +386,7 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     def _fit_significance(self, samples, stats, rng) -> None:
         self.significance_ = None
         self.stability_ = None
+        self.cluster_stability_ = None
         if samples is None:
             return
         auto = self.n_clusters == "auto" and self.k_edge_ is not None
@@ -390,8 +398,10 @@ class CorrelationAnalyzer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
                 observed=observed, observed_tiebreak=tiebreak,
             )
         if self.n_resamples > 0 and self.n_clusters_ > 1:
-            self.stability_ = stability(samples, self._pipeline(stats.thresholds_, False),
-                                        self.n_resamples, rng)
+            labelings = half_labelings(samples, self._pipeline(stats.thresholds_, False), self.n_resamples, rng)
+            self.stability_ = split_agreement(labelings)
+            if self.stability_ is not None and not self.overlapping_:
+                self.cluster_stability_ = cluster_stability(self.labels_, labelings)
 
     def _pipeline(self, thresholds, auto: bool):
         """Samples (M x C) -> (affinity, labels[, tie-break]): the fit's pipeline for the null

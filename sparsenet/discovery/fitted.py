@@ -67,7 +67,9 @@ def from_analyzer(analyzer, *, settings: Mapping[str, Any] | None = None,
                        footprints=[f.to_dict(analyzer.kernel_set_) for f in fits] if fits is not None else None,
                        neighbourhoods=analyzer.neighbourhoods_ if getattr(analyzer, "overlapping_", False) else None,
                        significance=dict(analyzer.significance_) if analyzer.significance_ else {},
-                       stability=analyzer.stability_, provenance=dict(provenance or {}),
+                       stability=analyzer.stability_,
+                       cluster_stability=getattr(analyzer, "cluster_stability_", None),
+                       provenance=dict(provenance or {}),
                        settings=dict(settings or {}))
     values = {f.name: getattr(base, f.name) for f in dataclasses.fields(Discovery)}
     return FittedDiscovery(**values, analyzer=analyzer, stats=stats, command=command)

@@ -75,16 +75,18 @@ def _title(discovery: Discovery) -> str:
 def summary_table(discovery: Discovery) -> str:
     """Clusters as a plain-text table for the terminal, then inactive/significance/stability lines."""
     r = _profile_len(discovery)
-    header = ["cluster", "size", "kernel"] + ([f"profile r=0..{r - 1}"] if r else []) + ["channels"]
+    stable = _has_cluster_stability(discovery)
+    header = ["cluster", "size", "kernel"] + (["stability"] if stable else []) \
+        + ([f"profile r=0..{r - 1}"] if r else []) + ["channels"]
     rows = []
     for c in discovery.clusters:
-        row = [str(c.id), str(c.size), _kernel(c.kernel_size)]
+        row = [str(c.id), str(c.size), _kernel(c.kernel_size)] + ([_stability_cell(c)] if stable else [])
         if r:
             row.append(" ".join(fixed(v, 2) for v in c.spatial_profile))
         row.append(_channels(c.channels, 6))
         rows.append(row)
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
-    numeric = {0, 1}  # right-aligned columns
+    numeric = {0, 1, 3} if stable else {0, 1}  # right-aligned columns
 
     def line(cells):
         return "  ".join(cell.rjust(w) if i in numeric else cell.ljust(w)
@@ -121,7 +123,7 @@ def write_report(discovery: Discovery, plots: dict[str, Path], out_dir, *, comma
         _clusters(discovery),
         _inactive(discovery),
         _significance(discovery.significance),
-        _stability(discovery.stability, discovery.n_clusters),
+        _stability(discovery),
         _figures(plots, out),
     ]
     return atomic_write_text(out / "report.md", "\n\n".join(s for s in sections if s).rstrip() + "\n")
@@ -178,6 +180,7 @@ def _clusters(discovery: Discovery) -> str:
     else:
         intro += " The activations were flat (N x C), so no spatial profile was measured."
     extra = ["window mass", "misfit", "next size (margin)"] if fitted else []
+    extra += ["stability"] if _has_cluster_stability(discovery) else []
     head = ["cluster", "size", "kernel"] + [f"r={i}" for i in range(r)] + extra + ["channels"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * (3 + r + len(extra)) + "---|"]
     for c in discovery.clusters:
@@ -185,6 +188,8 @@ def _clusters(discovery: Discovery) -> str:
         cells = [str(c.id), str(c.size), _kernel(c.kernel_size), *profile]
         if fitted:
             cells += _footprint_cells(c)
+        if _has_cluster_stability(discovery):
+            cells.append(_stability_cell(c))
         lines.append("| " + " | ".join(cells + [_channels(c.channels)]) + " |")
     return "## Clusters\n\n" + intro + "\n\n" + "\n".join(lines)
 
@@ -267,7 +272,39 @@ def _at_floor(p, n) -> bool:
     return isinstance(n, int) and n > 0 and float(p) <= 1.0 / (n + 1) + 1e-12
 
 
-def _stability(ari: float | None, n_clusters: int) -> str:
+# Hennig (2007), "Cluster-wise assessment of cluster stability": a cluster whose mean best-match
+# Jaccard over resamples is at most 0.5 dissolves; one of 0.75 or more is stable
+DISSOLVED, STABLE = 0.5, 0.75
+
+
+def _has_cluster_stability(discovery: Discovery) -> bool:
+    return any(c.stability is not None for c in discovery.clusters)
+
+
+def _stability_cell(c) -> str:
+    return "n/a" if c.stability is None else fixed(c.stability, 2)
+
+
+def _cluster_stability_sentence(discovery: Discovery) -> str:
+    scored = [c for c in discovery.clusters if c.stability is not None]
+    if not scored:
+        return ""
+    stable = [c.id for c in scored if c.stability >= STABLE]
+    dissolved = [c.id for c in scored if c.stability <= DISSOLVED]
+    doubtful = [c.id for c in scored if DISSOLVED < c.stability < STABLE]
+    text = (f" Cluster by cluster (the table's *stability* column: each cluster's Jaccard similarity with the "
+            f"most similar cluster of each half, averaged; Hennig 2007 reads {STABLE} or more as stable and "
+            f"{DISSOLVED} or less as a cluster that dissolves): {len(stable)} of {len(scored)} stable")
+    if doubtful:
+        text += f"; doubtful: cluster{'s' if len(doubtful) > 1 else ''} {_channels(doubtful)}"
+    if dissolved:
+        text += (f"; dissolving: cluster{'s' if len(dissolved) > 1 else ''} {_channels(dissolved)} (the halves cut these channels differently each time: "
+                 "a grouping the clustering imposes, not one the data repeat)")
+    return text + "."
+
+
+def _stability(discovery: Discovery) -> str:
+    ari, n_clusters = discovery.stability, discovery.n_clusters
     if ari is None and n_clusters < 2:
         # the estimator skips the halves at K = 1: every labeling of one cluster agrees
         return ("## Stability\n\nNot computed: a single cluster, so the halves' labelings cannot "
@@ -283,7 +320,8 @@ def _stability(ari: float | None, n_clusters: int) -> str:
         verdict = "The clusters are moderately stable: the main groups recur, their borders move."
     else:
         verdict = "The clusters are unstable: they depend on which samples were seen; record more samples."
-    return f"## Stability\n\nMean ARI across resampled halves: **{fixed(ari, 3)}**. {explain} {verdict}"
+    return (f"## Stability\n\nMean ARI across resampled halves: **{fixed(ari, 3)}**. {explain} {verdict}"
+            + _cluster_stability_sentence(discovery))
 
 
 def _figures(plots: dict[str, Path], out: Path) -> str:

@@ -31,6 +31,7 @@ class Cluster:
     footprint: dict[str, Any] = field(default_factory=dict)  # the fit behind kernel_size (optional):
     #   profile (cross-pair ring profile, r = 0..2R+1), model (fitted), candidate, mass_fractions
     #   ({"1": .., "3": ..}), residual, runner_up, runner_up_residual, margin
+    stability: float | None = None  # mean best-match Jaccard across resampled halves (Hennig 2007)
 
     @property
     def size(self) -> int:
@@ -69,7 +70,7 @@ class Discovery:
     def to_dict(self) -> dict[str, Any]:
         clusters = [
             {"id": c.id, "channels": list(c.channels), "size": c.size,
-             "kernel_size": c.kernel_size, "spatial_profile": list(c.spatial_profile),
+             "kernel_size": c.kernel_size, "spatial_profile": list(c.spatial_profile), "stability": c.stability,
              **({"footprint": jsonable(c.footprint)} if c.footprint else {})}
             for c in self.clusters
         ]
@@ -89,9 +90,9 @@ class Discovery:
 
 
 def from_labels(labels, kernel_sizes, spatial_profiles=None, footprints=None, *, neighbourhoods=None,
-                **extra) -> Discovery:
+                cluster_stability=None, **extra) -> Discovery:
     """A Discovery from per-channel labels (-1 inactive) and per-cluster kernel sizes (and,
-    optionally, each cluster's footprint fit as a dict).
+    optionally, each cluster's footprint fit as a dict and its stability, ``cluster_stability``).
 
     ``neighbourhoods`` (K sequences of channel indices, which may share channels) makes an
     overlapping discovery: the clusters are those sets and ``labels`` gives each channel's
@@ -108,11 +109,13 @@ def from_labels(labels, kernel_sizes, spatial_profiles=None, footprints=None, *,
     # a kernel past the map's reach equals one of the reach (its extra weights only see padding)
     reach, _ = _largest_kernel(extra.get("provenance") or {})
     fits = list(footprints) if footprints is not None else [{}] * n_clusters
+    stable = [None] * n_clusters if cluster_stability is None else \
+        [float(v) if math.isfinite(v) else None for v in cluster_stability]
     clusters = tuple(
         Cluster(id=k, channels=members[k],
                 kernel_size=min(int(kernel_sizes[k]), max(reach, 1)),
                 spatial_profile=tuple(float(p) for p in profiles[k]),
-                footprint=dict(fits[k] or {}))
+                footprint=dict(fits[k] or {}), stability=stable[k])
         for k in range(n_clusters)
     )
     if "stability" in extra and extra["stability"] is not None and not math.isfinite(extra["stability"]):
@@ -212,9 +215,13 @@ def validate(data: Any, source: str = "<discovery>") -> Discovery:
         footprint = c.get("footprint") or {}
         if not isinstance(footprint, dict):
             raise _fail(source, f"clusters[{k}].footprint must be an object, got {type(footprint).__name__}")
+        stable = c.get("stability")  # absent in files written before 2026-12-08
+        if stable is not None and not (_is_number(stable) and 0.0 <= stable <= 1.0):
+            raise _fail(source, f"clusters[{k}].stability must be null or a number in [0, 1] (a mean Jaccard "
+                                f"similarity), got {str(stable)[:40]}")
         clusters.append(Cluster(id=k, channels=tuple(ids), kernel_size=ks,
                                 spatial_profile=tuple(float(p) if p is not None else math.nan for p in profile),
-                                footprint=footprint))
+                                footprint=footprint, stability=stable))
     unassigned = [i for i, v in enumerate(labels) if v >= 0 and i not in seen]
     if unassigned or any(v >= len(clusters) or v < -1 for v in labels):
         raise _fail(source, "field 'labels' refers to clusters that are not listed")
