@@ -364,14 +364,19 @@ def test_arora_clusters_gather_siblings():
 def test_cluster_stability_is_the_mean_best_match_jaccard():
     labels = np.array([0, 0, 0, 0, 1, 1, -1])
     same = labels.copy()
-    # cluster 0 cut in two in this half (best match 2/4), cluster 1 found again; the last channel
-    # active here but inactive in the fit changes nothing
+    # cluster 0 cut in two in this half (best match 2/4), cluster 1 found again; the last channel,
+    # inactive in the fit, is left out (it would make half cluster 0 hold three channels)
     cut = np.array([0, 0, 1, 1, 2, 2, 0])
     assert np.allclose(cluster_stability(labels, [same, same]), [1.0, 1.0])
     assert np.allclose(cluster_stability(labels, [same, cut]), [0.75, 1.0])
-    # a cluster whose channels are inactive in a half scores 0 there
+    # channels silent in a half have not moved: only channels active in both count ...
+    quiet = np.array([0, 0, -1, -1, 1, 1, -1])
+    assert np.allclose(cluster_stability(labels, [quiet]), [1.0, 1.0])
+    # ... and a half in which all of a cluster's channels are silent does not count for it
     dead = np.array([-1, -1, -1, -1, 0, 0, -1])
-    assert np.allclose(cluster_stability(labels, [dead]), [0.0, 1.0])
+    assert np.allclose(cluster_stability(labels, [same, dead]), [1.0, 1.0])
+    only_dead = cluster_stability(labels, [dead])
+    assert np.isnan(only_dead[0]) and only_dead[1] == 1.0
     assert cluster_stability(labels, None) is None
 
 
@@ -392,6 +397,17 @@ def test_cluster_stability_tells_real_clusters_from_an_imposed_split():
     assert forced.cluster_stability_.shape == (2,) and np.all(forced.cluster_stability_ < 0.75)
     none = CorrelationAnalyzer(n_permutations=0, n_resamples=0, random_state=0).fit(X)
     assert none.cluster_stability_ is None and none.stability_ is None
+    one, _ = _flat_groups([30], 0.6, 600, 2)  # one cluster: nothing to compare, as for the ARI
+    single = CorrelationAnalyzer(n_permutations=0, n_resamples=2, random_state=0).fit(one)
+    assert single.n_clusters_ == 1 and single.cluster_stability_ is None
+
+
+def test_overlapping_neighbourhoods_get_no_cluster_stability():
+    from sparsenet.data.synthetic import arora_layer
+
+    sample = arora_layer(3000, 12, 48, degree=6, density=0.05, random_state=0)
+    model = CorrelationAnalyzer(method="arora", n_permutations=0, n_resamples=2, random_state=0).fit(sample.observed)
+    assert model.overlapping_ and model.cluster_stability_ is None
 
 
 def test_cluster_stability_survives_the_discovery_file(tmp_path):
@@ -399,6 +415,9 @@ def test_cluster_stability_survives_the_discovery_file(tmp_path):
 
     from sparsenet.discovery.value import from_labels, load_discovery
 
+    with pytest.raises(SparsenetError, match="cluster_stability has 1 values for 2 clusters"):
+        from_labels([0, 0, 1, 1, -1], [1, 3], cluster_stability=[0.9])
+    assert [c.stability for c in from_labels([0, 1], [1, 1], cluster_stability=[None, np.nan]).clusters] == [None, None]
     d = from_labels([0, 0, 1, 1, -1], [1, 3], cluster_stability=[0.9, 0.45], stability=0.5)
     path = d.save(tmp_path / "discovery.json")
     assert [c.stability for c in load_discovery(path).clusters] == [0.9, 0.45]

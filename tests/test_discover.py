@@ -34,7 +34,8 @@ def test_activations_npy_end_to_end(capsys, tmp_path, planted):
         assert key in d
     assert {"z", "p"} <= set(d["significance"])
     for c in d["clusters"]:
-        assert {"id", "channels", "size", "kernel_size", "spatial_profile"} <= set(c)
+        assert {"id", "channels", "size", "kernel_size", "spatial_profile", "stability"} <= set(c)
+        assert 0.0 <= c["stability"] <= 1.0  # measured with the same halves as d["stability"]
     assert sorted(c["kernel_size"] for c in d["clusters"]) == [1, 3, 5]
     assert d["provenance"]["sparsenet_version"] and d["provenance"]["samples"] == 96
     for name in ("report.md", "correlation.png", "spectrum.png", "spatial_profiles.png", "cluster_sizes.png"):

@@ -36,7 +36,9 @@ fit against every half's labeling, its Jaccard similarity with the half's most s
 cluster, averaged over the 2 x ``n_resamples`` halves (``cluster_stability``).  A cluster that
 is found again whenever the data are resampled scores near 1; one the clustering invents (a
 homogeneous block cut in two) is cut differently in each half and scores near 1/2 or below.
-Hennig reads a mean below 0.5 as a cluster that dissolves and one of 0.75 or more as stable.
+Hennig reads a mean of 0.5 or less as a cluster that dissolves and one of 0.75 or more as stable
+(his readings come from bootstrap resamples of the clustered objects; here the images are halved
+and every channel is clustered in every half, so they are a guide, not a calibrated test).
 
 Speed: the copies are independent, so they run several at a time (``workers()`` threads, one
 BLAS thread each: the products, eigendecompositions and most element-wise work release the GIL).
@@ -187,27 +189,33 @@ def split_agreement(labelings: list[np.ndarray] | None) -> float | None:
 def cluster_stability(labels: np.ndarray, labelings: list[np.ndarray] | None) -> np.ndarray | None:
     """Per cluster k of ``labels`` (-1: inactive): the mean over ``labelings`` of the Jaccard
     similarity between k's channels and the most similar cluster of that labeling (Hennig 2007;
-    module docstring).  A channel inactive in a half counts as in none of its clusters."""
+    module docstring).  As for the ARI, only channels active in both the fit and the half count
+    (a channel silent in a half has not moved); a half in which none of k's channels is active
+    does not count for k (NaN where none does)."""
     if not labelings:
         return None
     labels = np.asarray(labels)
     n_clusters = int(labels.max()) + 1
     if n_clusters < 1:
         return None
-    total = np.zeros(n_clusters)
+    total, used = np.zeros(n_clusters), np.zeros(n_clusters)
     for half in labelings:
         half = np.asarray(half)
-        m = int(half.max()) + 1
-        if m < 1:
-            continue  # every channel inactive in this half: every cluster scores 0 there
-        # contingency: channels in fit cluster k and half cluster j
         active = (labels >= 0) & (half >= 0)
+        if not active.any():
+            continue
+        m = int(half[active].max()) + 1
+        # contingency over the channels active in both: in fit cluster k and in half cluster j
         both = np.zeros((n_clusters, m))
         np.add.at(both, (labels[active], half[active]), 1)
-        size_k = np.bincount(labels[labels >= 0], minlength=n_clusters)[:, None]
-        size_j = np.bincount(half[half >= 0], minlength=m)[None, :]
-        total += (both / (size_k + size_j - both)).max(axis=1)
-    return total / len(labelings)
+        size_k, size_j = both.sum(axis=1, keepdims=True), both.sum(axis=0, keepdims=True)
+        present = size_k[:, 0] > 0
+        union = size_k + size_j - both
+        jaccard = np.divide(both, union, out=np.zeros_like(both), where=union > 0)
+        total[present] += jaccard[present].max(axis=1)
+        used[present] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / used
 
 
 def random_halves(n_images: int, n_positions: int, max_rows: int, rng) -> tuple[tuple, tuple]:

@@ -70,6 +70,11 @@ def _title(discovery: Discovery) -> str:
     return "Discovery"
 
 
+# Hennig (2007), "Cluster-wise assessment of cluster stability": a cluster whose mean best-match
+# Jaccard over resamples is at most 0.5 dissolves; one of 0.75 or more is stable
+DISSOLVED, STABLE = 0.5, 0.75
+
+
 # -- plain-text summary ----------------------------------------------------------------------
 
 def summary_table(discovery: Discovery) -> str:
@@ -105,7 +110,9 @@ def summary_table(discovery: Discovery) -> str:
                      f"{fixed(sig.get('null_mean'))} ± {fixed(sig.get('null_std'))}, z = {fixed(sig.get('z'), 1)}, "
                      f"p = {p_value(sig.get('p'))} ({sig.get('n_permutations', '?')} permutations)")
     if discovery.stability is not None:
-        lines.append(f"stability: mean ARI {fixed(discovery.stability, 2)} across resampled halves")
+        lines.append(f"stability: mean ARI {fixed(discovery.stability, 2)} across resampled halves"
+                     + (f"; per cluster (column): mean best-match Jaccard, >= {STABLE} stable, <= {DISSOLVED} "
+                        "dissolving" if stable else ""))
     return "\n".join(lines)
 
 
@@ -272,11 +279,6 @@ def _at_floor(p, n) -> bool:
     return isinstance(n, int) and n > 0 and float(p) <= 1.0 / (n + 1) + 1e-12
 
 
-# Hennig (2007), "Cluster-wise assessment of cluster stability": a cluster whose mean best-match
-# Jaccard over resamples is at most 0.5 dissolves; one of 0.75 or more is stable
-DISSOLVED, STABLE = 0.5, 0.75
-
-
 def _has_cluster_stability(discovery: Discovery) -> bool:
     return any(c.stability is not None for c in discovery.clusters)
 
@@ -296,7 +298,8 @@ def _cluster_stability_sentence(discovery: Discovery) -> str:
             f"most similar cluster of each half, averaged; Hennig 2007 reads {STABLE} or more as stable and "
             f"{DISSOLVED} or less as a cluster that dissolves): {len(stable)} of {len(scored)} stable")
     if doubtful:
-        text += f"; doubtful: cluster{'s' if len(doubtful) > 1 else ''} {_channels(doubtful)}"
+        text += (f"; doubtful (between {DISSOLVED} and {STABLE}): cluster{'s' if len(doubtful) > 1 else ''} "
+                 f"{_channels(doubtful)}")
     if dissolved:
         text += (f"; dissolving: cluster{'s' if len(dissolved) > 1 else ''} {_channels(dissolved)} (the halves cut these channels differently each time: "
                  "a grouping the clustering imposes, not one the data repeat)")

@@ -109,8 +109,10 @@ def from_labels(labels, kernel_sizes, spatial_profiles=None, footprints=None, *,
     # a kernel past the map's reach equals one of the reach (its extra weights only see padding)
     reach, _ = _largest_kernel(extra.get("provenance") or {})
     fits = list(footprints) if footprints is not None else [{}] * n_clusters
+    if cluster_stability is not None and len(cluster_stability) != n_clusters:
+        raise SparsenetError(f"cluster_stability has {len(cluster_stability)} values for {n_clusters} clusters")
     stable = [None] * n_clusters if cluster_stability is None else \
-        [float(v) if math.isfinite(v) else None for v in cluster_stability]
+        [None if v is None or not math.isfinite(v) else float(v) for v in cluster_stability]
     clusters = tuple(
         Cluster(id=k, channels=members[k],
                 kernel_size=min(int(kernel_sizes[k]), max(reach, 1)),
