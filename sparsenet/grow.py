@@ -313,7 +313,8 @@ def _discovery_summary(step_dir: Path) -> dict[str, Any]:
     d = load_discovery(path)
     out = {"layer": d.provenance.get("layer"), "clusters": d.n_clusters,
            "kernel_sizes": [c.kernel_size for c in d.clusters], "inactive": len(d.inactive),
-           "z": d.significance.get("z"), "p": d.significance.get("p"), "stability": d.stability}
+           "z": d.significance.get("z"), "p": d.significance.get("p"), "stability": d.stability,
+           "cluster_stability": [c.stability for c in d.clusters]}
     ablated = step_dir / "ablated_discovery.json"
     if ablated.exists():   # the module was built from this one
         a = load_discovery(ablated)

@@ -177,6 +177,7 @@ def discover_and_swap(model: torch.nn.Module, skeleton: NetworkSpec, stage: str,
                "inactive": len(discovery.inactive), "connectivity": connectivity,
                "hand_out_channels": hand.out_channels, "module_out_channels": module.out_channels,
                "significance": discovery.to_dict()["significance"], "stability": discovery.stability,
+               "cluster_stability": [c.stability for c in discovery.clusters],
                "time_s": time.perf_counter() - t0}
     save_spec(module, out / "module.json")
     atomic_write_json(out / "swap.json", summary)
