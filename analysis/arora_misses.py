@@ -13,7 +13,8 @@ The last columns test the model's assumption that hidden units are nearly indepe
 H1 unit a, ``max_b P(b on | a on)`` over the other H1 units in the true layer.  When it is >= 3/4,
 b's children fire with a pair of a's children about as often as a's own children do (the pair
 set's member vote is relative), so a's pair sets hold b's children too, while b's own pairs do
-not name a's: the sets of a's pairs are not a fixed point of the merge.
+not name a's: the sets of a's pairs are not a fixed point of the merge.  A line per instance
+gives how well the matched units are decoded (the input of step 2).
 """
 
 from __future__ import annotations
@@ -104,6 +105,21 @@ def partner_rate(net) -> np.ndarray:
     return (joint / np.maximum(H.sum(axis=0), 1)[:, None]).max(axis=1)
 
 
+def decoding_errors(net, final, score) -> str:
+    """Medians over the matched units, split at best Jaccard 0.8, of the decoded unit off where the true
+    one is on (share of its true firings) and on where it is off (share of its decoded firings)."""
+    j = np.flatnonzero(score.match >= 0)
+    a = score.match[j]
+    truth = net.layers[-2][:, a] > 0
+    decoded = arora.decode_hidden(net.observed, [final[k] for k in j]).astype(bool)
+    missed = (~decoded & truth).sum(axis=0) / np.maximum(truth.sum(axis=0), 1)
+    extra = (decoded & ~truth).sum(axis=0) / np.maximum(decoded.sum(axis=0), 1)
+    good = score.best_jaccard[a] >= 0.8
+    return (f"decoding of the {good.sum()} / {(~good).sum()} matched units at J >= 0.8 / below: off where on "
+            f"{np.median(missed[good]):.3f} / {np.median(missed[~good]):.3f}, on where off "
+            f"{np.median(extra[good]):.3f} / {np.median(extra[~good]):.3f} (medians)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instance", type=int, action="append", required=True, help="index into DEEP (repeatable)")
@@ -129,6 +145,7 @@ def main() -> None:
         print(f"| | {seed} | all: {len(st['final'])} sets, P {score.precision:.3f} R {score.recall:.3f} "
               f"F1 {score.f1:.3f}, {st['seconds']:.0f} s | {len(cause)} | 1 | {lost.sum()} | {lost.sum() / n_edges:.3f} | "
               f"{np.median(partner):.2f} | {(partner >= 0.75).mean():.2f} |", flush=True)
+        print(f"\n{decoding_errors(net, st['final'], score)}\n", flush=True)
 
 
 if __name__ == "__main__":
