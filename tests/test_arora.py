@@ -406,3 +406,17 @@ def test_drop_explained_sets_tests_only_the_related_pairs_of_a_set():
     related[3, :] = related[:, 3] = False
     assert len(drop_explained_sets(Y, related, members, np.array([3]))[0]) == 1
     assert len(drop_explained_sets(Y, np.ones((4, 4), dtype=bool), members, np.array([3]))[0]) == 0
+
+
+def test_merge_is_fixed_point_sets_then_composites():
+    from sparsenet.analyser.arora import fixed_point_sets, merge_neighbourhoods
+
+    # two causes {0, 1, 2} and {3, 4, 5}; their cross pairs (cousins under one grandparent) name the union
+    pairs = np.array([(i, j) for i in range(6) for j in range(i + 1, 6)])
+    sets = np.zeros((len(pairs), 8), dtype=bool)
+    for row, (i, j) in enumerate(pairs):
+        sets[row, [0, 1, 2] if j < 3 else [3, 4, 5] if i >= 3 else range(6)] = True
+    fixed, support = fixed_point_sets(pairs, sets)
+    assert sorted(map(tuple, fixed)) == [(0, 1, 2), (0, 1, 2, 3, 4, 5), (3, 4, 5)]  # 9 of its 15 pairs name the union
+    merged, merged_support = merge_neighbourhoods(pairs, sets)
+    assert [tuple(m) for m in merged] == [(0, 1, 2), (3, 4, 5)] and list(merged_support) == [3, 3]

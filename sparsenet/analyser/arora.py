@@ -70,7 +70,7 @@ STRONGEST_FLOOR = 0.5
 
 __all__ = ["AroraLayer", "cofiring_counts", "cofiring_graph", "pair_neighbourhoods", "merge_neighbourhoods",
            "decode_hidden", "arora_step", "binarise", "primary_labels",
-           "drop_explained_sets", "drop_cousin_pairs", "drop_composites", "check_alpha"]
+           "drop_explained_sets", "drop_cousin_pairs", "drop_composites", "fixed_point_sets", "check_alpha"]
 
 
 @dataclass(frozen=True)
@@ -228,12 +228,25 @@ def drop_cousin_pairs(Y: np.ndarray, graph: np.ndarray, counts: np.ndarray, alph
 
 
 def merge_neighbourhoods(pairs: np.ndarray, sets: np.ndarray):
-    """One consensus set per cause, kept only if its own pairs reproduce it (see module doc).
+    """One consensus set per cause, kept only if its own pairs reproduce it and it is not made of
+    smaller kept sets (see module doc): :func:`fixed_point_sets`, then :func:`drop_composites`.
 
     Returns ``(neighbourhoods, support)``: sorted int arrays and the votes of each.
     """
+    out, support = fixed_point_sets(pairs, sets)
+    keep = drop_composites(out, sets.shape[1])
+    out, support = [out[k] for k in keep], [support[k] for k in keep]
+    order = sorted(range(len(out)), key=lambda k: (out[k][0], len(out[k])))
+    return [out[k] for k in order], np.asarray([support[k] for k in order], dtype=int)
+
+
+def fixed_point_sets(pairs: np.ndarray, sets: np.ndarray):
+    """The pair sets grouped (Jaccard > 1/2 to the group's most supported set), each group's
+    consensus (members named by more than half of its pairs), kept if more than half of the
+    consensus' own related pairs are in the group.  Returns ``(consensus sets, support)``.
+    """
     if len(pairs) == 0:
-        return [], np.zeros(0, dtype=int)
+        return [], []
     distinct, inverse, counts = _unique_rows(sets)
     sizes = distinct.sum(axis=1)
     order = np.lexsort((-sizes, -counts))  # most supported first, larger on ties
@@ -260,10 +273,7 @@ def merge_neighbourhoods(pairs: np.ndarray, sets: np.ndarray):
             continue
         out.append(members)
         support.append(len(voters))
-    keep = drop_composites(out, C)
-    out, support = [out[k] for k in keep], [support[k] for k in keep]
-    order = sorted(range(len(out)), key=lambda k: (out[k][0], len(out[k])))
-    return [out[k] for k in order], np.asarray([support[k] for k in order], dtype=int)
+    return out, support
 
 
 def _unique_rows(rows: np.ndarray):
