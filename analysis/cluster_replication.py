@@ -78,6 +78,13 @@ def main() -> None:
                                     "one block of 100, rho 0.05 (K = 1)": ([100], [0.05]),
                                     "one block of 30, rho 0.6 (K = 1)": ([30], [0.6])}.items():
             report(name, groups(sizes, rhos, 4000, 0)[0], a.splits)
+    acts = default_model_activations(a.layer, a.images)
+    report(f"plaincnn {a.layer}, mnist5k ({len(acts)} images)", acts, a.splits)
+
+
+def default_model_activations(layer: str, images: int) -> np.ndarray:
+    """``layer``'s activations of the cached default model (plaincnn on mnist5k) on its first
+    ``images`` training images, normalised as it was trained."""
     import torch
 
     from sparsenet.discover import dataset_loader, default_checkpoint, load_model
@@ -86,8 +93,7 @@ def main() -> None:
     net, info = load_model(default_checkpoint(0), None, None, None)
     _, loader = dataset_loader(info["dataset"], None, info["normalization"], 0)
     with torch.no_grad():
-        acts = record(net, a.layer, loader, max_samples=a.images).numpy()
-    report(f"plaincnn {a.layer}, mnist5k ({len(acts)} images)", acts, a.splits)
+        return record(net, layer, loader, max_samples=images).numpy()
 
 
 if __name__ == "__main__":

@@ -15,17 +15,13 @@ lower of their mean affinities within; below 1 the split holds on images it was 
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
-
 import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
-from cluster_replication import held_out  # noqa: E402  (this directory is on sys.path when run as a script)
+# this directory is on sys.path when run as a script
+from cluster_replication import default_model_activations, fit, held_out  # noqa: E402
 from k_undercount import groups, nested, nested_levels  # noqa: E402
-from sparsenet.analyser.settings import DISCOVER
-from sparsenet.discover import make_analyzer
 
-SETTINGS = replace(DISCOVER, permutations=0, resamples=0)
 SMALLEST = 4  # a cluster of fewer channels is not re-tested (two parts of at least 2)
 
 FAMILIES = {
@@ -42,21 +38,21 @@ FAMILIES = {
 
 def retest(X):
     """(the fit, labels after one level of re-test, per cluster of the fit: its parts' labels)."""
-    fit = make_analyzer(SETTINGS).fit(X)
-    labels, parts = fit.labels_.copy(), {}
-    next_label = fit.n_clusters_
-    for k in range(fit.n_clusters_):
-        members = np.flatnonzero(fit.labels_ == k)
+    whole = fit(X)
+    labels, parts = whole.labels_.copy(), {}
+    next_label = whole.n_clusters_
+    for k in range(whole.n_clusters_):
+        members = np.flatnonzero(whole.labels_ == k)
         if len(members) < SMALLEST:
             continue
-        sub = make_analyzer(SETTINGS).fit(X[:, members])
+        sub = fit(X[:, members])
         if sub.n_clusters_ > 1:
             parts[k] = [k]
             for j in range(1, sub.n_clusters_):
                 labels[members[sub.labels_ == j]] = next_label
                 parts[k].append(next_label)
                 next_label += 1
-    return fit, labels, parts
+    return whole, labels, parts
 
 
 def main() -> None:
@@ -69,26 +65,18 @@ def main() -> None:
     for name, make in FAMILIES.items():
         for seed in range(a.seeds):
             X, truth = make(seed)
-            fit, labels, _ = retest(X)
-            print(f"| {name} | {seed} | {len(set(truth))} | {fit.n_clusters_} | "
-                  f"{adjusted_rand_score(truth, fit.labels_):.2f} | {labels.max() + 1} | "
+            whole, labels, _ = retest(X)
+            print(f"| {name} | {seed} | {len(set(truth))} | {whole.n_clusters_} | "
+                  f"{adjusted_rand_score(truth, whole.labels_):.2f} | {labels.max() + 1} | "
                   f"{adjusted_rand_score(truth, labels):.2f} |", flush=True)
     if a.no_real:
         return
-    import torch
-
-    from sparsenet.discover import dataset_loader, default_checkpoint, load_model
-    from sparsenet.recording import record
-
-    net, info = load_model(default_checkpoint(0), None, None, None)
-    _, loader = dataset_loader(info["dataset"], None, info["normalization"], 0)
-    with torch.no_grad():
-        acts = record(net, "features.pool2", loader, max_samples=4000).numpy()
+    acts = default_model_activations("features.pool2", 4000)
     order = np.random.default_rng(0).permutation(len(acts))
     A, B = acts[order[: len(acts) // 2]], acts[order[len(acts) // 2:]]
-    fit, labels, parts = retest(A)
-    affinity_b = make_analyzer(SETTINGS).fit(B).affinity_
-    print(f"\nplaincnn features.pool2, mnist5k, half A ({len(A)} images): K {fit.n_clusters_} -> {labels.max() + 1}")
+    whole, labels, parts = retest(A)
+    affinity_b = fit(B).affinity_
+    print(f"\nplaincnn features.pool2, mnist5k, half A ({len(A)} images): K {whole.n_clusters_} -> {labels.max() + 1}")
     for k, ids in parts.items():
         inside = np.where(np.isin(labels, ids), labels, -1)
         relabel = np.full(labels.max() + 1, -1)

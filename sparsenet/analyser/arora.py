@@ -112,13 +112,16 @@ def cofiring_graph(cofiring: np.ndarray, n_samples: int, alpha: float = 0.05) ->
     C = counts.shape[0]
     m = float(n_samples)
     rate = np.clip(np.diag(counts) / m, 0.0, 1.0)
-    p_joint = np.outer(rate, rate)
-    # sf(k - 1) = P(X >= k); exact binomial upper tail, vectorised
-    pvalue = binom.sf(counts - 1.0, int(n_samples), p_joint)
-    n_pairs = max(C * (C - 1) // 2, 1)
-    graph = (pvalue <= alpha / n_pairs) & (counts > m * p_joint)
+    graph = _cofire_beyond_chance(counts, int(n_samples), np.outer(rate, rate), alpha / max(C * (C - 1) // 2, 1))
     np.fill_diagonal(graph, False)
     return graph & graph.T
+
+
+def _cofire_beyond_chance(n_uv, m, p_joint, level: float) -> np.ndarray:
+    """The co-firing test: ``n_uv`` joint firings in ``m`` samples above independence's
+    ``m p_joint`` with ``P(Binomial(m, p_joint) >= n_uv) <= level`` (elementwise)."""
+    # sf(k - 1) = P(X >= k); exact binomial upper tail, vectorised
+    return (n_uv > m * p_joint) & (binom.sf(np.asarray(n_uv, dtype=np.float64) - 1.0, m, p_joint) <= level)
 
 
 def cofiring_counts(Y) -> np.ndarray:
@@ -429,8 +432,7 @@ def _some_pair_explained(fires: np.ndarray, caused: np.ndarray, related: np.ndar
     iu = np.nonzero(np.triu(related, 1))
     m, n_uv = np.rint(m[iu]).astype(np.int64), n_uv[iu]
     p_u, p_v = n_u[iu] / np.maximum(m, 1), n_u.T[iu] / np.maximum(m, 1)
-    p_joint = p_u * p_v
-    passed = (m >= 2) & (n_uv > m * p_joint) & (binom.sf(n_uv - 1, m, p_joint) <= level)
+    passed = (m >= 2) & _cofire_beyond_chance(n_uv, m, p_u * p_v, level)
     return not passed.all()
 
 

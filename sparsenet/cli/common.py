@@ -23,38 +23,21 @@ def parse_key_values(items: list[str] | None, option: str) -> dict:
     return out
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (argparse turns the ValueError into a usage error, exit 2)."""
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
-
-
-positive_int.__name__ = "positive integer"
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    value = int(text)
-    if value < 0:
-        raise ValueError(text)
-    return value
-
-
-non_negative_int.__name__ = "integer >= 0"
-
-
-def bounded_int(low: int, high: int):
-    """argparse type: an integer from ``low`` to ``high`` (a count that starts processes or threads)."""
+def bounded_int(low: int, high: int | None = None, name: str | None = None):
+    """argparse type: an integer from ``low`` to ``high`` (None: no upper bound); argparse turns
+    the ValueError into a usage error, exit 2, naming the type by ``name``."""
     def parse(text: str) -> int:
         value = int(text)
-        if not low <= value <= high:
+        if value < low or (high is not None and value > high):
             raise ValueError(text)
         return value
 
-    parse.__name__ = f"integer from {low} to {high:,}"
+    parse.__name__ = name or (f"integer >= {low}" if high is None else f"integer from {low} to {high:,}")
     return parse
+
+
+positive_int = bounded_int(1, name="positive integer")
+non_negative_int = bounded_int(0)
 
 
 def clusters(text: str):

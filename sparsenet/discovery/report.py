@@ -186,8 +186,9 @@ def _clusters(discovery: Discovery) -> str:
                   "much worse (RMS misfit) the best candidate of another size fits.")
     else:
         intro += " The activations were flat (N x C), so no spatial profile was measured."
+    scored = _has_cluster_stability(discovery)
     extra = ["window mass", "misfit", "next size (margin)"] if fitted else []
-    extra += ["stability"] if _has_cluster_stability(discovery) else []
+    extra += ["stability"] if scored else []
     head = ["cluster", "size", "kernel"] + [f"r={i}" for i in range(r)] + extra + ["channels"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * (3 + r + len(extra)) + "---|"]
     for c in discovery.clusters:
@@ -195,7 +196,7 @@ def _clusters(discovery: Discovery) -> str:
         cells = [str(c.id), str(c.size), _kernel(c.kernel_size), *profile]
         if fitted:
             cells += _footprint_cells(c)
-        if _has_cluster_stability(discovery):
+        if scored:
             cells.append(_stability_cell(c))
         lines.append("| " + " | ".join(cells + [_channels(c.channels)]) + " |")
     return "## Clusters\n\n" + intro + "\n\n" + "\n".join(lines)
