@@ -1,6 +1,6 @@
-"""Which true units the bottom step of Arora's learning misses, and at which stage it loses them.
+"""Which true units a step of Arora's learning misses, and at which stage it loses them.
 
-    python analysis/arora_misses.py --instance 2 [--instance 5] [--seed 0] > table.md
+    python analysis/arora_misses.py --instance 2 [--instance 5] [--seed 0] [--step 2] > table.md
 
 Runs step 1 of a DEEP instance of analysis/arora_regime.py stage by stage on the observed layer
 (co-firing test, cousin rule, pair sets, fixed-point merge, composites rule, explained-sets test)
@@ -8,6 +8,8 @@ and names, for each unit of the true layer above (H1), the first stage after whi
 set has Jaccard >= 1/2 with its excitatory children (the score's "found at all"); units that
 survive every stage are split into partial (final best Jaccard < 0.8) and found.  Each cause
 gets its units and the true edges the final one-to-one matching (score_layer) does not recover.
+``--step s`` runs step s on the true layer s - 1 above the observed one instead (the oracle input
+of ``arora_regime.py --oracle``), against the true layer s above it ("H1" then reads "layer s").
 
 The last columns test the model's assumption that hidden units are nearly independent: for each
 H1 unit a, ``max_b P(b on | a on)`` over the other H1 units in the true layer.  When it is >= 3/4,
@@ -79,11 +81,17 @@ def pair_set_jaccard(true_sets, pairs: np.ndarray, sets: np.ndarray) -> np.ndarr
     return out
 
 
-def classify(net, st: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(n_true,) index into CAUSES of each H1 unit, and (n_true,) true edges of it left unrecovered."""
-    true = net.neighbourhoods(-2)
-    fires = net.layers[-2].sum(axis=0)
-    C = net.observed.shape[1]
+def layers_of(net, step: int) -> tuple[np.ndarray, np.ndarray, list]:
+    """(input layer, true layer above it, the true layer's neighbourhoods) of step ``step`` on its
+    true input (step 1: the observed layer)."""
+    return net.layers[-step], net.layers[-step - 1], net.neighbourhoods(-step - 1)
+
+
+def classify(net, st: dict, step: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(n_true,) index into CAUSES of each unit of the true layer, and (n_true,) true edges of it left unrecovered."""
+    below, above, true = layers_of(net, step)
+    fires = above.sum(axis=0)
+    C = below.shape[1]
     pair_j = pair_set_jaccard(true, st["pairs"], st["sets"])
     fixed_j, merged_j, final_j = (best_jaccard(true, st[k], C) for k in ("fixed", "merged", "final"))
     score = score_layer(true, st["final"])
@@ -97,21 +105,22 @@ def classify(net, st: dict) -> tuple[np.ndarray, np.ndarray]:
     return cause, lost
 
 
-def partner_rate(net) -> np.ndarray:
+def partner_rate(net, step: int = 1) -> np.ndarray:
     """(n_true,) max over the other H1 units b of P(b on | a on), in the true layer (0 if a never fires)."""
-    H = net.layers[-2].astype(np.float64)
+    H = layers_of(net, step)[1].astype(np.float64)
     joint = H.T @ H
     np.fill_diagonal(joint, 0)
     return (joint / np.maximum(H.sum(axis=0), 1)[:, None]).max(axis=1)
 
 
-def decoding_errors(net, final, score) -> str:
+def decoding_errors(net, final, score, step: int = 1) -> str:
     """Medians over the matched units, split at best Jaccard 0.8, of the decoded unit off where the true
     one is on (share of its true firings) and on where it is off (share of its decoded firings)."""
+    below, above, _ = layers_of(net, step)
     j = np.flatnonzero(score.match >= 0)
     a = score.match[j]
-    truth = net.layers[-2][:, a] > 0
-    decoded = arora.decode_hidden(net.observed, [final[k] for k in j]).astype(bool)
+    truth = above[:, a] > 0
+    decoded = arora.decode_hidden(below, [final[k] for k in j]).astype(bool)
     missed = (~decoded & truth).sum(axis=0) / np.maximum(truth.sum(axis=0), 1)
     extra = (decoded & ~truth).sum(axis=0) / np.maximum(decoded.sum(axis=0), 1)
     good = score.best_jaccard[a] >= 0.8
@@ -124,15 +133,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instance", type=int, action="append", required=True, help="index into DEEP (repeatable)")
     parser.add_argument("--seed", type=int, action="append", help="seeds (repeatable; default 0)")
+    parser.add_argument("--step", type=int, default=1, choices=(1, 2, 3),
+                        help="the step, run on its true input layer (default 1: the observed layer)")
     args = parser.parse_args()
     print("| network | seed | cause | H1 units | share | true edges lost | share of true edges | "
           "max_b P(b on given a on), median | share >= 3/4 |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
     for name, seed, _, net in _deep_networks(True, args.instance, args.seed or [0]):
-        st = stages(net.observed.astype(np.uint8))
-        cause, lost = classify(net, st)
-        partner = partner_rate(net)
-        n_edges = sum(len(t) for t in net.neighbourhoods(-2))
+        below, _, true = layers_of(net, args.step)
+        st = stages(below.astype(np.uint8))
+        cause, lost = classify(net, st, args.step)
+        partner = partner_rate(net, args.step)
+        n_edges = sum(len(t) for t in true)
         by = defaultdict(list)
         for a, c in enumerate(cause):
             by[c].append(a)
@@ -141,11 +153,11 @@ def main() -> None:
             print(f"| {name if i == 0 else ''} | {seed} | {CAUSES[c]} | {len(units)} | {len(units) / len(cause):.3f} | "
                   f"{lost[units].sum()} | {lost[units].sum() / n_edges:.3f} | {np.median(partner[units]):.2f} | "
                   f"{(partner[units] >= 0.75).mean():.2f} |", flush=True)
-        score = score_layer(net.neighbourhoods(-2), st["final"])
+        score = score_layer(true, st["final"])
         print(f"| | {seed} | all: {len(st['final'])} sets, P {score.precision:.3f} R {score.recall:.3f} "
               f"F1 {score.f1:.3f}, {st['seconds']:.0f} s | {len(cause)} | 1 | {lost.sum()} | {lost.sum() / n_edges:.3f} | "
               f"{np.median(partner):.2f} | {(partner >= 0.75).mean():.2f} |", flush=True)
-        print(f"\n{decoding_errors(net, st['final'], score)}\n", flush=True)
+        print(f"\n{decoding_errors(net, st['final'], score, args.step)}\n", flush=True)
 
 
 if __name__ == "__main__":
