@@ -40,6 +40,12 @@ The rules, each derived from the model (no constant tuned to a generator):
   a shared ancestor further up) form small sets that are their own fixed points; largest first,
   a set is kept only if its related pairs still co-fire where no kept cause of one member is on
   together with a kept cause of the other (the binomial test above, Bonferroni over the pairs).
+* **Second pass** (:func:`second_pass_sets`): a cause that fires mostly together with another
+  gets pair sets that hold the other's children too, and no fixed point; with the recovered
+  causes decoded, a third unit is counted only where no recovered cause containing it is on,
+  the sets of the pairs no recovered set contains are made again and merged, and the new sets of
+  three or more units are tested with the first pass's (masking leaves a pair that the recovered
+  causes explain with no third unit, so a new two-unit set is unconfirmed by construction).
 * **Decoding** (:func:`decode_hidden`): a cause is on in a sample iff more than half of its
   neighbourhood fires (strict majority): with on-firing near 1 and off-firing near 0 this is the
   maximum-likelihood rule for symmetric error rates.
