@@ -114,9 +114,7 @@ def oracle(quick: bool, instances=None, steps=None, seeds=None) -> None:
             for label, graph in (("test", tested), ("siblings only", tested & sib)):
                 t = time.perf_counter()
                 pruned = arora.drop_cousin_pairs(Y, graph, counts)
-                pairs, sets = arora.pair_neighbourhoods(Y, pruned)
-                found, support = arora.merge_neighbourhoods(pairs, sets)
-                found, _ = arora.drop_explained_sets(Y, pruned, found, support)
+                found, _ = arora.graph_neighbourhoods(Y, pruned)
                 score = score_layer(net.neighbourhoods(below - 1), found)
                 print(f"| {name if label == 'test' else ''} | {seed} | {step} | "
                       f"{graph.sum() // 2} | {(graph & sib).sum() // 2} / {sib.sum() // 2} | "

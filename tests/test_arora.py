@@ -225,19 +225,21 @@ def test_arora_refuses_channel_stats_and_structureless_data():
         CorrelationAnalyzer(method="arora", cofiring_alpha=1.5).fit(Y)
 
 
-def _brute_pair_sets(Y, graph):
-    """Oracle for pair_neighbourhoods: every triple counted sample by sample."""
+def _brute_pair_sets(Y, graph, third=None, pairs_of=None):
+    """Oracle for pair_neighbourhoods: every triple counted sample by sample (the third unit's
+    firing read from ``third`` when given)."""
     from sparsenet.analyser.arora import MEMBER_FRACTION, STRONGEST_FLOOR
 
     C = graph.shape[0]
+    third = Y if third is None else third
     out = {}
     for u in range(C):
         for v in range(u + 1, C):
-            if not graph[u, v]:
+            if not graph[u, v] or (pairs_of is not None and not pairs_of[u, v]):
                 continue
             n_uv = sum(1 for row in Y if row[u] and row[v])
             common = [w for w in range(C) if w not in (u, v) and graph[u, w] and graph[v, w]]
-            n_uvw = {w: sum(1 for row in Y if row[u] and row[v] and row[w]) for w in common}
+            n_uvw = {w: sum(1 for row, t in zip(Y, third) if row[u] and row[v] and t[w]) for w in common}
             strongest = max(n_uvw.values(), default=0)
             out[(u, v)] = {u, v} | {w for w in common if n_uvw[w] > MEMBER_FRACTION * strongest
                                     and n_uvw[w] > STRONGEST_FLOOR * n_uv}
@@ -262,6 +264,15 @@ def test_fast_counts_and_pair_sets_match_a_loop_over_samples():
     diluted = [(u, v, w) for (u, v), m in oracle.items() for w in m - {u, v}
                if counts[u, v] and sum(1 for row in Y if row[u] and row[v] and row[w]) <= 0.75 * counts[u, v]]
     assert diluted
+    for (u, v), row in zip(pairs, sets):
+        assert set(np.flatnonzero(row)) == oracle[(int(u), int(v))]
+    # the second pass's form: some pairs only, third units read from another firing matrix
+    rng = np.random.default_rng(0)
+    third = Y & (rng.random(Y.shape) < 0.7)
+    some = rng.random(graph.shape) < 0.5
+    pairs, sets = pair_neighbourhoods(Y, graph, pairs_of=some | some.T, third=third)
+    oracle = _brute_pair_sets(Y, graph, third, some | some.T)
+    assert len(pairs) == len(oracle) > 3 and any(len(m) > 2 for m in oracle.values())
     for (u, v), row in zip(pairs, sets):
         assert set(np.flatnonzero(row)) == oracle[(int(u), int(v))]
 
@@ -420,3 +431,57 @@ def test_merge_is_fixed_point_sets_then_composites():
     assert sorted(map(tuple, fixed)) == [(0, 1, 2), (0, 1, 2, 3, 4, 5), (3, 4, 5)]  # 9 of its 15 pairs name the union
     merged, merged_support = merge_neighbourhoods(pairs, sets)
     assert [tuple(m) for m in merged] == [(0, 1, 2), (3, 4, 5)] and list(merged_support) == [3, 3]
+
+
+def _correlated_causes(seed, M=6000):
+    """Six causes; a (children 10-13) fires mostly while b (children 0-9) is on, P(b | a) about
+    3/4, P(a | b) about 1/10; each child misses 3 % of its cause's firings and fires by chance 1 %."""
+    rng = np.random.default_rng(seed)
+    b = rng.random(M) < 0.06
+    a = b & (rng.random(M) < 0.1) | (rng.random(M) < 0.002)
+    causes = np.column_stack([b, a, rng.random((M, 4)) < 0.05])
+    true = [np.arange(0, 10), np.arange(10, 14)] + [np.arange(14 + 4 * i, 18 + 4 * i) for i in range(4)]
+    Y = np.zeros((M, 30), dtype=np.uint8)
+    for k, members in enumerate(true):
+        Y[:, members] |= causes[:, [k]]
+    Y &= (rng.random(Y.shape) >= 0.03).astype(np.uint8)
+    Y |= (rng.random(Y.shape) < 0.01).astype(np.uint8)
+    return Y, true
+
+
+def test_second_pass_recovers_a_cause_that_fires_mostly_with_another():
+    """a's pair sets hold b's children (they fire in most of a's firings), so the first pass keeps
+    b and no set of a; with b's children counted as third units only where b is off, a's pairs
+    name a's children: the second pass adds exactly a, and nothing else."""
+    from sparsenet.analyser.arora import cofiring_counts, drop_cousin_pairs, graph_neighbourhoods
+
+    Y, true = _correlated_causes(0)
+    counts = cofiring_counts(Y)
+    graph = drop_cousin_pairs(Y, cofiring_graph(counts, len(Y)), counts)
+    first, _ = graph_neighbourhoods(Y, graph, second_pass=False)
+    both, _ = graph_neighbourhoods(Y, graph, second_pass=True)
+    truth = {tuple(t) for t in true}
+    assert sorted(map(tuple, first)) == sorted(truth - {tuple(true[1])})  # a is missed
+    assert sorted(map(tuple, both)) == sorted(truth)
+    assert sorted(map(tuple, arora_step(Y).neighbourhoods)) == sorted(truth)
+
+
+def test_second_pass_adds_no_two_unit_fragment_of_a_recovered_cause():
+    """b recovered without its child 9: each pair (x, 9), x in b, fires together exactly where b is
+    on, so once b's members are masked there it has no third unit left.  Such two-unit sets (what
+    an explained pair looks like in the second pass) are made but not returned."""
+    from sparsenet.analyser.arora import cofiring_counts, pair_neighbourhoods, second_pass_sets
+
+    Y, true = _correlated_causes(0)
+    Y, true = Y[:, np.r_[0:10, 14:30]], [np.arange(0, 10)] + [np.arange(10 + 4 * i, 14 + 4 * i) for i in range(4)]
+    graph = cofiring_graph(cofiring_counts(Y), len(Y))
+    kept = [true[0][:-1]] + true[1:]
+    assert second_pass_sets(Y, graph, kept)[0] == []
+    b_on = decode_hidden(Y, [true[0][:-1]])[:, 0] > 0
+    third = (Y > 0) & ~(b_on[:, None] & np.isin(np.arange(Y.shape[1]), true[0][:-1])[None, :])
+    only = np.zeros_like(graph)
+    only[true[0][:-1], 9] = only[9, true[0][:-1]] = True
+    pairs, sets = pair_neighbourhoods(Y, graph, pairs_of=only, third=third)
+    assert len(pairs) == 9 and (sets.sum(axis=1) == 2).all()  # the fragments the size rule drops
+    pairs, sets = pair_neighbourhoods(Y, graph, pairs_of=only)  # unmasked: b's children vote
+    assert (sets.sum(axis=1) == 10).all()

@@ -40,6 +40,14 @@ The rules, each derived from the model (no constant tuned to a generator):
   a shared ancestor further up) form small sets that are their own fixed points; largest first,
   a set is kept only if its related pairs still co-fire where no kept cause of one member is on
   together with a kept cause of the other (the binomial test above, Bonferroni over the pairs).
+* **Second pass** (:func:`second_pass_sets`): a cause that fires mostly together with another
+  gets pair sets that hold the other's children too, and no fixed point; with the recovered
+  causes decoded, a third unit is counted only where no recovered cause containing it is on,
+  the sets of the pairs no recovered set contains are made again and merged, and the new sets of
+  three or more units are tested with the first pass's (masking leaves a pair that the recovered
+  causes explain with no third unit, so a new two-unit set is unconfirmed by construction).
+  Off by default (``graph_neighbourhoods(second_pass=False)``): end to end it lowers step 3
+  (docs/arora.md, "The second pass as a stage of the step").
 * **Decoding** (:func:`decode_hidden`): a cause is on in a sample iff more than half of its
   neighbourhood fires (strict majority): with on-firing near 1 and off-firing near 0 this is the
   maximum-likelihood rule for symmetric error rates.
@@ -70,7 +78,9 @@ STRONGEST_FLOOR = 0.5
 
 __all__ = ["AroraLayer", "cofiring_counts", "cofiring_graph", "pair_neighbourhoods", "merge_neighbourhoods",
            "decode_hidden", "arora_step", "binarise", "primary_labels",
-           "drop_explained_sets", "drop_cousin_pairs", "drop_composites", "fixed_point_sets", "check_alpha"]
+           "drop_explained_sets", "drop_cousin_pairs", "drop_composites", "fixed_point_sets", "second_pass_sets",
+           "graph_neighbourhoods",
+           "check_alpha"]
 
 
 @dataclass(frozen=True)
@@ -134,7 +144,7 @@ def cofiring_counts(Y) -> np.ndarray:
     return np.asarray((Ys.T @ Ys).toarray(), dtype=np.int64)
 
 
-def pair_neighbourhoods(Y: np.ndarray, graph: np.ndarray):
+def pair_neighbourhoods(Y: np.ndarray, graph: np.ndarray, pairs_of=None, third=None):
     """For each related pair (u < v): its set ``{u, v} + {w ~ u, w ~ v : n_uvw > f s_uv, n_uvw > g n_uv}``.
 
     ``f`` is ``MEMBER_FRACTION``, ``g`` is ``STRONGEST_FLOOR``, ``n_uvw`` counts the samples where
@@ -145,9 +155,14 @@ def pair_neighbourhoods(Y: np.ndarray, graph: np.ndarray):
     counts of all pairs (u, .) come from the samples where u fires, restricted to the units
     related to u (a common neighbour of u and v is one of them): cost about
     ``sum_u deg(u)^2 n_u`` instead of ``sum_u deg(u) n_u C``.
+
+    ``pairs_of`` (a (C, C) bool mask inside ``graph``) restricts the pairs whose sets are made;
+    ``third`` (an (M, C) firing matrix) replaces the third units' firing in ``n_uvw`` (the pair's
+    own ``n_uv`` and the common neighbours stay those of ``Y`` and ``graph``): the second pass
+    (:func:`second_pass_sets`) counts a third unit only where no recovered cause of it is on.
     """
     Y = np.asarray(Y)
-    upper = np.triu(graph, 1)
+    upper = np.triu(graph if pairs_of is None else graph & pairs_of, 1)
     pairs = np.argwhere(upper)
     C = graph.shape[0]
     sets = np.zeros((len(pairs), C), dtype=bool)
@@ -162,6 +177,8 @@ def pair_neighbourhoods(Y: np.ndarray, graph: np.ndarray):
         local = np.searchsorted(related, partners)
         triple = sub[:, local].T @ sub  # (deg+, deg): n_uvw for v in partners, w related to u
         n_pair = triple[np.arange(len(partners)), local]  # n_uv
+        if third is not None:  # the third units' firing where no recovered cause of theirs is on
+            triple = sub[:, local].T @ _firing_with(third, by_unit, u, related)
         common = graph[np.ix_(partners, related)]  # w related to v (and to u); u, v not among them
         strongest = np.where(common, triple, 0).max(axis=1, initial=0)  # s_uv
         member = np.zeros((len(partners), C), dtype=bool)
@@ -436,6 +453,44 @@ def _some_pair_explained(fires: np.ndarray, caused: np.ndarray, related: np.ndar
     return not passed.all()
 
 
+def second_pass_sets(Y: np.ndarray, graph: np.ndarray, neighbourhoods):
+    """Sets of the causes the first pass missed because their pairs' sets held another cause's units.
+
+    A cause a that fires mostly together with another cause b (a violation of the independence of
+    causes, e.g. a's firings coming from one parent that also drives b) gives its pairs sets that
+    hold b's children too (they fire in most of the pair's joint firings), so they are no fixed
+    point.  With the recovered causes decoded, each unit's firing is counted as a *third* unit
+    only where no recovered cause containing it is on: b's children then vote for a's pairs only
+    where b is not on.  The sets of the related pairs that no recovered set contains are made
+    again this way (:func:`pair_neighbourhoods` with ``third``; the pair's own joint firings are
+    all counted) and merged (:func:`merge_neighbourhoods`).
+
+    Only sets of three or more units are returned.  The masking removes the third units of a pair
+    exactly where a recovered cause explains their firing, so a pair whose co-firing the recovered
+    causes explain (a unit and a missed child of its cause, or a unit firing with another unit's
+    cause) is left with no third unit: in this pass a two-unit set is what an explained pair
+    looks like, and with one pair as its only evidence no fixed-point test can confirm it (a set
+    of three or more is reproduced by at least two of its own pairs).  Causes with exactly two
+    excitatory children are therefore found only by the first pass.  Returns ``(sets, support)``.
+    """
+    Y = np.asarray(Y)
+    C = Y.shape[1]
+    if not neighbourhoods:
+        return [], np.zeros(0, dtype=int)
+    on = decode_hidden(Y, neighbourhoods).astype(bool)  # (M, K)
+    member = np.zeros((len(neighbourhoods), C), dtype=bool)
+    for k, members in enumerate(neighbourhoods):
+        member[k, members] = True
+    caused = (sparse.csr_matrix(on, dtype=np.int32) @ sparse.csr_matrix(member, dtype=np.int32)).toarray() > 0
+    third = (np.asarray(Y) > 0) & ~caused  # each unit's firing where no recovered cause of it is on
+    ms = sparse.csr_matrix(member, dtype=np.int32)
+    named = (ms.T @ ms).toarray() > 0  # pairs some recovered set contains
+    pairs, sets = pair_neighbourhoods(Y, graph, pairs_of=~named, third=third)
+    found, found_support = merge_neighbourhoods(pairs, sets)
+    keep = [k for k in range(len(found)) if len(found[k]) >= 3]
+    return [found[k] for k in keep], np.asarray([found_support[k] for k in keep], dtype=int)
+
+
 def primary_labels(neighbourhoods, support, n_units: int) -> np.ndarray:
     """(C,) int: each unit's primary neighbourhood (the most supported one it is in), -1 for none."""
     labels = np.full(n_units, -1, dtype=int)
@@ -457,6 +512,20 @@ def decode_hidden(Y: np.ndarray, neighbourhoods) -> np.ndarray:
     return out
 
 
+def graph_neighbourhoods(Y: np.ndarray, graph: np.ndarray, alpha: float = 0.05, second_pass: bool = False):
+    """The causes of ``Y`` from its related-pair graph (after the cousin rule): pair sets, merge,
+    explained-sets test, then (``second_pass``) the sets of :func:`second_pass_sets`, tested
+    together with the first pass's (largest first).  Returns ``(neighbourhoods, support)``."""
+    pairs, sets = pair_neighbourhoods(Y, graph)
+    neighbourhoods, support = merge_neighbourhoods(pairs, sets)
+    neighbourhoods, support = drop_explained_sets(Y, graph, neighbourhoods, support, alpha)
+    more, more_support = second_pass_sets(Y, graph, neighbourhoods) if second_pass else ([], None)
+    if more:
+        neighbourhoods, support = drop_explained_sets(Y, graph, list(neighbourhoods) + more,
+                                                      np.concatenate([support, more_support]), alpha)
+    return neighbourhoods, support
+
+
 def arora_step(Y, alpha: float = 0.05) -> AroraLayer:
     """One layer of Arora's algorithm on a binary (M, C) firing matrix ``Y``."""
     Y = np.asarray(Y)
@@ -466,9 +535,7 @@ def arora_step(Y, alpha: float = 0.05) -> AroraLayer:
     cofiring = cofiring_counts(Y)
     graph = cofiring_graph(cofiring, Y.shape[0], alpha)
     graph = drop_cousin_pairs(Y, graph, cofiring, alpha)
-    pairs, sets = pair_neighbourhoods(Y, graph)
-    neighbourhoods, support = merge_neighbourhoods(pairs, sets)
-    neighbourhoods, support = drop_explained_sets(Y, graph, neighbourhoods, support, alpha)
+    neighbourhoods, support = graph_neighbourhoods(Y, graph, alpha)
     hidden = decode_hidden(Y, neighbourhoods)
     return AroraLayer(graph=graph, neighbourhoods=neighbourhoods, hidden=hidden, support=support)
 
