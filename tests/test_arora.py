@@ -463,7 +463,8 @@ def test_second_pass_recovers_a_cause_that_fires_mostly_with_another():
     truth = {tuple(t) for t in true}
     assert sorted(map(tuple, first)) == sorted(truth - {tuple(true[1])})  # a is missed
     assert sorted(map(tuple, both)) == sorted(truth)
-    assert sorted(map(tuple, arora_step(Y).neighbourhoods)) == sorted(truth)
+    # the stage is off by default (end to end it lowers step 3): arora_step is the first pass
+    assert sorted(map(tuple, arora_step(Y).neighbourhoods)) == sorted(map(tuple, first))
 
 
 def test_second_pass_adds_no_two_unit_fragment_of_a_recovered_cause():
