@@ -4,7 +4,7 @@
 
 Runs step 1 of a DEEP instance of analysis/arora_regime.py stage by stage on the observed layer
 (co-firing test, cousin rule, pair sets, fixed-point merge, composites rule, explained-sets test,
-second pass) and names, for each unit of the true layer above (H1) that the final sets miss, the
+and with ``--second-pass`` the second pass) and names, for each unit of the true layer above (H1) that the final sets miss, the
 first stage after which no candidate set has Jaccard >= 1/2 with its excitatory children (the
 score's "found at all"); units the final sets reach (by the first pass or the second) are split
 into partial (final best Jaccard < 0.8) and found, and a line counts those the second pass added.  Each cause
@@ -36,7 +36,7 @@ from sparsenet.analyser.arora_layers import score_layer
 CAUSES = ("fewer than 2 excitatory children", "never fires (no excitatory parent on)",
           "no sibling pair significant", "cousin rule removed its pairs", "no pair set at J >= 1/2",
           "merge: no fixed point at J >= 1/2", "composites rule", "explained-sets test",
-          "second pass: its set dropped", "partial (1/2 <= J < 0.8)", "found (J >= 0.8)")
+          "explained-sets re-test with the second pass's sets", "partial (1/2 <= J < 0.8)", "found (J >= 0.8)")
 
 
 def best_jaccard(true_sets, candidates, n_units: int) -> np.ndarray:
@@ -52,8 +52,9 @@ def best_jaccard(true_sets, candidates, n_units: int) -> np.ndarray:
     return out
 
 
-def stages(Y: np.ndarray) -> dict:
-    """Each stage of arora.arora_step's neighbourhoods on the binary layer Y (and seconds)."""
+def stages(Y: np.ndarray, second_pass: bool = False) -> dict:
+    """Each stage of arora.arora_step's neighbourhoods on the binary layer Y (and seconds); with
+    ``second_pass``, also the stage arora.graph_neighbourhoods runs only when asked (off by default)."""
     t = time.perf_counter()
     counts = arora.cofiring_counts(Y)
     graph = arora.cofiring_graph(counts, Y.shape[0])
@@ -63,7 +64,7 @@ def stages(Y: np.ndarray) -> dict:
     keep = arora.drop_composites(fixed, Y.shape[1])
     merged, merged_support = [fixed[k] for k in keep], [support[k] for k in keep]
     first, first_support = arora.drop_explained_sets(Y, pruned, merged, merged_support)
-    more, more_support = arora.second_pass_sets(Y, pruned, first)
+    more, more_support = arora.second_pass_sets(Y, pruned, first) if second_pass else ([], None)
     final = first
     if more:  # as in arora.graph_neighbourhoods
         final, _ = arora.drop_explained_sets(Y, pruned, first + more, np.concatenate([first_support, more_support]))
@@ -106,10 +107,12 @@ def classify(net, st: dict, step: int = 1) -> tuple[np.ndarray, np.ndarray]:
         lost[a] = len(t) - len(np.intersect1d(t, matched.get(a, [])))
         reached = [len(t) >= 2, fires[a] > 0, st["graph"][np.ix_(t, t)].any(), st["pruned"][np.ix_(t, t)].any(),
                    pair_j[a] >= 0.5, fixed_j[a] >= 0.5, merged_j[a] >= 0.5, first_j[a] >= 0.5]
-        if final_j[a] >= 0.5:  # found at all, by the first pass or the second
+        if not all(reached[:2]):  # inherent: no pair rule can see it, whatever the sets
+            cause[a] = reached.index(False)
+        elif final_j[a] >= 0.5:  # found at all, by the first pass or the second
             cause[a] = CAUSES.index("found (J >= 0.8)" if final_j[a] >= 0.8 else "partial (1/2 <= J < 0.8)")
         elif all(reached):
-            cause[a] = CAUSES.index("second pass: its set dropped")
+            cause[a] = CAUSES.index("explained-sets re-test with the second pass's sets")
         else:
             cause[a] = reached.index(False)
     return cause, lost
@@ -145,13 +148,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, action="append", help="seeds (repeatable; default 0)")
     parser.add_argument("--step", type=int, default=1, choices=(1, 2, 3),
                         help="the step, run on its true input layer (default 1: the observed layer)")
+    parser.add_argument("--second-pass", action="store_true",
+                        help="also run the second pass (arora.second_pass_sets; off in arora_step by default)")
     args = parser.parse_args()
     print("| network | seed | cause | H1 units | share | true edges lost | share of true edges | "
           "max_b P(b on given a on), median | share >= 3/4 |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
     for name, seed, _, net in _deep_networks(True, args.instance, args.seed or [0]):
         below, _, true = layers_of(net, args.step)
-        st = stages(below.astype(np.uint8))
+        st = stages(below.astype(np.uint8), args.second_pass)
         cause, lost = classify(net, st, args.step)
         partner = partner_rate(net, args.step)
         n_edges = sum(len(t) for t in true)
@@ -167,11 +172,12 @@ def main() -> None:
         print(f"| | {seed} | all: {len(st['final'])} sets, P {score.precision:.3f} R {score.recall:.3f} "
               f"F1 {score.f1:.3f}, {st['seconds']:.0f} s | {len(cause)} | 1 | {lost.sum()} | {lost.sum() / n_edges:.3f} | "
               f"{np.median(partner):.2f} | {(partner >= 0.75).mean():.2f} |", flush=True)
-        first = score_layer(true, st["first"])
-        added = int(((first.best_jaccard < 0.5) & (score.best_jaccard >= 0.5)).sum())
-        print(f"\nfirst pass alone: {len(st['first'])} sets, P {first.precision:.3f} R {first.recall:.3f} "
-              f"F1 {first.f1:.3f}; the second pass reaches {added} more units at J >= 1/2\n")
-        print(f"{decoding_errors(net, st['final'], score, args.step)}\n", flush=True)
+        if args.second_pass:
+            first = score_layer(true, st["first"])
+            added = int(((first.best_jaccard < 0.5) & (score.best_jaccard >= 0.5)).sum())
+            print(f"\nfirst pass alone: {len(st['first'])} sets, P {first.precision:.3f} R {first.recall:.3f} "
+                  f"F1 {first.f1:.3f}; the second pass reaches {added} more units at J >= 1/2")
+        print(f"\n{decoding_errors(net, st['final'], score, args.step)}\n", flush=True)
 
 
 if __name__ == "__main__":
