@@ -4,7 +4,7 @@
 
 Runs step 1 of a DEEP instance of analysis/arora_regime.py stage by stage on the observed layer
 (co-firing test, cousin rule, pair sets, fixed-point merge, composites rule, explained-sets test,
-and with ``--second-pass`` the second pass) and names, for each unit of the true layer above (H1) that the final sets miss, the
+second pass unless ``--first-pass-only``) and names, for each unit of the true layer above (H1) that the final sets miss, the
 first stage after which no candidate set has Jaccard >= 1/2 with its excitatory children (the
 score's "found at all"); units the final sets reach (by the first pass or the second) are split
 into partial (final best Jaccard < 0.8) and found, and a line counts those the second pass added.  Each cause
@@ -52,9 +52,9 @@ def best_jaccard(true_sets, candidates, n_units: int) -> np.ndarray:
     return out
 
 
-def stages(Y: np.ndarray, second_pass: bool = False) -> dict:
-    """Each stage of arora.arora_step's neighbourhoods on the binary layer Y (and seconds); with
-    ``second_pass``, also the stage arora.graph_neighbourhoods runs only when asked (off by default)."""
+def stages(Y: np.ndarray, second_pass: bool = True) -> dict:
+    """Each stage of arora.arora_step's neighbourhoods on the binary layer Y (and seconds);
+    ``second_pass=False``: the first pass alone."""
     t = time.perf_counter()
     counts = arora.cofiring_counts(Y)
     graph = arora.cofiring_graph(counts, Y.shape[0])
@@ -67,7 +67,8 @@ def stages(Y: np.ndarray, second_pass: bool = False) -> dict:
     more, more_support = arora.second_pass_sets(Y, pruned, first) if second_pass else ([], None)
     final = first
     if more:  # as in arora.graph_neighbourhoods
-        final, _ = arora.drop_explained_sets(Y, pruned, first + more, np.concatenate([first_support, more_support]))
+        final, _ = arora.drop_explained_sets(Y, pruned, first + more, np.concatenate([first_support, more_support]),
+                                             either_from=len(first))
     return dict(graph=graph, pruned=pruned, pairs=pairs, sets=sets, fixed=fixed, merged=merged, first=first,
                 final=final, seconds=time.perf_counter() - t)
 
@@ -148,15 +149,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, action="append", help="seeds (repeatable; default 0)")
     parser.add_argument("--step", type=int, default=1, choices=(1, 2, 3),
                         help="the step, run on its true input layer (default 1: the observed layer)")
-    parser.add_argument("--second-pass", action="store_true",
-                        help="also run the second pass (arora.second_pass_sets; off in arora_step by default)")
+    parser.add_argument("--first-pass-only", action="store_true",
+                        help="leave out the second pass (arora.second_pass_sets), as before 2026-12-08")
     args = parser.parse_args()
     print("| network | seed | cause | H1 units | share | true edges lost | share of true edges | "
           "max_b P(b on given a on), median | share >= 3/4 |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
     for name, seed, _, net in _deep_networks(True, args.instance, args.seed or [0]):
         below, _, true = layers_of(net, args.step)
-        st = stages(below.astype(np.uint8), args.second_pass)
+        st = stages(below.astype(np.uint8), not args.first_pass_only)
         cause, lost = classify(net, st, args.step)
         partner = partner_rate(net, args.step)
         n_edges = sum(len(t) for t in true)
@@ -172,7 +173,7 @@ def main() -> None:
         print(f"| | {seed} | all: {len(st['final'])} sets, P {score.precision:.3f} R {score.recall:.3f} "
               f"F1 {score.f1:.3f}, {st['seconds']:.0f} s | {len(cause)} | 1 | {lost.sum()} | {lost.sum() / n_edges:.3f} | "
               f"{np.median(partner):.2f} | {(partner >= 0.75).mean():.2f} |", flush=True)
-        if args.second_pass:
+        if not args.first_pass_only:
             first = score_layer(true, st["first"])
             added = int(((first.best_jaccard < 0.5) & (score.best_jaccard >= 0.5)).sum())
             print(f"\nfirst pass alone: {len(st['first'])} sets, P {first.precision:.3f} R {first.recall:.3f} "

@@ -46,8 +46,8 @@ The rules, each derived from the model (no constant tuned to a generator):
   the sets of the pairs no recovered set contains are made again and merged, and the new sets of
   three or more units are tested with the first pass's (masking leaves a pair that the recovered
   causes explain with no third unit, so a new two-unit set is unconfirmed by construction).
-  Off by default (``graph_neighbourhoods(second_pass=False)``): end to end it lowers step 3
-  (docs/arora.md, "The second pass as a stage of the step").
+  The new sets are tested against the kept causes of *either* member of each pair (a pair that
+  co-fires only while a recovered cause of one member is on is explained by it).
 * **Decoding** (:func:`decode_hidden`): a cause is on in a sample iff more than half of its
   neighbourhood fires (strict majority): with on-firing near 1 and off-firing near 0 this is the
   maximum-likelihood rule for symmetric error rates.
@@ -396,7 +396,8 @@ def drop_composites(sets, n_units: int) -> list:
     return [int(k) for k in np.flatnonzero(kept)]
 
 
-def drop_explained_sets(Y: np.ndarray, graph: np.ndarray, neighbourhoods, support, alpha: float = 0.05):
+def drop_explained_sets(Y: np.ndarray, graph: np.ndarray, neighbourhoods, support, alpha: float = 0.05,
+                        either_from: int | None = None):
     """Keep a neighbourhood only if each related pair in it co-fires beyond what other causes explain.
 
     Units that share a cause co-fire whenever it is on.  Units whose *own, different* causes
@@ -413,6 +414,13 @@ def drop_explained_sets(Y: np.ndarray, graph: np.ndarray, neighbourhoods, suppor
     tested.  A real cause of the set still makes each pair co-fire there; a set held together by
     other causes does not.  (For a two-unit set this is the explained-away test of the earlier
     code.)
+
+    ``either_from``: the sets from this index on (the second pass's, :func:`second_pass_sets`) are
+    tested on the samples where no kept cause of u *and* none of v is on.  Those sets come from
+    pairs no recovered set contains, with third units counted where their own causes are off; a
+    pair that co-fires only while a kept cause of one member is on (v a missed child of u's
+    cause, or u firing with v's cause) is explained by that cause, while a missed cause's pairs
+    still co-fire outside the (nearly independent) other causes' firings.
     """
     Y = np.asarray(Y)
     if not neighbourhoods:
@@ -425,7 +433,8 @@ def drop_explained_sets(Y: np.ndarray, graph: np.ndarray, neighbourhoods, suppor
     keep = []
     for k in order:
         members = neighbourhoods[k]
-        if _some_pair_explained(fires[members], caused[members], related[k], alpha / n_tests):
+        either = either_from is not None and k >= either_from
+        if _some_pair_explained(fires[members], caused[members], related[k], alpha / n_tests, either):
             continue
         keep.append(k)
         caused[members] |= decode_hidden(Y, [members])[:, 0].astype(bool)[None, :]
@@ -433,19 +442,27 @@ def drop_explained_sets(Y: np.ndarray, graph: np.ndarray, neighbourhoods, suppor
     return [neighbourhoods[k] for k in keep], np.asarray([support[k] for k in keep], dtype=int)
 
 
-def _some_pair_explained(fires: np.ndarray, caused: np.ndarray, related: np.ndarray, level: float) -> bool:
+def _some_pair_explained(fires: np.ndarray, caused: np.ndarray, related: np.ndarray, level: float,
+                         either: bool = False) -> bool:
     """Whether some ``related`` pair of the (s, M) firing rows fails the co-firing test on its
-    unexplained samples (those where the two units' ``caused`` rows are not both on).
+    unexplained samples (those where the two units' ``caused`` rows are not both on; with
+    ``either``, where neither is on).
 
     Every count is a product of the rows: with A = fires, B = caused and AB = A and B,
     samples kept ``M - B B^T``, joint firings there ``A A^T - AB AB^T``, each unit's firings
-    there ``n_u - AB_u . B_v``.
+    there ``n_u - AB_u . B_v``; with ``either``, N = not B and AN = A and N: ``N N^T``,
+    ``AN AN^T``, ``AN_u . N_v``.
     """
     A, B = fires.astype(np.float64), caused.astype(np.float64)
-    AB = A * B
-    m = A.shape[1] - B @ B.T
-    n_uv = A @ A.T - AB @ AB.T
-    n_u = A.sum(axis=1)[:, None] - AB @ B.T  # [u, v]: firings of u where (u, v) is unexplained
+    if either:
+        N = 1.0 - B
+        AN = A * N
+        m, n_uv, n_u = N @ N.T, AN @ AN.T, AN @ N.T
+    else:
+        AB = A * B
+        m = A.shape[1] - B @ B.T
+        n_uv = A @ A.T - AB @ AB.T
+        n_u = A.sum(axis=1)[:, None] - AB @ B.T  # [u, v]: firings of u where (u, v) is unexplained
     iu = np.nonzero(np.triu(related, 1))
     m, n_uv = np.rint(m[iu]).astype(np.int64), n_uv[iu]
     p_u, p_v = n_u[iu] / np.maximum(m, 1), n_u.T[iu] / np.maximum(m, 1)
@@ -512,17 +529,19 @@ def decode_hidden(Y: np.ndarray, neighbourhoods) -> np.ndarray:
     return out
 
 
-def graph_neighbourhoods(Y: np.ndarray, graph: np.ndarray, alpha: float = 0.05, second_pass: bool = False):
+def graph_neighbourhoods(Y: np.ndarray, graph: np.ndarray, alpha: float = 0.05, second_pass: bool = True):
     """The causes of ``Y`` from its related-pair graph (after the cousin rule): pair sets, merge,
     explained-sets test, then (``second_pass``) the sets of :func:`second_pass_sets`, tested
-    together with the first pass's (largest first).  Returns ``(neighbourhoods, support)``."""
+    together with the first pass's (largest first; the new ones against the causes of either
+    member, ``drop_explained_sets(either_from=...)``).  Returns ``(neighbourhoods, support)``."""
     pairs, sets = pair_neighbourhoods(Y, graph)
     neighbourhoods, support = merge_neighbourhoods(pairs, sets)
     neighbourhoods, support = drop_explained_sets(Y, graph, neighbourhoods, support, alpha)
     more, more_support = second_pass_sets(Y, graph, neighbourhoods) if second_pass else ([], None)
     if more:
         neighbourhoods, support = drop_explained_sets(Y, graph, list(neighbourhoods) + more,
-                                                      np.concatenate([support, more_support]), alpha)
+                                                      np.concatenate([support, more_support]), alpha,
+                                                      either_from=len(neighbourhoods))
     return neighbourhoods, support
 
 
