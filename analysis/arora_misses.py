@@ -64,11 +64,7 @@ def stages(Y: np.ndarray, second_pass: bool = True) -> dict:
     keep = arora.drop_composites(fixed, Y.shape[1])
     merged, merged_support = [fixed[k] for k in keep], [support[k] for k in keep]
     first, first_support = arora.drop_explained_sets(Y, pruned, merged, merged_support)
-    more, more_support = arora.second_pass_sets(Y, pruned, first) if second_pass else ([], None)
-    final = first
-    if more:  # as in arora.graph_neighbourhoods
-        final, _ = arora.drop_explained_sets(Y, pruned, first + more, np.concatenate([first_support, more_support]),
-                                             either_from=len(first))
+    final = arora.with_second_pass(Y, pruned, first, first_support)[0] if second_pass else first
     return dict(graph=graph, pruned=pruned, pairs=pairs, sets=sets, fixed=fixed, merged=merged, first=first,
                 final=final, seconds=time.perf_counter() - t)
 

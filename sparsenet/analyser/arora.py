@@ -79,7 +79,7 @@ STRONGEST_FLOOR = 0.5
 __all__ = ["AroraLayer", "cofiring_counts", "cofiring_graph", "pair_neighbourhoods", "merge_neighbourhoods",
            "decode_hidden", "arora_step", "binarise", "primary_labels",
            "drop_explained_sets", "drop_cousin_pairs", "drop_composites", "fixed_point_sets", "second_pass_sets",
-           "graph_neighbourhoods",
+           "graph_neighbourhoods", "with_second_pass",
            "check_alpha"]
 
 
@@ -491,17 +491,15 @@ def second_pass_sets(Y: np.ndarray, graph: np.ndarray, neighbourhoods):
     excitatory children are therefore found only by the first pass.  Returns ``(sets, support)``.
     """
     Y = np.asarray(Y)
-    C = Y.shape[1]
     if not neighbourhoods:
         return [], np.zeros(0, dtype=int)
-    on = decode_hidden(Y, neighbourhoods).astype(bool)  # (M, K)
-    member = np.zeros((len(neighbourhoods), C), dtype=bool)
+    member = np.zeros((len(neighbourhoods), Y.shape[1]), dtype=bool)
     for k, members in enumerate(neighbourhoods):
         member[k, members] = True
-    caused = (sparse.csr_matrix(on, dtype=np.int32) @ sparse.csr_matrix(member, dtype=np.int32)).toarray() > 0
-    third = (np.asarray(Y) > 0) & ~caused  # each unit's firing where no recovered cause of it is on
-    ms = sparse.csr_matrix(member, dtype=np.int32)
-    named = (ms.T @ ms).toarray() > 0  # pairs some recovered set contains
+    member = sparse.csr_matrix(member, dtype=np.int32)
+    on = sparse.csr_matrix(decode_hidden(Y, neighbourhoods).astype(bool), dtype=np.int32)  # (M, K)
+    third = (Y > 0) & ~((on @ member).toarray() > 0)  # each unit's firing where no recovered cause of it is on
+    named = (member.T @ member).toarray() > 0  # pairs some recovered set contains
     pairs, sets = pair_neighbourhoods(Y, graph, pairs_of=~named, third=third)
     found, found_support = merge_neighbourhoods(pairs, sets)
     keep = [k for k in range(len(found)) if len(found[k]) >= 3]
@@ -537,12 +535,17 @@ def graph_neighbourhoods(Y: np.ndarray, graph: np.ndarray, alpha: float = 0.05, 
     pairs, sets = pair_neighbourhoods(Y, graph)
     neighbourhoods, support = merge_neighbourhoods(pairs, sets)
     neighbourhoods, support = drop_explained_sets(Y, graph, neighbourhoods, support, alpha)
-    more, more_support = second_pass_sets(Y, graph, neighbourhoods) if second_pass else ([], None)
-    if more:
-        neighbourhoods, support = drop_explained_sets(Y, graph, list(neighbourhoods) + more,
-                                                      np.concatenate([support, more_support]), alpha,
-                                                      either_from=len(neighbourhoods))
-    return neighbourhoods, support
+    return with_second_pass(Y, graph, neighbourhoods, support, alpha) if second_pass else (neighbourhoods, support)
+
+
+def with_second_pass(Y: np.ndarray, graph: np.ndarray, neighbourhoods, support, alpha: float = 0.05):
+    """The first pass's kept sets plus those of :func:`second_pass_sets`, all through the
+    explained-sets test again (largest first; the new ones against the causes of either member)."""
+    more, more_support = second_pass_sets(Y, graph, neighbourhoods)
+    if not more:
+        return neighbourhoods, support
+    return drop_explained_sets(Y, graph, list(neighbourhoods) + more, np.concatenate([support, more_support]),
+                               alpha, either_from=len(neighbourhoods))
 
 
 def arora_step(Y, alpha: float = 0.05) -> AroraLayer:
