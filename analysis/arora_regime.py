@@ -114,7 +114,7 @@ def oracle(quick: bool, instances=None, steps=None, seeds=None) -> None:
             for label, graph in (("test", tested), ("siblings only", tested & sib)):
                 t = time.perf_counter()
                 pruned = arora.drop_cousin_pairs(Y, graph, counts)
-                found, _ = arora.graph_neighbourhoods(Y, pruned)
+                found, _ = arora.graph_neighbourhoods(Y, pruned, tested=graph)
                 score = score_layer(net.neighbourhoods(below - 1), found)
                 print(f"| {name if label == 'test' else ''} | {seed} | {step} | "
                       f"{graph.sum() // 2} | {(graph & sib).sum() // 2} / {sib.sum() // 2} | "

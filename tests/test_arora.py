@@ -449,6 +449,33 @@ def _correlated_causes(seed, M=6000):
     return Y, true
 
 
+def test_third_units_come_from_the_tested_graph_not_the_pruned_one():
+    """The cousin rule picks the pairs that make sets; it does not decide which units co-fire with
+    a pair.  Drop every pair of one true child v except one (as the rule does when a hub third
+    unit rejects real sibling pairs): with the third units read from the pruned graph v is named by
+    its one remaining pair only and falls out of its cause's consensus; read from the tested graph,
+    every pair of the cause names v again and the cause is recovered whole."""
+    from sparsenet.analyser.arora import cofiring_counts, graph_neighbourhoods
+
+    sample = arora_layer(3000, 16, 64, degree=6, density=0.05, random_state=0)
+    Y = sample.observed.astype(np.uint8)
+    tested = cofiring_graph(cofiring_counts(Y), len(Y))
+    truth = _true_sets(sample)
+    found, _ = graph_neighbourhoods(Y, tested)
+    whole = [t for t in truth if len(t) >= 5 and any(np.array_equal(t, f) for f in found)]
+    assert whole  # a cause recovered exactly from the full graph
+    t = whole[0]
+    v, keep = t[-1], t[0]
+    pruned = tested.copy()
+    for u in t[1:-1]:
+        pruned[u, v] = pruned[v, u] = False
+    assert pruned[keep, v]
+    without, _ = graph_neighbourhoods(Y, pruned)
+    with_tested, _ = graph_neighbourhoods(Y, pruned, tested=tested)
+    assert not any(np.array_equal(t, f) for f in without)  # v lost: the old rule's failure
+    assert any(np.array_equal(t, f) for f in with_tested)
+
+
 def test_second_pass_recovers_a_cause_that_fires_mostly_with_another():
     """a's pair sets hold b's children (they fire in most of a's firings), so the first pass keeps
     b and no set of a; with b's children counted as third units only where b is off, a's pairs

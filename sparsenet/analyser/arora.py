@@ -22,7 +22,9 @@ The rules, each derived from the model (no constant tuned to a generator):
   far more often than v does (v would not join the set of (u, w)), tested from both sides with
   the member fraction below (exact binomial, Bonferroni over the tests).
 * **Neighbourhood of a pair** (:func:`pair_neighbourhoods`): for a related pair (u, v), the
-  set ``{u, v} + {w related to both : n_uvw > 3/4 max_w' n_uvw' and n_uvw > n_uv / 2}``.  In the
+  set ``{u, v} + {w related to both : n_uvw > 3/4 max_w' n_uvw' and n_uvw > n_uv / 2}``, "related"
+  read in the co-firing graph before the cousin rule (that rule picks the pairs that make sets,
+  not the units that co-fire with them; :func:`graph_neighbourhoods`).  In the
   model u and v fire together mostly when a shared parent is on; given that parent, each of its
   other excitatory children fires unless an inhibiting co-parent is also on (probability about
   1 - rho d_in), a child of a sibling cause with probability at most about 1/2, any other unit
@@ -470,7 +472,7 @@ def _some_pair_explained(fires: np.ndarray, caused: np.ndarray, related: np.ndar
     return not passed.all()
 
 
-def second_pass_sets(Y: np.ndarray, graph: np.ndarray, neighbourhoods):
+def second_pass_sets(Y: np.ndarray, graph: np.ndarray, neighbourhoods, tested: np.ndarray | None = None):
     """Sets of the causes the first pass missed because their pairs' sets held another cause's units.
 
     A cause a that fires mostly together with another cause b (a violation of the independence of
@@ -488,7 +490,9 @@ def second_pass_sets(Y: np.ndarray, graph: np.ndarray, neighbourhoods):
     cause) is left with no third unit: in this pass a two-unit set is what an explained pair
     looks like, and with one pair as its only evidence no fixed-point test can confirm it (a set
     of three or more is reproduced by at least two of its own pairs).  Causes with exactly two
-    excitatory children are therefore found only by the first pass.  Returns ``(sets, support)``.
+    excitatory children are therefore found only by the first pass.  ``tested``: the co-firing
+    graph before the cousin rule, whose common neighbours are the third units (as in
+    :func:`graph_neighbourhoods`).  Returns ``(sets, support)``.
     """
     Y = np.asarray(Y)
     if not neighbourhoods:
@@ -500,7 +504,8 @@ def second_pass_sets(Y: np.ndarray, graph: np.ndarray, neighbourhoods):
     on = sparse.csr_matrix(decode_hidden(Y, neighbourhoods).astype(bool), dtype=np.int32)  # (M, K)
     third = (Y > 0) & ~((on @ member).toarray() > 0)  # each unit's firing where no recovered cause of it is on
     named = (member.T @ member).toarray() > 0  # pairs some recovered set contains
-    pairs, sets = pair_neighbourhoods(Y, graph, pairs_of=~named, third=third)
+    pairs, sets = pair_neighbourhoods(Y, graph if tested is None else tested, pairs_of=graph & ~named,
+                                      third=third)
     found, found_support = merge_neighbourhoods(pairs, sets)
     keep = [k for k in range(len(found)) if len(found[k]) >= 3]
     return [found[k] for k in keep], np.asarray([found_support[k] for k in keep], dtype=int)
@@ -527,21 +532,34 @@ def decode_hidden(Y: np.ndarray, neighbourhoods) -> np.ndarray:
     return out
 
 
-def graph_neighbourhoods(Y: np.ndarray, graph: np.ndarray, alpha: float = 0.05, second_pass: bool = True):
+def graph_neighbourhoods(Y: np.ndarray, graph: np.ndarray, alpha: float = 0.05, second_pass: bool = True,
+                         tested: np.ndarray | None = None):
     """The causes of ``Y`` from its related-pair graph (after the cousin rule): pair sets, merge,
     explained-sets test, then (``second_pass``) the sets of :func:`second_pass_sets`, tested
     together with the first pass's (largest first; the new ones against the causes of either
-    member, ``drop_explained_sets(either_from=...)``).  Returns ``(neighbourhoods, support)``."""
-    pairs, sets = pair_neighbourhoods(Y, graph)
+    member, ``drop_explained_sets(either_from=...)``).  Returns ``(neighbourhoods, support)``.
+
+    ``tested``: the co-firing graph before the cousin rule (default ``graph``).  The pairs of
+    ``graph`` make the sets; their third units are the common neighbours in ``tested``.  The
+    cousin rule decides which pairs name a cause; whether w co-fires with u and v is what the
+    co-firing test measured, and the member vote on the pair's joint firings then keeps a
+    cousin out.  A child of the pair's cause whose own pair with u the cousin rule dropped (a
+    hub third unit, with many parents, can reject a real sibling pair) still joins the set.
+    """
+    tested = graph if tested is None else tested
+    pairs, sets = pair_neighbourhoods(Y, tested, pairs_of=graph)
     neighbourhoods, support = merge_neighbourhoods(pairs, sets)
     neighbourhoods, support = drop_explained_sets(Y, graph, neighbourhoods, support, alpha)
-    return with_second_pass(Y, graph, neighbourhoods, support, alpha) if second_pass else (neighbourhoods, support)
+    if not second_pass:
+        return neighbourhoods, support
+    return with_second_pass(Y, graph, neighbourhoods, support, alpha, tested=tested)
 
 
-def with_second_pass(Y: np.ndarray, graph: np.ndarray, neighbourhoods, support, alpha: float = 0.05):
+def with_second_pass(Y: np.ndarray, graph: np.ndarray, neighbourhoods, support, alpha: float = 0.05,
+                     tested: np.ndarray | None = None):
     """The first pass's kept sets plus those of :func:`second_pass_sets`, all through the
     explained-sets test again (largest first; the new ones against the causes of either member)."""
-    more, more_support = second_pass_sets(Y, graph, neighbourhoods)
+    more, more_support = second_pass_sets(Y, graph, neighbourhoods, tested=tested)
     if not more:
         return neighbourhoods, support
     return drop_explained_sets(Y, graph, list(neighbourhoods) + more, np.concatenate([support, more_support]),
@@ -555,9 +573,9 @@ def arora_step(Y, alpha: float = 0.05) -> AroraLayer:
         raise SparsenetError(f"firing matrix of shape {Y.shape}; accepted: M x C binary with "
                              f"M >= 2 samples and C >= 2 units")
     cofiring = cofiring_counts(Y)
-    graph = cofiring_graph(cofiring, Y.shape[0], alpha)
-    graph = drop_cousin_pairs(Y, graph, cofiring, alpha)
-    neighbourhoods, support = graph_neighbourhoods(Y, graph, alpha)
+    tested = cofiring_graph(cofiring, Y.shape[0], alpha)
+    graph = drop_cousin_pairs(Y, tested, cofiring, alpha)
+    neighbourhoods, support = graph_neighbourhoods(Y, graph, alpha, tested=tested)
     hidden = decode_hidden(Y, neighbourhoods)
     return AroraLayer(graph=graph, neighbourhoods=neighbourhoods, hidden=hidden, support=support)
 
