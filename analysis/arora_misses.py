@@ -64,7 +64,7 @@ def stages(Y: np.ndarray, second_pass: bool = True) -> dict:
     keep = arora.drop_composites(fixed, Y.shape[1])
     merged, merged_support = [fixed[k] for k in keep], [support[k] for k in keep]
     first, first_support = arora.drop_explained_sets(Y, pruned, merged, merged_support)
-    final = arora.with_second_pass(Y, pruned, first, first_support, tested=graph)[0] if second_pass else first
+    final = arora.with_second_pass(Y, pruned, first, first_support)[0] if second_pass else first
     return dict(graph=graph, pruned=pruned, pairs=pairs, sets=sets, fixed=fixed, merged=merged, first=first,
                 final=final, seconds=time.perf_counter() - t)
 

@@ -472,7 +472,7 @@ def _some_pair_explained(fires: np.ndarray, caused: np.ndarray, related: np.ndar
     return not passed.all()
 
 
-def second_pass_sets(Y: np.ndarray, graph: np.ndarray, neighbourhoods, tested: np.ndarray | None = None):
+def second_pass_sets(Y: np.ndarray, graph: np.ndarray, neighbourhoods):
     """Sets of the causes the first pass missed because their pairs' sets held another cause's units.
 
     A cause a that fires mostly together with another cause b (a violation of the independence of
@@ -490,9 +490,11 @@ def second_pass_sets(Y: np.ndarray, graph: np.ndarray, neighbourhoods, tested: n
     cause) is left with no third unit: in this pass a two-unit set is what an explained pair
     looks like, and with one pair as its only evidence no fixed-point test can confirm it (a set
     of three or more is reproduced by at least two of its own pairs).  Causes with exactly two
-    excitatory children are therefore found only by the first pass.  ``tested``: the co-firing
-    graph before the cousin rule, whose common neighbours are the third units (as in
-    :func:`graph_neighbourhoods`).  Returns ``(sets, support)``.
+    excitatory children are therefore found only by the first pass.  The third units are the
+    common neighbours in ``graph`` (after the cousin rule), not in the tested graph as in the
+    first pass: the vote is relative to the strongest *masked* third unit, which for a pair whose
+    co-members' causes are kept is weak, so every extra candidate (a cousin the rule removed)
+    is one more that can pass it.  Returns ``(sets, support)``.
     """
     Y = np.asarray(Y)
     if not neighbourhoods:
@@ -504,8 +506,7 @@ def second_pass_sets(Y: np.ndarray, graph: np.ndarray, neighbourhoods, tested: n
     on = sparse.csr_matrix(decode_hidden(Y, neighbourhoods).astype(bool), dtype=np.int32)  # (M, K)
     third = (Y > 0) & ~((on @ member).toarray() > 0)  # each unit's firing where no recovered cause of it is on
     named = (member.T @ member).toarray() > 0  # pairs some recovered set contains
-    pairs, sets = pair_neighbourhoods(Y, graph if tested is None else tested, pairs_of=graph & ~named,
-                                      third=third)
+    pairs, sets = pair_neighbourhoods(Y, graph, pairs_of=~named, third=third)
     found, found_support = merge_neighbourhoods(pairs, sets)
     keep = [k for k in range(len(found)) if len(found[k]) >= 3]
     return [found[k] for k in keep], np.asarray([found_support[k] for k in keep], dtype=int)
@@ -539,27 +540,24 @@ def graph_neighbourhoods(Y: np.ndarray, graph: np.ndarray, alpha: float = 0.05, 
     together with the first pass's (largest first; the new ones against the causes of either
     member, ``drop_explained_sets(either_from=...)``).  Returns ``(neighbourhoods, support)``.
 
-    ``tested``: the co-firing graph before the cousin rule (default ``graph``).  The pairs of
-    ``graph`` make the sets; their third units are the common neighbours in ``tested``.  The
+    ``tested``: the co-firing graph before the cousin rule (default ``graph``).  In the first
+    pass the pairs of ``graph`` make the sets and their third units are the common neighbours in
+    ``tested`` (the second pass keeps ``graph``'s: :func:`second_pass_sets`).  The
     cousin rule decides which pairs name a cause; whether w co-fires with u and v is what the
     co-firing test measured, and the member vote on the pair's joint firings then keeps a
     cousin out.  A child of the pair's cause whose own pair with u the cousin rule dropped (a
     hub third unit, with many parents, can reject a real sibling pair) still joins the set.
     """
-    tested = graph if tested is None else tested
-    pairs, sets = pair_neighbourhoods(Y, tested, pairs_of=graph)
+    pairs, sets = pair_neighbourhoods(Y, graph if tested is None else tested, pairs_of=graph)
     neighbourhoods, support = merge_neighbourhoods(pairs, sets)
     neighbourhoods, support = drop_explained_sets(Y, graph, neighbourhoods, support, alpha)
-    if not second_pass:
-        return neighbourhoods, support
-    return with_second_pass(Y, graph, neighbourhoods, support, alpha, tested=tested)
+    return with_second_pass(Y, graph, neighbourhoods, support, alpha) if second_pass else (neighbourhoods, support)
 
 
-def with_second_pass(Y: np.ndarray, graph: np.ndarray, neighbourhoods, support, alpha: float = 0.05,
-                     tested: np.ndarray | None = None):
+def with_second_pass(Y: np.ndarray, graph: np.ndarray, neighbourhoods, support, alpha: float = 0.05):
     """The first pass's kept sets plus those of :func:`second_pass_sets`, all through the
     explained-sets test again (largest first; the new ones against the causes of either member)."""
-    more, more_support = second_pass_sets(Y, graph, neighbourhoods, tested=tested)
+    more, more_support = second_pass_sets(Y, graph, neighbourhoods)
     if not more:
         return neighbourhoods, support
     return drop_explained_sets(Y, graph, list(neighbourhoods) + more, np.concatenate([support, more_support]),
