@@ -83,15 +83,15 @@ def deep(quick: bool, instances=None, seeds=None) -> None:
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, seed, sizes, net in _deep_networks(quick, instances, seeds):
         dens = " / ".join(f"{layer.mean():.4f}" for layer in net.layers)
-        current, scores, seconds = net.observed, [], []
+        current, inputs, scores, seconds = net.observed, None, [], []
         for _ in range(len(sizes)):  # learn_layers, step by step to time each step
             t = time.perf_counter()
-            step = learn_layers(current, 1)[0]
+            step = arora.arora_step(current, inputs=inputs)
             seconds.append(time.perf_counter() - t)
             scores.append(step)
             if len(step.neighbourhoods) < 2:
                 break
-            current = step.hidden
+            current, inputs = step.hidden, step.neighbourhoods
         for i, score in enumerate(score_network(net, scores)):
             print(f"| {name if i == 0 else ''} | {seed} | {dens if i == 0 else ''} | {i + 1} | {score.n_true} | "
                   f"{score.n_recovered} | {score.mean_jaccard:.3f} | {score.precision:.3f} | "

@@ -476,6 +476,29 @@ def test_third_units_come_from_the_tested_graph_not_the_pruned_one():
     assert any(np.array_equal(t, f) for f in with_tested)
 
 
+def test_decoded_units_sharing_an_input_make_no_two_unit_cause():
+    """Independent observed units, no cause above; twenty decoded units in pairs that share one
+    input unit.  Each pair co-fires through the shared unit (a dependence the decoding makes), so
+    the step finds ten two-unit "causes" from the decoded layer alone; told the inputs, none."""
+    from sparsenet.analyser.arora import drop_shared_input_pairs
+
+    rng = np.random.default_rng(0)
+    Y = (rng.random((4000, 50)) < 0.3).astype(np.uint8)
+    inputs = []
+    for k in range(10):
+        inputs += [np.array([5 * k, 5 * k + 1, 5 * k + 2]), np.array([5 * k + 2, 5 * k + 3, 5 * k + 4])]
+    H = decode_hidden(Y, inputs)
+    blind = arora_step(H)
+    assert sorted(map(tuple, blind.neighbourhoods)) == [(2 * k, 2 * k + 1) for k in range(10)]
+    assert arora_step(H, inputs=inputs).neighbourhoods == []
+    # the rule itself: only two-unit sets with overlapping inputs go
+    sets, support = [np.array([0, 1]), np.array([2, 4]), np.array([0, 2, 3])], np.array([5, 4, 3])
+    kept, kept_support = drop_shared_input_pairs(sets, support, inputs)
+    assert [tuple(m) for m in kept] == [(2, 4), (0, 2, 3)] and list(kept_support) == [4, 3]
+    with pytest.raises(SparsenetError, match="one per column"):
+        arora_step(H, inputs=inputs[:5])
+
+
 def test_second_pass_recovers_a_cause_that_fires_mostly_with_another():
     """a's pair sets hold b's children (they fire in most of a's firings), so the first pass keeps
     b and no set of a; with b's children counted as third units only where b is off, a's pairs

@@ -50,6 +50,9 @@ The rules, each derived from the model (no constant tuned to a generator):
   causes explain with no third unit, so a new two-unit set is unconfirmed by construction).
   The new sets are tested against the kept causes of *either* member of each pair (a pair that
   co-fires only while a recovered cause of one member is on is explained by it).
+* **Shared inputs** (:func:`drop_shared_input_pairs`, steps above the first): two decoded units
+  whose neighbourhoods share a member co-fire through it, so a two-unit set (one pair's evidence)
+  is kept only when its members' neighbourhoods in the layer below are disjoint.
 * **Decoding** (:func:`decode_hidden`): a cause is on in a sample iff more than half of its
   neighbourhood fires (strict majority): with on-firing near 1 and off-firing near 0 this is the
   maximum-likelihood rule for symmetric error rates.
@@ -81,7 +84,7 @@ STRONGEST_FLOOR = 0.5
 __all__ = ["AroraLayer", "cofiring_counts", "cofiring_graph", "pair_neighbourhoods", "merge_neighbourhoods",
            "decode_hidden", "arora_step", "binarise", "primary_labels",
            "drop_explained_sets", "drop_cousin_pairs", "drop_composites", "fixed_point_sets", "second_pass_sets",
-           "graph_neighbourhoods", "with_second_pass",
+           "graph_neighbourhoods", "with_second_pass", "drop_shared_input_pairs",
            "check_alpha"]
 
 
@@ -564,16 +567,40 @@ def with_second_pass(Y: np.ndarray, graph: np.ndarray, neighbourhoods, support, 
                                alpha, either_from=len(neighbourhoods))
 
 
-def arora_step(Y, alpha: float = 0.05) -> AroraLayer:
-    """One layer of Arora's algorithm on a binary (M, C) firing matrix ``Y``."""
+def drop_shared_input_pairs(neighbourhoods, support, inputs):
+    """Drop the two-unit sets whose members were decoded from overlapping ``inputs``.
+
+    ``inputs[c]``: the units of the layer below that decoded unit c (the previous step's
+    neighbourhoods).  Two decoded units whose neighbourhoods share a member fire together
+    whenever that member and one more of each fire: a dependence the decoding makes, not a cause
+    above.  A set of three or more is reproduced by several of its own pairs (the fixed point);
+    a two-unit set has its one pair as the only evidence, so it is kept only when its members'
+    inputs are disjoint.  Returns ``(neighbourhoods, support)``.
+    """
+    keep = [k for k, members in enumerate(neighbourhoods)
+            if len(members) != 2 or not np.intersect1d(inputs[members[0]], inputs[members[1]]).size]
+    return [neighbourhoods[k] for k in keep], np.asarray([support[k] for k in keep], dtype=int)
+
+
+def arora_step(Y, alpha: float = 0.05, inputs=None) -> AroraLayer:
+    """One layer of Arora's algorithm on a binary (M, C) firing matrix ``Y``.
+
+    ``inputs``: when ``Y`` was decoded by a step below, that step's neighbourhoods (one per
+    column of ``Y``); then :func:`drop_shared_input_pairs` applies.
+    """
     Y = np.asarray(Y)
     if Y.ndim != 2 or Y.shape[0] < 2 or Y.shape[1] < 2:
         raise SparsenetError(f"firing matrix of shape {Y.shape}; accepted: M x C binary with "
                              f"M >= 2 samples and C >= 2 units")
+    if inputs is not None and len(inputs) != Y.shape[1]:
+        raise SparsenetError(f"{len(inputs)} input neighbourhoods for {Y.shape[1]} units; accepted: "
+                             f"one per column of the firing matrix (the step below's neighbourhoods)")
     cofiring = cofiring_counts(Y)
     tested = cofiring_graph(cofiring, Y.shape[0], alpha)
     graph = drop_cousin_pairs(Y, tested, cofiring, alpha)
     neighbourhoods, support = graph_neighbourhoods(Y, graph, alpha, tested=tested)
+    if inputs is not None:
+        neighbourhoods, support = drop_shared_input_pairs(neighbourhoods, support, inputs)
     hidden = decode_hidden(Y, neighbourhoods)
     return AroraLayer(graph=graph, neighbourhoods=neighbourhoods, hidden=hidden, support=support)
 

@@ -26,18 +26,19 @@ __all__ = ["learn_layers", "LayerScore", "score_layer", "score_network", "Regime
 def learn_layers(Y, n_layers: int, alpha: float = 0.05) -> list[AroraLayer]:
     """Up to ``n_layers`` steps of Arora's algorithm from the binary (M, C) bottom layer ``Y``.
 
-    Step i + 1 reads the hidden layer decoded by step i; it stops early when a step recovers
+    Step i + 1 reads the hidden layer decoded by step i (and step i's neighbourhoods, whose
+    overlaps it discounts: ``arora_step(inputs=...)``); it stops early when a step recovers
     fewer than two units (nothing left to relate).
     """
     if isinstance(n_layers, bool) or not isinstance(n_layers, (int, np.integer)) or n_layers < 1:
         raise SparsenetError(f"n_layers={n_layers!r}; accepted: an integer >= 1")
-    layers, current = [], np.asarray(Y)
+    layers, current, inputs = [], np.asarray(Y), None
     for _ in range(int(n_layers)):
-        step = arora_step(current, alpha)
+        step = arora_step(current, alpha, inputs=inputs)
         layers.append(step)
         if len(step.neighbourhoods) < 2:
             break
-        current = step.hidden
+        current, inputs = step.hidden, step.neighbourhoods
     return layers
 
 
