@@ -11,6 +11,8 @@ into partial (final best Jaccard < 0.8) and found, and a line counts those the s
 gets its units and the true edges the final one-to-one matching (score_layer) does not recover.
 ``--step s`` runs step s on the true layer s - 1 above the observed one instead (the oracle input
 of ``arora_regime.py --oracle``), against the true layer s above it ("H1" then reads "layer s").
+``stages`` repeats ``arora.graph_neighbourhoods`` stage by stage; the shared-inputs rule of
+``learn_layers`` (``arora_step(inputs=...)``) does not apply to a step run on a true layer.
 
 The last columns test the model's assumption that hidden units are nearly independent: for each
 H1 unit a, ``max_b P(b on | a on)`` over the other H1 units in the true layer.  When it is >= 3/4,

@@ -84,7 +84,7 @@ def deep(quick: bool, instances=None, seeds=None) -> None:
     for name, seed, sizes, net in _deep_networks(quick, instances, seeds):
         dens = " / ".join(f"{layer.mean():.4f}" for layer in net.layers)
         current, inputs, scores, seconds = net.observed, None, [], []
-        for _ in range(len(sizes)):  # learn_layers, step by step to time each step
+        for _ in range(len(sizes)):  # learn_layers' loop (keep the two alike), step by step to time each step
             t = time.perf_counter()
             step = arora.arora_step(current, inputs=inputs)
             seconds.append(time.perf_counter() - t)

@@ -86,8 +86,8 @@ def test_learn_layers_feeds_each_decoded_layer_to_the_next_step():
     assert all(len(s.neighbourhoods) >= 2 for s in steps[:-1])  # it goes on only from >= 2 units
     if len(steps) < 3:
         assert len(steps[-1].neighbourhoods) < 2  # and stops early only for that reason
-    for below, above in zip(steps, steps[1:]):
-        again = arora_step(below.hidden)
+    for below, above in zip(steps, steps[1:]):  # each step told the inputs of its decoded units
+        again = arora_step(below.hidden, inputs=below.neighbourhoods)
         assert [list(m) for m in again.neighbourhoods] == [list(m) for m in above.neighbourhoods]
     with pytest.raises(SparsenetError, match="n_layers"):
         learn_layers(net.observed, 0)

@@ -23,8 +23,9 @@ The rules, each derived from the model (no constant tuned to a generator):
   the member fraction below (exact binomial, Bonferroni over the tests).
 * **Neighbourhood of a pair** (:func:`pair_neighbourhoods`): for a related pair (u, v), the
   set ``{u, v} + {w related to both : n_uvw > 3/4 max_w' n_uvw' and n_uvw > n_uv / 2}``, "related"
-  read in the co-firing graph before the cousin rule (that rule picks the pairs that make sets,
-  not the units that co-fire with them; :func:`graph_neighbourhoods`).  In the
+  read in the co-firing graph before the cousin rule in the first pass (that rule picks the pairs
+  that make sets, not the units that co-fire with them; :func:`graph_neighbourhoods`; the second
+  pass reads the pruned graph, :func:`second_pass_sets`).  In the
   model u and v fire together mostly when a shared parent is on; given that parent, each of its
   other excitatory children fires unless an inhibiting co-parent is also on (probability about
   1 - rho d_in), a child of a sibling cause with probability at most about 1/2, any other unit
@@ -92,7 +93,7 @@ __all__ = ["AroraLayer", "cofiring_counts", "cofiring_graph", "pair_neighbourhoo
 class AroraLayer:
     """One step of Arora's layer-wise learning (see :func:`arora_step`)."""
 
-    graph: np.ndarray  # (C, C) bool: related pairs (co-firing test), diagonal False
+    graph: np.ndarray  # (C, C) bool: related pairs (co-firing test, then the cousin rule), diagonal False
     neighbourhoods: list  # K sorted int arrays: observed units each recovered cause drives
     hidden: np.ndarray  # (M, K) uint8: decoded hidden layer (input of the next step)
     support: np.ndarray  # (K,) int: related pairs whose pair set voted for each neighbourhood

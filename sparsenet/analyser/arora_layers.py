@@ -26,8 +26,8 @@ __all__ = ["learn_layers", "LayerScore", "score_layer", "score_network", "Regime
 def learn_layers(Y, n_layers: int, alpha: float = 0.05) -> list[AroraLayer]:
     """Up to ``n_layers`` steps of Arora's algorithm from the binary (M, C) bottom layer ``Y``.
 
-    Step i + 1 reads the hidden layer decoded by step i (and step i's neighbourhoods, whose
-    overlaps it discounts: ``arora_step(inputs=...)``); it stops early when a step recovers
+    Step i + 1 reads the hidden layer decoded by step i, and step i's neighbourhoods (with them it
+    drops the two-unit sets whose members' inputs overlap: ``arora_step(inputs=...)``); it stops early when a step recovers
     fewer than two units (nothing left to relate).
     """
     if isinstance(n_layers, bool) or not isinstance(n_layers, (int, np.integer)) or n_layers < 1:
