@@ -3,7 +3,7 @@
     python analysis/arora_misses.py --instance 2 [--instance 5] [--seed 0] [--step 2] > table.md
 
 Runs step 1 of a DEEP instance of analysis/arora_regime.py stage by stage on the observed layer
-(co-firing test, cousin rule, pair sets, fixed-point merge, composites rule, explained-sets test,
+(co-firing test, cousin rule, pair sets, fixed-point merge, explained-sets test,
 second pass unless ``--first-pass-only``) and names, for each unit of the true layer above (H1) that the final sets miss, the
 first stage after which no candidate set has Jaccard >= 1/2 with its excitatory children (the
 score's "found at all"); units the final sets reach (by the first pass or the second) are split
@@ -37,7 +37,7 @@ from sparsenet.analyser.arora_layers import score_layer
 # Stages in pipeline order: a unit is lost at the first whose candidates all miss it (Jaccard < 1/2).
 CAUSES = ("fewer than 2 excitatory children", "never fires (no excitatory parent on)",
           "no sibling pair significant", "cousin rule removed its pairs", "no pair set at J >= 1/2",
-          "merge: no fixed point at J >= 1/2", "composites rule", "explained-sets test",
+          "merge: no fixed point at J >= 1/2", "explained-sets test",
           "explained-sets re-test with the second pass's sets", "partial (1/2 <= J < 0.8)", "found (J >= 0.8)")
 
 
@@ -62,12 +62,10 @@ def stages(Y: np.ndarray, second_pass: bool = True) -> dict:
     graph = arora.cofiring_graph(counts, Y.shape[0])
     pruned = arora.drop_cousin_pairs(Y, graph, counts)
     pairs, sets = arora.pair_neighbourhoods(Y, graph, pairs_of=pruned)  # third units: tested graph
-    fixed, support = arora.fixed_point_sets(pairs, sets)
-    keep = arora.drop_composites(fixed, Y.shape[1])
-    merged, merged_support = [fixed[k] for k in keep], [support[k] for k in keep]
+    merged, merged_support = arora.merge_neighbourhoods(pairs, sets)
     first, first_support = arora.drop_explained_sets(Y, pruned, merged, merged_support)
     final = arora.with_second_pass(Y, pruned, first, first_support)[0] if second_pass else first
-    return dict(graph=graph, pruned=pruned, pairs=pairs, sets=sets, fixed=fixed, merged=merged, first=first,
+    return dict(graph=graph, pruned=pruned, pairs=pairs, sets=sets, merged=merged, first=first,
                 final=final, seconds=time.perf_counter() - t)
 
 
@@ -98,14 +96,14 @@ def classify(net, st: dict, step: int = 1) -> tuple[np.ndarray, np.ndarray]:
     fires = above.sum(axis=0)
     C = below.shape[1]
     pair_j = pair_set_jaccard(true, st["pairs"], st["sets"])
-    fixed_j, merged_j, first_j, final_j = (best_jaccard(true, st[k], C) for k in ("fixed", "merged", "first", "final"))
+    merged_j, first_j, final_j = (best_jaccard(true, st[k], C) for k in ("merged", "first", "final"))
     score = score_layer(true, st["final"])
     matched = {int(a): st["final"][j] for j, a in enumerate(score.match) if a >= 0}
     cause, lost = np.zeros(len(true), dtype=int), np.zeros(len(true), dtype=int)
     for a, t in enumerate(true):
         lost[a] = len(t) - len(np.intersect1d(t, matched.get(a, [])))
         reached = [len(t) >= 2, fires[a] > 0, st["graph"][np.ix_(t, t)].any(), st["pruned"][np.ix_(t, t)].any(),
-                   pair_j[a] >= 0.5, fixed_j[a] >= 0.5, merged_j[a] >= 0.5, first_j[a] >= 0.5]
+                   pair_j[a] >= 0.5, merged_j[a] >= 0.5, first_j[a] >= 0.5]
         if not all(reached[:2]):  # inherent: no pair rule can see it, whatever the sets
             cause[a] = reached.index(False)
         elif final_j[a] >= 0.5:  # found at all, by the first pass or the second

@@ -277,8 +277,8 @@ def test_fast_counts_and_pair_sets_match_a_loop_over_samples():
         assert set(np.flatnonzero(row)) == oracle[(int(u), int(v))]
 
 
-def test_group_by_leader_and_composites_match_sequential_loops():
-    from sparsenet.analyser.arora import _group_by_leader, drop_composites
+def test_group_by_leader_matches_a_sequential_loop():
+    from sparsenet.analyser.arora import _group_by_leader
 
     rng = np.random.default_rng(0)
     base = rng.random((12, 30)) < 0.2
@@ -295,15 +295,6 @@ def test_group_by_leader_and_composites_match_sequential_loops():
     np.testing.assert_array_equal(got, expect)
     assert len(leaders) > 12
 
-    sets = [np.array([0, 1, 2]), np.array([3, 4, 5]), np.arange(6), np.array([0, 1, 2, 6, 7, 8, 9]),
-            np.array([5, 6])]
-    kept = []
-    for k in sorted(range(len(sets)), key=lambda k: len(sets[k])):
-        inside = [j for j in kept if len(sets[j]) < len(sets[k]) and set(sets[j]) <= set(sets[k])]
-        covered = set().union(*(set(sets[j]) for j in inside)) & set(sets[k])
-        if 2 * len(covered) <= len(sets[k]):
-            kept.append(k)
-    assert drop_composites(sets, 10) == sorted(kept) == [0, 1, 3, 4]
 
 
 def test_unique_rows_matches_numpy_unique_across_word_boundaries():
@@ -419,18 +410,29 @@ def test_drop_explained_sets_tests_only_the_related_pairs_of_a_set():
     assert len(drop_explained_sets(Y, np.ones((4, 4), dtype=bool), members, np.array([3]))[0]) == 0
 
 
-def test_merge_is_fixed_point_sets_then_composites():
-    from sparsenet.analyser.arora import fixed_point_sets, merge_neighbourhoods
+def test_merge_keeps_a_cause_that_holds_virtual_causes_and_no_pruned_union():
+    from sparsenet.analyser.arora import merge_neighbourhoods
 
-    # two causes {0, 1, 2} and {3, 4, 5}; their cross pairs (cousins under one grandparent) name the union
-    pairs = np.array([(i, j) for i in range(6) for j in range(i + 1, 6)])
-    sets = np.zeros((len(pairs), 8), dtype=bool)
+    # one cause {0..7}; {0, 1, 2} and {3, 4, 5} also share a second parent, so their own pairs'
+    # sets name only each other (two virtual causes inside the real one, covering 6 of its 8)
+    pairs = np.array([(i, j) for i in range(8) for j in range(i + 1, 8)])
+    sets = np.zeros((len(pairs), 10), dtype=bool)
     for row, (i, j) in enumerate(pairs):
-        sets[row, [0, 1, 2] if j < 3 else [3, 4, 5] if i >= 3 else range(6)] = True
-    fixed, support = fixed_point_sets(pairs, sets)
-    assert sorted(map(tuple, fixed)) == [(0, 1, 2), (0, 1, 2, 3, 4, 5), (3, 4, 5)]  # 9 of its 15 pairs name the union
-    merged, merged_support = merge_neighbourhoods(pairs, sets)
-    assert [tuple(m) for m in merged] == [(0, 1, 2), (3, 4, 5)] and list(merged_support) == [3, 3]
+        sets[row, [0, 1, 2] if j < 3 else [3, 4, 5] if 3 <= i and j < 6 else range(8)] = True
+    merged, support = merge_neighbourhoods(pairs, sets)
+    assert [tuple(m) for m in merged] == [(0, 1, 2), (0, 1, 2, 3, 4, 5, 6, 7), (3, 4, 5)]
+    assert list(support) == [3, 22, 3]  # the real cause: 22 of its 28 pairs
+    # two causes {0, 1, 2} and {3, 4, 5} under one grandparent, after the cousin rule left 4 of
+    # the 9 cross pairs (each naming the union): the union is no fixed point (4 of its 10 pairs)
+    keep = [r for r, (i, j) in enumerate(pairs) if j < 6 and (j < 3 or i >= 3 or (i, j) in
+                                                             {(0, 3), (1, 4), (2, 5), (0, 5)})]
+    sub = sets[keep][:, :10].copy()
+    for row, r in enumerate(keep):
+        i, j = pairs[r]
+        sub[row] = False
+        sub[row, [0, 1, 2] if j < 3 else [3, 4, 5] if i >= 3 else range(6)] = True
+    merged, support = merge_neighbourhoods(pairs[keep], sub)
+    assert [tuple(m) for m in merged] == [(0, 1, 2), (3, 4, 5)] and list(support) == [3, 3]
 
 
 def _correlated_causes(seed, M=6000):

@@ -84,7 +84,7 @@ STRONGEST_FLOOR = 0.5
 
 __all__ = ["AroraLayer", "cofiring_counts", "cofiring_graph", "pair_neighbourhoods", "merge_neighbourhoods",
            "decode_hidden", "arora_step", "binarise", "primary_labels",
-           "drop_explained_sets", "drop_cousin_pairs", "drop_composites", "fixed_point_sets", "second_pass_sets",
+           "drop_explained_sets", "drop_cousin_pairs", "fixed_point_sets", "second_pass_sets",
            "graph_neighbourhoods", "with_second_pass", "drop_shared_input_pairs",
            "check_alpha"]
 
@@ -254,14 +254,19 @@ def drop_cousin_pairs(Y: np.ndarray, graph: np.ndarray, counts: np.ndarray, alph
 
 
 def merge_neighbourhoods(pairs: np.ndarray, sets: np.ndarray):
-    """One consensus set per cause, kept only if its own pairs reproduce it and it is not made of
-    smaller kept sets (see module doc): :func:`fixed_point_sets`, then :func:`drop_composites`.
+    """One consensus set per cause, kept only if its own pairs reproduce it (see module doc,
+    :func:`fixed_point_sets`).
+
+    There is no separate rule against a grandparent's descendants (the union of its children's
+    sets; ``drop_composites`` until 2026-12-08): with the cousin rule first, such a union is a
+    fixed point only if its cross pairs outnumber its children's sibling pairs among its own
+    related pairs, and a set that more than half of its own pairs name is not outvoted by any
+    parts inside it.  The rule dropped real causes that hold small virtual causes (units sharing
+    a second parent, whose pair sets name only each other; docs/arora.md).
 
     Returns ``(neighbourhoods, support)``: sorted int arrays and the votes of each.
     """
     out, support = fixed_point_sets(pairs, sets)
-    keep = drop_composites(out, sets.shape[1])
-    out, support = [out[k] for k in keep], [support[k] for k in keep]
     order = sorted(range(len(out)), key=lambda k: (out[k][0], len(out[k])))
     return [out[k] for k in order], np.asarray([support[k] for k in order], dtype=int)
 
@@ -370,36 +375,6 @@ def _group_by_leader(rows: np.ndarray, sizes: np.ndarray, block: int = 1024) -> 
         lead_blocks.append(part[pending[leader]])
         lead_sizes = np.concatenate([lead_sizes, size_p[leader]])
     return group_of
-
-
-def drop_composites(sets, n_units: int) -> list:
-    """Indices of the sets that are not mostly covered by smaller kept sets inside them.
-
-    In a random sparse graph two causes share about d^2 / C units, so one neighbourhood inside
-    another is no accident: the larger set is the descendants of a cause one layer further up
-    (cousins fire together when their grandparent is on), made of the smaller ones.
-    """
-    if not len(sets):
-        return []
-    masks = np.zeros((len(sets), n_units), dtype=bool)
-    for k, members in enumerate(sets):
-        masks[k, members] = True
-    size = masks.sum(axis=1)
-    ms = sparse.csr_matrix(masks, dtype=np.int64)
-    inter = (ms @ ms.T).tocoo()  # sparse: most pairs of sets share no unit
-    # within[j, k]: set j lies inside set k and is smaller (columns: the sets around k)
-    inside_of = (inter.data == size[inter.row]) & (size[inter.row] < size[inter.col])
-    within = sparse.csc_matrix((np.ones(int(inside_of.sum()), dtype=bool),
-                                (inter.row[inside_of], inter.col[inside_of])), shape=(len(sets), len(sets)))
-    order = sorted(range(len(sets)), key=lambda k: size[k])
-    kept = np.zeros(len(sets), dtype=bool)
-    for k in order:
-        inside = within.indices[within.indptr[k]:within.indptr[k + 1]]
-        inside = inside[kept[inside]]
-        covered = masks[inside].any(axis=0)[sets[k]].sum() if len(inside) else 0
-        if covered * 2 <= len(sets[k]):
-            kept[k] = True
-    return [int(k) for k in np.flatnonzero(kept)]
 
 
 def drop_explained_sets(Y: np.ndarray, graph: np.ndarray, neighbourhoods, support, alpha: float = 0.05,
