@@ -258,11 +258,13 @@ def merge_neighbourhoods(pairs: np.ndarray, sets: np.ndarray):
     :func:`fixed_point_sets`).
 
     There is no separate rule against a grandparent's descendants (the union of its children's
-    sets; ``drop_composites`` until 2026-12-08): with the cousin rule first, such a union is a
-    fixed point only if its cross pairs outnumber its children's sibling pairs among its own
-    related pairs, and a set that more than half of its own pairs name is not outvoted by any
-    parts inside it.  The rule dropped real causes that hold small virtual causes (units sharing
-    a second parent, whose pair sets name only each other; docs/arora.md).
+    sets; ``drop_composites`` until 2026-12-08): where the cousin rule prunes the cross pairs
+    (units with several excitatory parents), such a union is a fixed point only if the cross pairs
+    left outnumber its children's sibling pairs among its own related pairs, and a set that more
+    than half of its own pairs name is not outvoted by any parts inside it.  The rule dropped
+    real causes that hold small virtual causes (units sharing a second parent, whose pair sets
+    name only each other).  With one excitatory parent per unit the cousin rule cannot prune and
+    such unions stay (measured in docs/arora.md, "The composites rule removed").
 
     Returns ``(neighbourhoods, support)``: sorted int arrays and the votes of each.
     """
