@@ -426,13 +426,22 @@ def test_merge_keeps_a_cause_that_holds_virtual_causes_and_no_pruned_union():
     # the 9 cross pairs (each naming the union): the union is no fixed point (4 of its 10 pairs)
     keep = [r for r, (i, j) in enumerate(pairs) if j < 6 and (j < 3 or i >= 3 or (i, j) in
                                                              {(0, 3), (1, 4), (2, 5), (0, 5)})]
-    sub = sets[keep][:, :10].copy()
+    sub = sets[keep].copy()
     for row, r in enumerate(keep):
         i, j = pairs[r]
         sub[row] = False
         sub[row, [0, 1, 2] if j < 3 else [3, 4, 5] if i >= 3 else range(6)] = True
     merged, support = merge_neighbourhoods(pairs[keep], sub)
     assert [tuple(m) for m in merged] == [(0, 1, 2), (3, 4, 5)] and list(support) == [3, 3]
+    # with all 9 cross pairs left (no cousin pruned: units with one excitatory parent) the union is
+    # a fixed point and stays beside its parts: the cost of having no composites rule
+    six = [r for r, (i, j) in enumerate(pairs) if j < 6]
+    whole = np.zeros((len(six), 10), dtype=bool)
+    for row, r in enumerate(six):
+        i, j = pairs[r]
+        whole[row, [0, 1, 2] if j < 3 else [3, 4, 5] if i >= 3 else range(6)] = True
+    merged, support = merge_neighbourhoods(pairs[six], whole)
+    assert [tuple(m) for m in merged] == [(0, 1, 2), (0, 1, 2, 3, 4, 5), (3, 4, 5)]
 
 
 def _correlated_causes(seed, M=6000):

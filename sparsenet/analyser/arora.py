@@ -263,8 +263,9 @@ def merge_neighbourhoods(pairs: np.ndarray, sets: np.ndarray):
     left outnumber its children's sibling pairs among its own related pairs, and a set that more
     than half of its own pairs name is not outvoted by any parts inside it.  The rule dropped
     real causes that hold small virtual causes (units sharing a second parent, whose pair sets
-    name only each other).  With one excitatory parent per unit the cousin rule cannot prune and
-    such unions stay (measured in docs/arora.md, "The composites rule removed").
+    name only each other).  With one or two parents per unit (one excitatory) the cousin rule
+    cannot prune, such unions stay, and recovery is worse than with the rule (measured in
+    docs/arora.md, "The composites rule removed").
 
     Returns ``(neighbourhoods, support)``: sorted int arrays and the votes of each.
     """
