@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 from sparsenet.analyser import arora
-from sparsenet.analyser.arora_layers import bottom_regime, learn_layers, score_layer, score_network
+from sparsenet.analyser.arora_layers import bottom_regime, iter_layers, learn_layers, score_layer, score_network
 from sparsenet.data.synthetic import arora_network
 
 
@@ -83,15 +83,11 @@ def deep(quick: bool, instances=None, seeds=None) -> None:
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, seed, sizes, net in _deep_networks(quick, instances, seeds):
         dens = " / ".join(f"{layer.mean():.4f}" for layer in net.layers)
-        current, inputs, scores, seconds = net.observed, None, [], []
-        for _ in range(len(sizes)):  # learn_layers' loop (keep the two alike), step by step to time each step
-            t = time.perf_counter()
-            step = arora.arora_step(current, inputs=inputs)
+        scores, seconds, t = [], [], time.perf_counter()
+        for step in iter_layers(net.observed, len(sizes)):  # learn_layers, step by step to time each
             seconds.append(time.perf_counter() - t)
             scores.append(step)
-            if len(step.neighbourhoods) < 2:
-                break
-            current, inputs = step.hidden, step.neighbourhoods
+            t = time.perf_counter()
         for i, score in enumerate(score_network(net, scores)):
             print(f"| {name if i == 0 else ''} | {seed} | {dens if i == 0 else ''} | {i + 1} | {score.n_true} | "
                   f"{score.n_recovered} | {score.mean_jaccard:.3f} | {score.precision:.3f} | "

@@ -410,37 +410,37 @@ def test_drop_explained_sets_tests_only_the_related_pairs_of_a_set():
     assert len(drop_explained_sets(Y, np.ones((4, 4), dtype=bool), members, np.array([3]))[0]) == 0
 
 
+def _pair_sets(pairs, named, n_units: int = 10) -> np.ndarray:
+    """(E, n_units) bool: row e holds the units ``named(i, j)`` by the pair (i, j) = pairs[e]."""
+    sets = np.zeros((len(pairs), n_units), dtype=bool)
+    for row, (i, j) in enumerate(pairs):
+        sets[row, named(i, j)] = True
+    return sets
+
+
 def test_merge_keeps_a_cause_that_holds_virtual_causes_and_no_pruned_union():
     from sparsenet.analyser.arora import merge_neighbourhoods
 
     # one cause {0..7}; {0, 1, 2} and {3, 4, 5} also share a second parent, so their own pairs'
     # sets name only each other (two virtual causes inside the real one, covering 6 of its 8)
     pairs = np.array([(i, j) for i in range(8) for j in range(i + 1, 8)])
-    sets = np.zeros((len(pairs), 10), dtype=bool)
-    for row, (i, j) in enumerate(pairs):
-        sets[row, [0, 1, 2] if j < 3 else [3, 4, 5] if 3 <= i and j < 6 else range(8)] = True
+    sets = _pair_sets(pairs, lambda i, j: [0, 1, 2] if j < 3 else [3, 4, 5] if 3 <= i and j < 6 else range(8))
     merged, support = merge_neighbourhoods(pairs, sets)
     assert [tuple(m) for m in merged] == [(0, 1, 2), (0, 1, 2, 3, 4, 5, 6, 7), (3, 4, 5)]
     assert list(support) == [3, 22, 3]  # the real cause: 22 of its 28 pairs
-    # two causes {0, 1, 2} and {3, 4, 5} under one grandparent, after the cousin rule left 4 of
-    # the 9 cross pairs (each naming the union): the union is no fixed point (4 of its 10 pairs)
-    keep = [r for r, (i, j) in enumerate(pairs) if j < 6 and (j < 3 or i >= 3 or (i, j) in
-                                                             {(0, 3), (1, 4), (2, 5), (0, 5)})]
-    sub = sets[keep].copy()
-    for row, r in enumerate(keep):
-        i, j = pairs[r]
-        sub[row] = False
-        sub[row, [0, 1, 2] if j < 3 else [3, 4, 5] if i >= 3 else range(6)] = True
-    merged, support = merge_neighbourhoods(pairs[keep], sub)
+
+    # two causes {0, 1, 2} and {3, 4, 5} under one grandparent; each cross pair names the union
+    def grandparent(i, j):
+        return [0, 1, 2] if j < 3 else [3, 4, 5] if i >= 3 else range(6)
+
+    six = pairs[pairs[:, 1] < 6]
+    # after the cousin rule left 4 of the 9 cross pairs: the union is no fixed point (4 of its 10 pairs)
+    left = np.array([(i, j) for i, j in six if j < 3 or i >= 3 or (i, j) in {(0, 3), (1, 4), (2, 5), (0, 5)}])
+    merged, support = merge_neighbourhoods(left, _pair_sets(left, grandparent))
     assert [tuple(m) for m in merged] == [(0, 1, 2), (3, 4, 5)] and list(support) == [3, 3]
     # with all 9 cross pairs left (no cousin pruned: units with one excitatory parent) the union is
     # a fixed point and stays beside its parts: the cost of having no composites rule
-    six = [r for r, (i, j) in enumerate(pairs) if j < 6]
-    whole = np.zeros((len(six), 10), dtype=bool)
-    for row, r in enumerate(six):
-        i, j = pairs[r]
-        whole[row, [0, 1, 2] if j < 3 else [3, 4, 5] if i >= 3 else range(6)] = True
-    merged, support = merge_neighbourhoods(pairs[six], whole)
+    merged, support = merge_neighbourhoods(six, _pair_sets(six, grandparent))
     assert [tuple(m) for m in merged] == [(0, 1, 2), (0, 1, 2, 3, 4, 5), (3, 4, 5)]
 
 

@@ -181,10 +181,11 @@ def pair_neighbourhoods(Y: np.ndarray, graph: np.ndarray, pairs_of=None, third=N
         related = np.flatnonzero(graph[u])  # partners are among them
         sub = _firing_with(Y, by_unit, u, related)
         local = np.searchsorted(related, partners)
-        triple = sub[:, local].T @ sub  # (deg+, deg): n_uvw for v in partners, w related to u
-        n_pair = triple[np.arange(len(partners)), local]  # n_uv
-        if third is not None:  # the third units' firing where no recovered cause of theirs is on
-            triple = sub[:, local].T @ _firing_with(third, by_unit, u, related)
+        n_pair = sub[:, local].sum(axis=0)  # n_uv: rows of sub are the samples where u fires
+        # (deg+, deg): n_uvw for v in partners, w related to u; with ``third``, w's firing where no
+        # recovered cause of w is on
+        thirds = sub if third is None else _firing_with(third, by_unit, u, related)
+        triple = sub[:, local].T @ thirds
         common = graph[np.ix_(partners, related)]  # w related to v (and to u); u, v not among them
         strongest = np.where(common, triple, 0).max(axis=1, initial=0)  # s_uv
         member = np.zeros((len(partners), C), dtype=bool)

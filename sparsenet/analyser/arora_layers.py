@@ -20,26 +20,36 @@ from scipy.optimize import linear_sum_assignment
 from sparsenet.analyser.arora import AroraLayer, arora_step, cofiring_graph
 from sparsenet.errors import SparsenetError
 
-__all__ = ["learn_layers", "LayerScore", "score_layer", "score_network", "Regime", "bottom_regime"]
+__all__ = ["learn_layers", "iter_layers", "LayerScore", "score_layer", "score_network", "Regime", "bottom_regime"]
 
 
 def learn_layers(Y, n_layers: int, alpha: float = 0.05) -> list[AroraLayer]:
-    """Up to ``n_layers`` steps of Arora's algorithm from the binary (M, C) bottom layer ``Y``.
+    """Up to ``n_layers`` steps of Arora's algorithm from the binary (M, C) bottom layer ``Y``
+    (all the steps of :func:`iter_layers`)."""
+    return list(iter_layers(Y, n_layers, alpha))
+
+
+def iter_layers(Y, n_layers: int, alpha: float = 0.05):
+    """The steps of :func:`learn_layers`, each yielded as soon as it is learned (so a caller can
+    time or report each one).
 
     Step i + 1 reads the hidden layer decoded by step i, and step i's neighbourhoods (with them it
-    drops the two-unit sets whose members' inputs overlap: ``arora_step(inputs=...)``); it stops early when a step recovers
-    fewer than two units (nothing left to relate).
+    drops the two-unit sets whose members' inputs overlap: ``arora_step(inputs=...)``); it stops
+    early when a step recovers fewer than two units (nothing left to relate).
     """
     if isinstance(n_layers, bool) or not isinstance(n_layers, (int, np.integer)) or n_layers < 1:
         raise SparsenetError(f"n_layers={n_layers!r}; accepted: an integer >= 1")
-    layers, current, inputs = [], np.asarray(Y), None
-    for _ in range(int(n_layers)):
+    return _steps(np.asarray(Y), int(n_layers), alpha)  # checked now, not at the first step
+
+
+def _steps(current: np.ndarray, n_layers: int, alpha: float):
+    inputs = None
+    for _ in range(n_layers):
         step = arora_step(current, alpha, inputs=inputs)
-        layers.append(step)
+        yield step
         if len(step.neighbourhoods) < 2:
-            break
+            return
         current, inputs = step.hidden, step.neighbourhoods
-    return layers
 
 
 @dataclass(frozen=True)
